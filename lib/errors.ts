@@ -1,0 +1,71 @@
+/**
+ * One error factory and one message shape for every argument check, in the style of sharp:
+ *   Expected positive integer for width but received 1.5 of type number
+ * TypeError for a value of the wrong kind, RangeError for a value of the right kind out of range.
+ * The native addon produces the same messages for the same checks (native/check.h).
+ */
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (ArrayBuffer.isView(value)) {
+    const name = (value as object).constructor.name;
+    const len = (value as unknown as { length?: number }).length;
+    return len === undefined ? name : `${name}(${len})`;
+  }
+  if (Array.isArray(value)) return `array of length ${value.length}`;
+  if (typeof value === 'string') return `'${value.length > 60 ? value.slice(0, 57) + '...' : value}' of type string`;
+  if (typeof value === 'object') return `object ${value.constructor?.name ?? 'Object'}`;
+  return `${String(value)} of type ${typeof value}`;
+}
+
+/** `Expected ${expected} for ${name} but received ${describe(value)}` as a TypeError. */
+export function invalidType(name: string, expected: string, value: unknown): TypeError {
+  return new TypeError(`Expected ${expected} for ${name} but received ${describe(value)}`);
+}
+
+/** `Expected ${expected} for ${name} but received ${describe(value)}` as a RangeError. */
+export function invalidRange(name: string, expected: string, value: unknown): RangeError {
+  return new RangeError(`Expected ${expected} for ${name} but received ${describe(value)}`);
+}
+
+export function isPositiveInteger(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0;
+}
+
+/** A positive integer (NaN, 0, negative, fractional, non-number rejected). */
+export function checkPositiveInteger(name: string, v: unknown): number {
+  if (typeof v !== 'number') throw invalidType(name, 'positive integer', v);
+  if (!Number.isInteger(v) || v <= 0) throw invalidRange(name, 'positive integer', v);
+  return v;
+}
+
+export function checkFloat32Array(name: string, v: unknown, length?: number): Float32Array {
+  if (!(v instanceof Float32Array)) throw invalidType(name, 'Float32Array', v);
+  if (length !== undefined && v.length !== length) {
+    throw invalidRange(name, `Float32Array of length ${length}`, v);
+  }
+  return v;
+}
+
+export function checkOneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    const list = allowed.map((a) => `'${a}'`).join(', ');
+    if (typeof v !== 'string') throw invalidType(name, `one of ${list}`, v);
+    throw invalidRange(name, `one of ${list}`, v);
+  }
+  return v as T;
+}
+
+export function checkBoolean(name: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw invalidType(name, 'boolean', v);
+  return v;
+}
+
+/** An error that is not about an argument: a model we cannot differentiate, a missing engine. */
+export class GradcamError extends Error {
+  constructor(message: string, readonly code: string) {
+    super(message);
+    this.name = 'GradcamError';
+  }
+}

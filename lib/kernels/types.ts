@@ -1,0 +1,99 @@
+/**
+ * The kernel contract: one signature per kernel, served by three implementations with the
+ * same numbers: the native addon on CUDA, the native addon on CPU threads, and the
+ * pure-TypeScript twins (lib/kernels/reference.ts), which are the readable definition.
+ *
+ * Conventions (one vocabulary, the same names in C++):
+ *  - n: batch size, k: channels of the feature map, h x w: feature-map size,
+ *    H x W: output (input-image) size, c: channels of the guided (input-gradient) tensor.
+ *  - layout 'nchw' (ONNX, PyTorch) or 'nhwc' (TensorFlow.js) for 4-D tensors [n,k,h,w] / [n,h,w,k].
+ *  - maps (CAMs) are always [n,h,w] (or [n,H,W]), C order, float32.
+ *  - every output is a fresh Float32Array unless `out` is given (then it must have the exact length).
+ */
+
+export type Layout = 'nchw' | 'nhwc';
+export type KernelDevice = 'cuda' | 'cpu' | 'js';
+export type DeviceRequest = 'auto' | KernelDevice;
+
+/** Shape of a 4-D feature tensor (activations A or gradients dY/dA). */
+export interface FeatureShape {
+  n: number;
+  k: number;
+  h: number;
+  w: number;
+  layout: Layout;
+}
+
+/** Per-channel reductions over the spatial dims, each [n,k]. */
+export interface ChannelSums {
+  /** sum_ij g */
+  g: Float32Array;
+  /** sum_ij g^2 */
+  g2: Float32Array;
+  /** sum_ij g^3 */
+  g3: Float32Array;
+  /** sum_ij A */
+  a: Float32Array;
+  /** sum_ij g*A */
+  ga: Float32Array;
+}
+
+/** The element-wise channel sum variants: cam[n,i,j] = sum_k f(g,A)[n,k,i,j]. */
+export type ElementwiseOp =
+  /** HiResCAM: f = g*A */
+  | 'grad-times-act'
+  /** LayerCAM: f = max(g,0)*A */
+  | 'relu-grad-times-act';
+
+export interface ResizeOptions {
+  /** false (default): half-pixel centres, edge clamp (OpenCV INTER_LINEAR, torch align_corners=False). */
+  alignCorners?: boolean;
+}
+
+export interface GradcamTailOptions extends ResizeOptions {
+  /** output size (the model input size) */
+  outH: number;
+  outW: number;
+  /** apply ReLU to the low-resolution map (default true). false = counterfactual-free raw Captum-like map */
+  relu?: boolean;
+}
+
+/** Everything the fused Grad-CAM tail produces, for a batch of n. */
+export interface GradcamTailResult {
+  /** [n,k] alpha = spatial mean of dY/dA */
+  weights: Float32Array;
+  /** [n,h,w] sum_k alpha_k A_k (before ReLU) */
+  lowresRaw: Float32Array;
+  /** [n,h,w] ReLU'd (if relu) and min-max normalized low-resolution map */
+  lowres: Float32Array;
+  /** [n,H,W] lowres resized bilinearly to outH x outW, then min-max normalized again */
+  map: Float32Array;
+}
+
+/** The synchronous kernel set. Each implementation (cuda, cpu, js) provides all of them. */
+export interface KernelsSync {
+  /** [n,k] spatial mean per channel: Grad-CAM's alpha. */
+  channelMean(x: Float32Array, shape: FeatureShape): Float32Array;
+  /** the five per-channel sums of g and A (Grad-CAM++, XGrad-CAM). */
+  channelSums(g: Float32Array, a: Float32Array, shape: FeatureShape): ChannelSums;
+  /** [n,h,w] cam = sum_k weights[n,k] * A[n,k,i,j], then max(cam,0) when relu. */
+  weightedChannelSum(weights: Float32Array, a: Float32Array, shape: FeatureShape, relu: boolean): Float32Array;
+  /** [n,h,w] cam = sum_k f(g,A), then max(cam,0) when relu. */
+  elementwiseChannelSum(g: Float32Array, a: Float32Array, shape: FeatureShape, op: ElementwiseOp, relu: boolean): Float32Array;
+  /** [n,outH,outW] bilinear resize of n single-channel maps [n,h,w]; up or down, any sizes. */
+  resizeBilinear(x: Float32Array, n: number, h: number, w: number, outH: number, outW: number, options?: ResizeOptions): Float32Array;
+  /** per image: x = x - min; x = x / (max(x) + 1e-7) (pytorch-grad-cam's scale_cam_image). Returns a new array. */
+  minMaxNormalize(x: Float32Array, n: number, size: number): Float32Array;
+  /**
+   * out[n,c,y,x] = G[n,c,y,x] * cam[n,y,x], broadcast over c; G in `layout`
+   * (nchw: [n,c,H,W]; nhwc: [n,H,W,c]), cam [n,H,W]. The output has G's layout.
+   */
+  guidedProduct(guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout): Float32Array;
+  /** The whole Grad-CAM tail in one call: weights -> weighted sum -> ReLU -> normalize -> resize -> normalize. */
+  gradcamTail(a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions): GradcamTailResult;
+}
+
+/** The Promise variants: same arguments, work done off the main thread. */
+export type KernelsAsync = {
+  [K in keyof KernelsSync]: (...args: Parameters<KernelsSync[K]>) => Promise<ReturnType<KernelsSync[K]>>;
+};
