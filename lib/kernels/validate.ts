@@ -1,0 +1,154 @@
+/**
+ * Argument checks for every kernel of lib/kernels/types.ts, run in TypeScript before any
+ * implementation (cuda, cpu, js) sees the arguments. The native addon repeats the same checks
+ * with the same messages (native/check.h), since it can be called directly.
+ *
+ * Message shape (lib/errors.ts): `Expected ${expected} for ${name} but received ${describe(value)}`.
+ * Names are the parameter names of types.ts; fields are dotted (`shape.n`, `options.outH`).
+ * Order of checks for one call: sizes and shapes first (in parameter order; a shape's fields in
+ * the order n, k, h, w, layout), then the element counts (at most 2^31 - 1 per array), then the
+ * arrays in parameter order (type, then length), then the remaining options. The messages:
+ *
+ *   not a Float32Array  TypeError  Expected Float32Array for g but received Float64Array(24)
+ *   wrong length        RangeError Expected Float32Array of length 24 for g but received Float32Array(10)
+ *   size not a number   TypeError  Expected positive integer for shape.k but received '3' of type string
+ *   size NaN/0/-1/1.5   RangeError Expected positive integer for shape.k but received 1.5 of type number
+ *   shape not object    TypeError  Expected object for shape but received undefined
+ *   unknown layout      RangeError Expected one of 'nchw', 'nhwc' for shape.layout but received 'NCHW' of type string
+ *   layout not string   TypeError  Expected one of 'nchw', 'nhwc' for layout but received 1 of type number
+ *   unknown op          RangeError Expected one of 'grad-times-act', 'relu-grad-times-act' for op but received ...
+ *   not a boolean       TypeError  Expected boolean for relu but received 1 of type number
+ *   too many elements   RangeError Expected at most 2147483647 elements for a but received 4294967296 of type number
+ *                      (named after the array that would hold them: x, g, a, guided; out for
+ *                      resizeBilinear's output, map for gradcamTail's)
+ */
+
+import { checkBoolean, checkFloat32Array, checkOneOf, checkPositiveInteger, invalidRange, invalidType } from '../errors';
+import type {
+  ElementwiseOp,
+  FeatureShape,
+  GradcamTailOptions,
+  KernelsSync,
+  Layout,
+  ResizeOptions,
+} from './types';
+
+/** Largest element count of one array (the native kernels index with int32). */
+export const MAX_ELEMENTS = 2147483647;
+
+export const LAYOUTS: readonly Layout[] = ['nchw', 'nhwc'];
+export const ELEMENTWISE_OPS: readonly ElementwiseOp[] = ['grad-times-act', 'relu-grad-times-act'];
+
+function checkObject(name: string, v: unknown): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || ArrayBuffer.isView(v)) {
+    throw invalidType(name, 'object', v);
+  }
+  return v as Record<string, unknown>;
+}
+
+/** The product of sizes, which must not exceed MAX_ELEMENTS; `name` is the array that holds them. */
+function checkCount(name: string, ...sizes: number[]): number {
+  let count = 1;
+  for (const s of sizes) count *= s;
+  if (count > MAX_ELEMENTS) throw invalidRange(name, `at most ${MAX_ELEMENTS} elements`, count);
+  return count;
+}
+
+/** shape: n, k, h, w positive integers, a known layout, n*k*h*w elements at most 2^31 - 1. */
+export function checkFeatureShape(v: unknown, arrayName: string, name = 'shape'): FeatureShape {
+  const o = checkObject(name, v);
+  const n = checkPositiveInteger(`${name}.n`, o.n);
+  const k = checkPositiveInteger(`${name}.k`, o.k);
+  const h = checkPositiveInteger(`${name}.h`, o.h);
+  const w = checkPositiveInteger(`${name}.w`, o.w);
+  const layout = checkOneOf(`${name}.layout`, o.layout, LAYOUTS);
+  checkCount(arrayName, n, k, h, w);
+  return { n, k, h, w, layout };
+}
+
+function checkOptionalBoolean(name: string, v: unknown): void {
+  if (v !== undefined) checkBoolean(name, v);
+}
+
+function checkResizeOptions(name: string, v: unknown): void {
+  if (v === undefined) return;
+  const o = checkObject(name, v);
+  checkOptionalBoolean(`${name}.alignCorners`, o.alignCorners);
+}
+
+/** One checker per kernel, with the kernel's own parameter list. */
+export const validate: { [K in keyof KernelsSync]: (...args: Parameters<KernelsSync[K]>) => void } = {
+  channelMean(x: Float32Array, shape: FeatureShape): void {
+    const { n, k, h, w } = checkFeatureShape(shape, 'x');
+    checkFloat32Array('x', x, n * k * h * w);
+  },
+
+  channelSums(g: Float32Array, a: Float32Array, shape: FeatureShape): void {
+    const { n, k, h, w } = checkFeatureShape(shape, 'g');
+    const len = n * k * h * w;
+    checkFloat32Array('g', g, len);
+    checkFloat32Array('a', a, len);
+  },
+
+  weightedChannelSum(weights: Float32Array, a: Float32Array, shape: FeatureShape, relu: boolean): void {
+    const { n, k, h, w } = checkFeatureShape(shape, 'a');
+    checkFloat32Array('weights', weights, n * k);
+    checkFloat32Array('a', a, n * k * h * w);
+    checkBoolean('relu', relu);
+  },
+
+  elementwiseChannelSum(g: Float32Array, a: Float32Array, shape: FeatureShape, op: ElementwiseOp, relu: boolean): void {
+    const { n, k, h, w } = checkFeatureShape(shape, 'g');
+    const len = n * k * h * w;
+    checkFloat32Array('g', g, len);
+    checkFloat32Array('a', a, len);
+    checkOneOf('op', op, ELEMENTWISE_OPS);
+    checkBoolean('relu', relu);
+  },
+
+  resizeBilinear(x: Float32Array, n: number, h: number, w: number, outH: number, outW: number, options?: ResizeOptions): void {
+    checkPositiveInteger('n', n);
+    checkPositiveInteger('h', h);
+    checkPositiveInteger('w', w);
+    checkPositiveInteger('outH', outH);
+    checkPositiveInteger('outW', outW);
+    const len = checkCount('x', n, h, w);
+    checkCount('out', n, outH, outW);
+    checkFloat32Array('x', x, len);
+    checkResizeOptions('options', options);
+  },
+
+  minMaxNormalize(x: Float32Array, n: number, size: number): void {
+    checkPositiveInteger('n', n);
+    checkPositiveInteger('size', size);
+    const len = checkCount('x', n, size);
+    checkFloat32Array('x', x, len);
+  },
+
+  guidedProduct(guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout): void {
+    checkPositiveInteger('n', n);
+    checkPositiveInteger('c', c);
+    checkPositiveInteger('H', H);
+    checkPositiveInteger('W', W);
+    checkOneOf('layout', layout, LAYOUTS);
+    const len = checkCount('guided', n, c, H, W);
+    checkFloat32Array('guided', guided, len);
+    checkFloat32Array('cam', cam, n * H * W);
+  },
+
+  gradcamTail(a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions): void {
+    const { n, k, h, w } = checkFeatureShape(shape, 'a');
+    const o = checkObject('options', options);
+    const outH = checkPositiveInteger('options.outH', o.outH);
+    const outW = checkPositiveInteger('options.outW', o.outW);
+    checkCount('map', n, outH, outW);
+    const len = n * k * h * w;
+    checkFloat32Array('a', a, len);
+    checkFloat32Array('g', g, len);
+    checkOptionalBoolean('options.relu', o.relu);
+    checkOptionalBoolean('options.alignCorners', o.alignCorners);
+  },
+};
+
+/** The names of the kernels, in the order of types.ts. */
+export const KERNEL_NAMES = Object.keys(validate) as (keyof KernelsSync)[];
