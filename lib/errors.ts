@@ -13,7 +13,10 @@ export function describe(value: unknown): string {
     const len = (value as unknown as { length?: number }).length;
     return len === undefined ? name : `${name}(${len})`;
   }
-  if (Array.isArray(value)) return `array of length ${value.length}`;
+  if (Array.isArray(value)) {
+    const short = value.length <= 8 && value.every((v) => typeof v === 'number' || typeof v === 'boolean');
+    return short ? `[${value.join(',')}]` : `array of length ${value.length}`;
+  }
   if (typeof value === 'string') return `'${value.length > 60 ? value.slice(0, 57) + '...' : value}' of type string`;
   if (typeof value === 'object') return `object ${value.constructor?.name ?? 'Object'}`;
   return `${String(value)} of type ${typeof value}`;

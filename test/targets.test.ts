@@ -38,9 +38,9 @@ describe('targets', () => {
       { name: 'RangeError', message: 'Expected integer class index in [0, 3] for targets but received 4 of type number' });
     assert.throws(() => resolveTargets(1.5, logits, 3, 4), RangeError);
     assert.throws(() => resolveTargets([1, 2], logits, 3, 4),
-      { name: 'RangeError', message: 'Expected array of length 3 (one entry per image) for targets but received array of length 2' });
+      { name: 'RangeError', message: 'Expected array of length 3 (one entry per image) for targets but received [1,2]' });
     assert.throws(() => resolveTargets([1, [], 2], logits, 3, 4),
-      { name: 'RangeError', message: 'Expected non-empty array of class indices for targets[1] but received array of length 0' });
+      { name: 'RangeError', message: 'Expected non-empty array of class indices for targets[1] but received []' });
     assert.throws(() => resolveTargets([1, [2, -1], 2], logits, 3, 4),
       { name: 'RangeError', message: 'Expected integer class index in [0, 3] for targets[1][1] but received -1 of type number' });
     assert.throws(() => resolveTargets([1, ['a' as unknown as number], 2], logits, 3, 4),
