@@ -1,0 +1,178 @@
+/**
+ * Kernel device selection: getKernels('auto' | 'cuda' | 'cpu' | 'js').
+ *
+ * The native addon is probed once (lib/kernels/native.ts, nativeStatus()), and 'auto' is
+ * decided once per process: CUDA when the addon has a usable GPU, else the addon's CPU
+ * threads, else the TypeScript twins (lib/kernels/reference.ts) with their Promise API in
+ * worker threads (lib/kernels/js-async.ts). A fallback is announced once with console.warn
+ * (silenced by GRADCAM_QUIET=1); asking for a device that is not there is an error.
+ *
+ * Every function returned validates its arguments (lib/kernels/validate.ts) before dispatch;
+ * the async variants reject with the same TypeError/RangeError.
+ */
+
+import { GradcamError, checkOneOf } from '../errors';
+import { jsAsyncKernels } from './js-async';
+import { reference } from './reference';
+import type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync } from './types';
+import { KERNEL_NAMES, validate } from './validate';
+
+export type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync } from './types';
+
+/** Mirrors lib/kernels/native.ts (the typed binding of the addon). */
+export interface NativeStatus {
+  loaded: boolean;
+  error?: string;
+  path?: string;
+  cuda: { available: boolean; reason: string; deviceName?: string };
+}
+interface NativeModule {
+  nativeStatus(): NativeStatus;
+  nativeKernels(device: 'cpu' | 'cuda'): { sync: KernelsSync; async: KernelsAsync };
+}
+
+export interface Kernels {
+  /** the device that runs these kernels */
+  device: KernelDevice;
+  sync: KernelsSync;
+  async: KernelsAsync;
+  /** why this device: 'requested', or what 'auto' found */
+  reason: string;
+}
+
+const REQUESTS: readonly DeviceRequest[] = ['auto', 'cuda', 'cpu', 'js'];
+
+let nativeModule: NativeModule | null | undefined;
+let nativeLoadError = '';
+
+/** lib/kernels/native.ts, or null when even the binding module fails to load. */
+function nativeBinding(): NativeModule | null {
+  if (nativeModule === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      nativeModule = require('./native') as NativeModule;
+    } catch (e) {
+      nativeModule = null;
+      nativeLoadError = e instanceof Error ? e.message : String(e);
+    }
+  }
+  return nativeModule;
+}
+
+function status(): NativeStatus {
+  const m = nativeBinding();
+  if (m) return m.nativeStatus();
+  const error = `lib/kernels/native could not be loaded: ${nativeLoadError}`;
+  return { loaded: false, error, cuda: { available: false, reason: error } };
+}
+
+interface AutoChoice {
+  device: KernelDevice;
+  reason: string;
+}
+let autoChoice: AutoChoice | undefined;
+let warned = false;
+
+function chooseAuto(): AutoChoice {
+  if (!autoChoice) {
+    const st = status();
+    if (st.loaded && st.cuda.available) {
+      autoChoice = { device: 'cuda', reason: `CUDA available${st.cuda.deviceName ? `: ${st.cuda.deviceName}` : ''}` };
+    } else if (st.loaded) {
+      autoChoice = { device: 'cpu', reason: `CUDA unavailable: ${st.cuda.reason}` };
+    } else {
+      autoChoice = { device: 'js', reason: `native addon not loaded: ${st.error ?? 'unknown error'}` };
+    }
+  }
+  return autoChoice;
+}
+
+const DEVICE_WORDS: Record<KernelDevice, string> = {
+  cuda: 'CUDA',
+  cpu: 'native CPU',
+  js: 'TypeScript (no native addon)',
+};
+
+function warnOnce(choice: AutoChoice): void {
+  if (warned || choice.device === 'cuda') return;
+  warned = true;
+  if (process.env.GRADCAM_QUIET === '1') return;
+  const hint = choice.device === 'js' ? '; build it with `npm run build:native`' : '';
+  console.warn(`gradcam-node: kernels on ${DEVICE_WORDS[choice.device]} (${choice.reason}${hint})`);
+}
+
+/** Each function checks its arguments, then calls the implementation. */
+function guarded(device: KernelDevice, impl: { sync: KernelsSync; async: KernelsAsync }, reason: string): Kernels {
+  const sync: Record<string, unknown> = {};
+  const async: Record<string, unknown> = {};
+  for (const name of KERNEL_NAMES) {
+    const check = validate[name] as (...args: unknown[]) => void;
+    const runSync = impl.sync[name] as (...args: unknown[]) => unknown;
+    const runAsync = impl.async[name] as (...args: unknown[]) => Promise<unknown>;
+    sync[name] = (...args: unknown[]) => {
+      check(...args);
+      return runSync.apply(impl.sync, args);
+    };
+    async[name] = async (...args: unknown[]) => {
+      check(...args);
+      return runAsync.apply(impl.async, args);
+    };
+  }
+  return { device, sync: sync as unknown as KernelsSync, async: async as unknown as KernelsAsync, reason };
+}
+
+const implCache = new Map<KernelDevice, { sync: KernelsSync; async: KernelsAsync }>();
+
+function implementation(device: KernelDevice): { sync: KernelsSync; async: KernelsAsync } {
+  let impl = implCache.get(device);
+  if (!impl) {
+    if (device === 'js') {
+      impl = { sync: reference, async: jsAsyncKernels() };
+    } else {
+      const st = status();
+      if (device === 'cuda' && !(st.loaded && st.cuda.available)) {
+        throw new GradcamError(
+          `gradcam-node: device 'cuda' requested but CUDA kernels are unavailable: ${st.loaded ? st.cuda.reason : `native addon not loaded: ${st.error}`}`,
+          'CUDA_UNAVAILABLE',
+        );
+      }
+      if (device === 'cpu' && !st.loaded) {
+        throw new GradcamError(
+          `gradcam-node: device 'cpu' requested but the native addon is not loaded: ${st.error ?? 'unknown error'}; build it with \`npm run build:native\` or use device 'js'`,
+          'NATIVE_UNAVAILABLE',
+        );
+      }
+      impl = nativeBinding()!.nativeKernels(device);
+    }
+    implCache.set(device, impl);
+  }
+  return impl;
+}
+
+const kernelsCache = new Map<DeviceRequest, Kernels>();
+
+/**
+ * The kernels of a device. 'auto' (the default) picks cuda -> native cpu -> js once per process,
+ * warning once when it falls back. 'cuda' or 'cpu' where unavailable throws a GradcamError;
+ * anything else throws a RangeError (TypeError when not a string) naming `device`.
+ */
+export function getKernels(request: DeviceRequest = 'auto'): Kernels {
+  const cached = kernelsCache.get(request);
+  if (cached) return cached;
+  checkOneOf('device', request, REQUESTS);
+  let kernels: Kernels;
+  if (request === 'auto') {
+    const choice = chooseAuto();
+    kernels = guarded(choice.device, implementation(choice.device), choice.reason);
+    warnOnce(choice);
+  } else {
+    kernels = guarded(request, implementation(request), 'requested');
+  }
+  kernelsCache.set(request, kernels);
+  return kernels;
+}
+
+/** What 'auto' runs on, and the native addon's status (nothing is printed). */
+export function kernelInfo(): { auto: KernelDevice; native: NativeStatus } {
+  return { auto: chooseAuto().device, native: status() };
+}
