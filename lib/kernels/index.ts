@@ -53,7 +53,7 @@ function nativeBinding(): NativeModule | null {
       nativeModule = require('./native') as NativeModule;
     } catch (e) {
       nativeModule = null;
-      nativeLoadError = e instanceof Error ? e.message : String(e);
+      nativeLoadError = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     }
   }
   return nativeModule;

@@ -1,0 +1,207 @@
+/**
+ * Kernel device selection (getKernels / kernelInfo): the fallback order, the one-time warning,
+ * errors for unavailable or unknown devices, and the 'js' Promise API running off the main thread.
+ */
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { GradcamError } from '../lib/errors';
+import { getKernels, kernelInfo } from '../lib/kernels';
+import { reference } from '../lib/kernels/reference';
+import type { FeatureShape } from '../lib/kernels/types';
+
+type KernelsModule = typeof import('../lib/kernels');
+
+/** A fresh copy of lib/kernels/index (its once-per-process state reset); native.ts stays loaded. */
+function freshKernels(): KernelsModule {
+  const p = require.resolve('../lib/kernels');
+  delete require.cache[p];
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return require(p) as KernelsModule;
+}
+
+function captureWarnings<T>(fn: () => T): { result: T; warnings: string[] } {
+  const warnings: string[] = [];
+  const original = console.warn;
+  console.warn = (...args: unknown[]) => {
+    warnings.push(args.map(String).join(' '));
+  };
+  try {
+    return { result: fn(), warnings };
+  } finally {
+    console.warn = original;
+  }
+}
+
+function withEnv<T>(name: string, value: string | undefined, fn: () => T): T {
+  const old = process.env[name];
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  try {
+    return fn();
+  } finally {
+    if (old === undefined) delete process.env[name];
+    else process.env[name] = old;
+  }
+}
+
+function seeded(len: number, seed: number): Float32Array {
+  const a = new Float32Array(len);
+  let s = seed;
+  for (let i = 0; i < len; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    a[i] = s / 4294967296 - 0.5;
+  }
+  return a;
+}
+
+const info = kernelInfo();
+const nativeLoaded = info.native.loaded;
+const cudaAvailable = nativeLoaded && info.native.cuda.available;
+
+describe('kernels: device selection', () => {
+  it('an unknown device is a RangeError naming `device` (TypeError when not a string)', () => {
+    assert.throws(
+      () => getKernels('gpu' as never),
+      (e: unknown) =>
+        e instanceof RangeError && e.message === "Expected one of 'auto', 'cuda', 'cpu', 'js' for device but received 'gpu' of type string",
+    );
+    assert.throws(
+      () => getKernels(1 as never),
+      (e: unknown) => e instanceof TypeError && e.message === "Expected one of 'auto', 'cuda', 'cpu', 'js' for device but received 1 of type number",
+    );
+    assert.throws(() => getKernels(null as never), TypeError);
+  });
+
+  it("'cuda' without a usable GPU is a GradcamError saying why (never a silent fallback)", function () {
+    if (cudaAvailable) {
+      assert.equal(getKernels('cuda').device, 'cuda');
+      return;
+    }
+    assert.throws(
+      () => getKernels('cuda'),
+      (e: unknown) =>
+        e instanceof GradcamError &&
+        e.code === 'CUDA_UNAVAILABLE' &&
+        e.message.startsWith("gradcam-node: device 'cuda' requested but CUDA kernels are unavailable: ") &&
+        e.message.length > "gradcam-node: device 'cuda' requested but CUDA kernels are unavailable: ".length,
+    );
+  });
+
+  it("'cpu' is the addon's CPU kernels, or a GradcamError when the addon is not built", () => {
+    if (nativeLoaded) {
+      const k = getKernels('cpu');
+      assert.equal(k.device, 'cpu');
+      assert.equal(k.reason, 'requested');
+      assert.deepEqual(Array.from(k.sync.channelMean(new Float32Array([1, 2, 3, 4]), { n: 1, k: 2, h: 1, w: 2, layout: 'nchw' })), [1.5, 3.5]);
+    } else {
+      assert.throws(
+        () => getKernels('cpu'),
+        (e: unknown) => e instanceof GradcamError && e.code === 'NATIVE_UNAVAILABLE' && /native addon is not loaded/.test(e.message),
+      );
+    }
+  });
+
+  it("'js' always works and is the TypeScript reference", async () => {
+    const k = getKernels('js');
+    assert.equal(k.device, 'js');
+    assert.equal(k.reason, 'requested');
+    assert.equal(getKernels('js'), k, 'cached');
+    const shape: FeatureShape = { n: 2, k: 3, h: 4, w: 5, layout: 'nhwc' };
+    const g = seeded(120, 1);
+    assert.deepEqual(k.sync.channelMean(g, shape), reference.channelMean(g, shape));
+    assert.deepEqual(await k.async.channelMean(g, shape), reference.channelMean(g, shape));
+  });
+
+  it('auto picks cuda, else native cpu when the addon is built, else js; kernelInfo() reports it', () => {
+    const k = getKernels();
+    assert.equal(getKernels('auto'), k);
+    const expected = cudaAvailable ? 'cuda' : nativeLoaded ? 'cpu' : 'js';
+    assert.equal(k.device, expected);
+    assert.equal(kernelInfo().auto, expected);
+    if (expected === 'cpu') assert.match(k.reason, /^CUDA unavailable: ./);
+    if (expected === 'js') assert.match(k.reason, /^native addon not loaded: ./);
+    assert.equal(typeof kernelInfo().native.cuda.reason, 'string');
+  });
+
+  it('auto warns once, saying what it chose and why; GRADCAM_QUIET=1 silences it', function () {
+    if (cudaAvailable) this.skip(); // nothing to warn about
+    const mod = freshKernels();
+    const { result, warnings } = withEnv('GRADCAM_QUIET', undefined, () =>
+      captureWarnings(() => {
+        mod.getKernels('js'); // an explicit request does not warn
+        const first = mod.getKernels();
+        mod.getKernels('auto');
+        mod.getKernels();
+        return first;
+      }),
+    );
+    assert.equal(warnings.length, 1, `one warning, got ${JSON.stringify(warnings)}`);
+    const words = result.device === 'cpu' ? 'native CPU' : 'TypeScript';
+    assert.ok(warnings[0].startsWith(`gradcam-node: kernels on ${words}`), warnings[0]);
+    assert.ok(warnings[0].includes(result.reason), `${warnings[0]} should give the reason ${result.reason}`);
+
+    const quiet = freshKernels();
+    const q = withEnv('GRADCAM_QUIET', '1', () => captureWarnings(() => quiet.getKernels()));
+    assert.equal(q.warnings.length, 0);
+    assert.equal(q.result.device, result.device);
+  });
+});
+
+describe("kernels: the 'js' Promise API runs in worker threads", () => {
+  // a call whose compute dwarfs its input copy: 16 maps 14x14 -> 448x448, normalized twice
+  const shape: FeatureShape = { n: 16, k: 64, h: 14, w: 14, layout: 'nchw' };
+  const a = seeded(16 * 64 * 14 * 14, 3).map(Math.abs);
+  const g = seeded(16 * 64 * 14 * 14, 4);
+  const options = { outH: 448, outW: 448 };
+
+  it('does not block the event loop', async () => {
+    const k = getKernels('js');
+    await k.async.channelMean(g, shape); // start a worker first
+    const t0 = performance.now();
+    const expected = reference.gradcamTail(a, g, shape, options);
+    const syncMs = performance.now() - t0;
+
+    let ticks = 0;
+    let maxGap = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+      ticks++;
+    }, 1);
+    const start = performance.now();
+    const pending = k.async.gradcamTail(a, g, shape, options);
+    const returnedAfter = performance.now() - start;
+    const result = await pending;
+    clearInterval(timer);
+
+    assert.deepEqual(result.map, expected.map);
+    assert.deepEqual(result.weights, expected.weights);
+    assert.ok(returnedAfter < syncMs / 2, `the call returned after ${returnedAfter.toFixed(1)} ms; the kernel takes ${syncMs.toFixed(1)} ms`);
+    assert.ok(ticks >= 3, `the event loop ticked ${ticks} times while the kernel ran (sync: ${syncMs.toFixed(1)} ms)`);
+    assert.ok(maxGap < syncMs / 2, `longest event-loop stall ${maxGap.toFixed(1)} ms vs ${syncMs.toFixed(1)} ms for the kernel`);
+  });
+
+  it('runs many calls at once, each with its own result', async () => {
+    const k = getKernels('js');
+    const inputs = Array.from({ length: 9 }, (_, i) => seeded(3 * 7 * 7, 100 + i));
+    const results = await Promise.all(inputs.map((x) => k.async.resizeBilinear(x, 3, 7, 7, 20, 30)));
+    results.forEach((r, i) => assert.deepEqual(r, reference.resizeBilinear(inputs[i], 3, 7, 7, 20, 30)));
+    const sums = await k.async.channelSums(g, a, shape);
+    assert.deepEqual(sums, reference.channelSums(g, a, shape));
+  });
+
+  it('idle workers do not keep the process alive', () => {
+    const index = path.join(__dirname, '..', 'lib', 'kernels', 'index.js');
+    const script = `
+      const { getKernels } = require(${JSON.stringify(index)});
+      getKernels('js').async.minMaxNormalize(new Float32Array([1, 2, 3]), 1, 3)
+        .then((r) => console.log(JSON.stringify(Array.from(r))));`;
+    const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(run.status, 0, `exit status ${run.status} signal ${run.signal}: ${run.stderr}`);
+    assert.deepEqual(JSON.parse(run.stdout.trim()), [0, 0.5, 1]);
+  });
+});
