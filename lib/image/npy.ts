@@ -1,0 +1,119 @@
+/**
+ * NumPy .npy files (format versions 1.0, 2.0, 3.0), C order only:
+ * read float32 / float64 / float16-free integer and uint8 arrays into a Float32Array, write float32.
+ */
+import * as fs from 'fs';
+import { GradcamError, checkFloat32Array, invalidRange, invalidType } from '../errors';
+
+export interface NpyArray {
+  data: Float32Array;
+  shape: number[];
+  /** the dtype stored in the file, e.g. '<f4' */
+  dtype: string;
+}
+
+const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
+
+function parseHeader(header: string, file: string): { descr: string; fortran: boolean; shape: number[] } {
+  const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
+  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
+  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (!descr || !fortran || shapeText === undefined) {
+    throw new GradcamError(`Cannot parse the .npy header of ${file}: ${header.trim()}`, 'ENPY');
+  }
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map((s) => Number(s.replace(/L$/, '')));
+  if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new GradcamError(`Bad shape in the .npy header of ${file}: (${shapeText})`, 'ENPY');
+  }
+  return { descr, fortran: fortran === 'True', shape };
+}
+
+/** Parse .npy bytes. Supported dtypes: f4, f8, u1, i1, u2, i2, i4, u4 (little or big endian), converted to float32. */
+export function parseNpy(bytes: Uint8Array, file = '<buffer>'): NpyArray {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) {
+    throw new GradcamError(`Not a .npy file (no \\x93NUMPY magic): ${file}`, 'ENPY');
+  }
+  const major = buf[6];
+  let headerLen: number;
+  let offset: number;
+  if (major === 1) {
+    headerLen = buf.readUInt16LE(8);
+    offset = 10;
+  } else if (major === 2 || major === 3) {
+    headerLen = buf.readUInt32LE(8);
+    offset = 12;
+  } else {
+    throw new GradcamError(`Unsupported .npy format version ${major} in ${file}`, 'ENPY');
+  }
+  const header = buf.subarray(offset, offset + headerLen).toString(major === 3 ? 'utf8' : 'latin1');
+  const { descr, fortran, shape } = parseHeader(header, file);
+  if (fortran) throw new GradcamError(`Fortran-order .npy arrays are not supported: ${file}`, 'ENPY');
+  const count = shape.reduce((a, b) => a * b, 1);
+  const dataStart = offset + headerLen;
+  const order = descr[0];
+  const kind = descr.slice(1);
+  const little = order === '<' || order === '|' || order === '=';
+  const sizes: Record<string, number> = { f4: 4, f8: 8, u1: 1, i1: 1, u2: 2, i2: 2, u4: 4, i4: 4 };
+  const size = sizes[kind];
+  if (size === undefined || !['<', '>', '|', '='].includes(order)) {
+    throw new GradcamError(`Unsupported .npy dtype '${descr}' in ${file}: expected float32, float64 or an integer type`, 'ENPY');
+  }
+  if (buf.length < dataStart + count * size) {
+    throw new GradcamError(`Truncated .npy file ${file}: expected ${count * size} data bytes`, 'ENPY');
+  }
+  const data = new Float32Array(count);
+  const dv = new DataView(buf.buffer, buf.byteOffset + dataStart, count * size);
+  for (let i = 0; i < count; i++) {
+    const o = i * size;
+    switch (kind) {
+      case 'f4': data[i] = dv.getFloat32(o, little); break;
+      case 'f8': data[i] = dv.getFloat64(o, little); break;
+      case 'u1': data[i] = dv.getUint8(o); break;
+      case 'i1': data[i] = dv.getInt8(o); break;
+      case 'u2': data[i] = dv.getUint16(o, little); break;
+      case 'i2': data[i] = dv.getInt16(o, little); break;
+      case 'u4': data[i] = dv.getUint32(o, little); break;
+      case 'i4': data[i] = dv.getInt32(o, little); break;
+    }
+  }
+  return { data, shape, dtype: descr };
+}
+
+export function readNpy(file: string): NpyArray {
+  if (typeof file !== 'string') throw invalidType('file', 'string', file);
+  return parseNpy(fs.readFileSync(file), file);
+}
+
+/** Encode a float32 array as .npy (version 1.0, '<f4', C order). */
+export function encodeNpy(data: Float32Array, shape: readonly number[]): Buffer {
+  checkFloat32Array('data', data);
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw invalidType('shape', 'array of non-negative integers', shape);
+  }
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count !== data.length) throw invalidRange('data', `Float32Array of length ${count} (shape [${shape.join(',')}])`, data);
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  // pad with spaces so that magic + lengths + header + '\n' is a multiple of 64 (numpy's alignment)
+  const total = 10 + header.length + 1;
+  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  const out = Buffer.alloc(10 + header.length + data.length * 4);
+  MAGIC.copy(out, 0);
+  out[6] = 1;
+  out[7] = 0;
+  out.writeUInt16LE(header.length, 8);
+  out.write(header, 10, 'latin1');
+  const body = new Float32Array(out.buffer, out.byteOffset + 10 + header.length, data.length);
+  // little-endian hosts (all Node targets); DataView would be needed on big-endian
+  body.set(data);
+  return out;
+}
+
+export function writeNpy(file: string, data: Float32Array, shape: readonly number[]): void {
+  fs.writeFileSync(file, encodeNpy(data, shape));
+}
