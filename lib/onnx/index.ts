@@ -1,0 +1,10 @@
+/**
+ * ONNX models: gradients computed by ONNX Runtime itself on a backward graph appended to the model.
+ */
+export { createOnnxExplainer, listOnnxLayers, OnnxExplainer } from './explainer';
+export type { OnnxExplainerOptions } from './explainer';
+export { OnnxGradientSession, createOrtSession } from './session';
+export type { GradientRun, GradientSessionOptions, ExecutionProviderRequest } from './session';
+export { buildGradientModel, checkDifferentiable, RULES } from './backward';
+export type { BackwardOptions, GradientModel } from './backward';
+export { GraphIndex, inferShapes } from './graph';

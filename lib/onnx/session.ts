@@ -1,0 +1,303 @@
+/**
+ * ONNX Runtime sessions for generated forward+backward models: one session per (model, layer,
+ * rule set, input size), built once and reused; a batch runs in one session run.
+ *
+ * Note: onnxruntime-node 1.30's InferenceSession.run is synchronous native work wrapped in
+ * setImmediate, so a run blocks the event loop for its duration (as does session creation).
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { GradcamError, checkOneOf, invalidRange, invalidType } from '../errors';
+import type { FeatureShape } from '../kernels/types';
+import type { InputBatch, Layout } from '../types';
+import { BackwardOptions, GradientModel, buildGradientModel } from './backward';
+import { GraphIndex, Shape, inferShapes } from './graph';
+import { ModelProto, loadModel, saveModel } from './proto';
+
+export type ExecutionProviderRequest = 'auto' | 'cuda' | 'cpu';
+export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'cpu'];
+
+export interface OrtSession {
+  session: ort.InferenceSession;
+  /** the execution provider that runs it */
+  executionProvider: 'cpu' | 'cuda';
+  /** why this provider (e.g. why CUDA was not used) */
+  reason: string;
+}
+
+let cudaFailure: string | undefined;
+
+/** Whether the CUDA execution provider can be tried (its provider library is next to the binding). */
+export function cudaProvider(): { available: boolean; reason: string } {
+  const b = ort.listSupportedBackends().find((x) => x.name === 'cuda');
+  if (!b) return { available: false, reason: 'this onnxruntime-node build has no CUDA execution provider' };
+  if (b.bundled) return { available: true, reason: 'bundled' };
+  try {
+    const dir = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
+    if (fs.existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so'))) return { available: true, reason: 'provider library installed' };
+  } catch {
+    // fall through
+  }
+  return { available: false, reason: 'the CUDA execution provider of onnxruntime-node is not installed (libonnxruntime_providers_cuda.so missing)' };
+}
+
+/** Create an ORT session with throughput settings, trying CUDA first when asked. */
+export async function createOrtSession(bytes: Uint8Array, ep: ExecutionProviderRequest = 'auto', threads?: number): Promise<OrtSession> {
+  checkOneOf('executionProvider', ep, EXECUTION_PROVIDERS);
+  const base: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: threads ?? os.availableParallelism?.() ?? os.cpus().length,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+  };
+  let reason = 'CPU requested';
+  if (ep !== 'cpu') {
+    const cuda = cudaProvider();
+    if (!cuda.available) {
+      reason = cuda.reason;
+    } else if (cudaFailure && ep === 'auto') {
+      reason = cudaFailure;
+    } else {
+      try {
+        const session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cuda', 'cpu'] });
+        return { session, executionProvider: 'cuda', reason: 'CUDA execution provider loaded' };
+      } catch (e) {
+        cudaFailure = `the CUDA execution provider did not load: ${(e as Error).message.split('\n')[0]}`;
+        reason = cudaFailure;
+      }
+    }
+    if (ep === 'cuda') throw new GradcamError(`executionProvider 'cuda' requested but ${reason}`, 'ENOCUDA');
+  }
+  try {
+    const session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] });
+    return { session, executionProvider: 'cpu', reason };
+  } catch (e) {
+    throw new GradcamError(`ONNX Runtime could not load the generated model: ${(e as Error).message}`, 'EORT');
+  }
+}
+
+export interface GradientRun {
+  logits: Float32Array;
+  numClasses: number;
+  /** target-layer activations A (empty when the session has no target layer) */
+  activations: Float32Array;
+  featureShape: FeatureShape;
+  /** dY/dA (empty when the session has no target layer) */
+  grads: Float32Array;
+  /** guided (or plain, see options) dY/dinput, in the input's layout */
+  inputGrad?: Float32Array;
+  /** the classes used per image (argmax filled in; negative = none) */
+  classes: Int32Array;
+}
+
+export interface GradientSessionOptions {
+  /** target tensor; default: the model's default layer. null: no target layer (input gradient only) */
+  layer?: string | null;
+  inputGrad?: boolean;
+  guided?: boolean;
+  guidedRelu6?: boolean;
+  unguidedNodes?: string[];
+  executionProvider?: ExecutionProviderRequest;
+  intraOpThreads?: number;
+  /** the input's spatial size [H, W] when the model declares it symbolic */
+  inputSize?: [number, number];
+}
+
+/** Check an InputBatch; names the offending field. */
+export function checkInputBatch(input: unknown, layout?: Layout, expected?: Shape): InputBatch {
+  if (typeof input !== 'object' || input === null) throw invalidType('input', 'InputBatch object', input);
+  const b = input as InputBatch;
+  if (!(b.data instanceof Float32Array)) throw invalidType('input.data', 'Float32Array', b.data);
+  if (!Array.isArray(b.shape) || b.shape.length !== 4) throw invalidType('input.shape', 'array of 4 positive integers', b.shape);
+  b.shape.forEach((d, i) => {
+    if (typeof d !== 'number') throw invalidType(`input.shape[${i}]`, 'positive integer', d);
+    if (!Number.isInteger(d) || d <= 0) throw invalidRange(`input.shape[${i}]`, 'positive integer', d);
+  });
+  const len = b.shape.reduce((a, c) => a * c, 1);
+  if (b.data.length !== len) throw invalidRange('input.data', `Float32Array of length ${len} (input.shape ${b.shape.join('x')})`, b.data);
+  if (layout !== undefined && b.layout !== layout) {
+    if (typeof b.layout !== 'string') throw invalidType('input.layout', `'${layout}'`, b.layout);
+    throw invalidRange('input.layout', `'${layout}' (the model's layout)`, b.layout);
+  }
+  if (expected) {
+    b.shape.forEach((d, i) => {
+      if (i > 0 && expected[i] > 0 && expected[i] !== d) {
+        throw invalidRange(`input.shape[${i}]`, `${expected[i]} (the model's input is [${expected.map((v) => (v > 0 ? v : 'N')).join(',')}])`, d);
+      }
+    });
+  }
+  return b;
+}
+
+/** Layout of a model's 4-D input: channels-last when dim 3 is 1..4 and dim 1 is not. */
+export function inputLayout(shape: Shape): Layout {
+  if (shape.length === 4 && shape[3] > 0 && shape[3] <= 4 && !(shape[1] > 0 && shape[1] <= 4)) return 'nhwc';
+  return 'nchw';
+}
+
+function asModel(model: string | Uint8Array | ModelProto): ModelProto {
+  if (typeof model === 'string' || model instanceof Uint8Array) return loadModel(model);
+  if (model && typeof model === 'object' && 'graph' in model) return model as ModelProto;
+  throw invalidType('model', 'ONNX file path, Uint8Array or ModelProto', model);
+}
+
+/** One ORT session of a generated forward+backward model. */
+export class OnnxGradientSession {
+  private disposed = false;
+
+  private constructor(
+    private readonly ortSession: OrtSession,
+    readonly gradientModel: GradientModel,
+    readonly layer: string,
+    readonly inputShape: Shape,
+    readonly layout: Layout,
+  ) {}
+
+  get executionProvider(): string {
+    return this.ortSession.executionProvider;
+  }
+
+  get engine(): string {
+    return `onnxruntime-${this.ortSession.executionProvider}`;
+  }
+
+  get providerReason(): string {
+    return this.ortSession.reason;
+  }
+
+  static async create(model: string | Uint8Array | ModelProto, opts: GradientSessionOptions = {}): Promise<OnnxGradientSession> {
+    if (typeof opts !== 'object' || opts === null) throw invalidType('options', 'object', opts);
+    const proto = asModel(model);
+    const g = new GraphIndex(proto);
+    const declared = g.inputShape();
+    const shape = declared.slice();
+    shape[0] = -1;
+    const layout = inputLayout(declared);
+    if (opts.inputSize) {
+      const [h, w] = opts.inputSize;
+      if (layout === 'nchw') { shape[2] = h; shape[3] = w; } else { shape[1] = h; shape[2] = w; }
+    }
+    const spatial = layout === 'nchw' ? shape.slice(2) : shape.slice(1, 3);
+    if (spatial.some((v) => v < 0)) {
+      throw new GradcamError(`The model's input ${g.input} has a symbolic spatial size; pass inputSize [H, W]`, 'ESHAPE');
+    }
+    let layer: string | null;
+    if (opts.layer === undefined) layer = defaultLayerOf(g, shape);
+    else if (opts.layer === null) layer = null;
+    else if (typeof opts.layer !== 'string') throw invalidType('layer', 'tensor name (string)', opts.layer);
+    else {
+      layer = opts.layer;
+      if (!g.producer.has(layer)) throw invalidRange('layer', `a tensor of the model (e.g. ${defaultLayerOf(g, shape)})`, layer);
+    }
+    if (!layer && !opts.inputGrad) throw invalidRange('options', 'a layer or inputGrad: true', opts);
+    const bopts: BackwardOptions = {
+      layers: layer ? [layer] : [], inputGrad: !!opts.inputGrad, guided: opts.guided ?? true,
+      guidedRelu6: !!opts.guidedRelu6, unguidedNodes: opts.unguidedNodes ?? [], inputShape: shape,
+    };
+    const gm = buildGradientModel(proto, bopts);
+    const ortSession = await createOrtSession(saveModel(gm.model), opts.executionProvider ?? 'auto', opts.intraOpThreads);
+    return new OnnxGradientSession(ortSession, gm, layer ?? '', shape, layout);
+  }
+
+  /**
+   * One session run for the batch. classes: per image, -1 = argmax, other negative = none
+   * (zero gradient). Y = sign * sum_n logits[n, class_n], sign = -1 when counterfactual.
+   */
+  async run(input: InputBatch, classes: Int32Array, opts: { counterfactual?: boolean } = {}): Promise<GradientRun> {
+    if (this.disposed) throw new GradcamError('The ONNX gradient session was disposed', 'EDISPOSED');
+    const batch = checkInputBatch(input, this.layout, this.inputShape);
+    const n = batch.shape[0];
+    if (!(classes instanceof Int32Array)) throw invalidType('classes', 'Int32Array', classes);
+    if (classes.length !== n) throw invalidRange('classes', `Int32Array of length ${n}`, classes);
+    const gm = this.gradientModel;
+    const cls = new BigInt64Array(n);
+    for (let i = 0; i < n; i++) cls[i] = BigInt(classes[i]);
+    const feeds: Record<string, ort.Tensor> = {
+      [gm.input]: new ort.Tensor('float32', batch.data, batch.shape),
+      [gm.classInput]: new ort.Tensor('int64', cls, [n]),
+      [gm.signInput]: new ort.Tensor('float32', new Float32Array([opts.counterfactual ? -1 : 1]), []),
+    };
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await this.ortSession.session.run(feeds);
+    } catch (e) {
+      throw new GradcamError(`ONNX Runtime failed: ${(e as Error).message}`, 'EORT');
+    }
+    const logitsT = out[gm.logits] as ort.Tensor;
+    const numClasses = logitsT.dims[logitsT.dims.length - 1];
+    const clsOut = (out[gm.classesOutput] as ort.Tensor).data as BigInt64Array;
+    const classesUsed = Int32Array.from(clsOut, (v) => Number(v));
+    let activations: Float32Array = new Float32Array(0);
+    let grads: Float32Array = new Float32Array(0);
+    let featureShape: FeatureShape;
+    if (gm.layers.length) {
+      const a = out[gm.layers[0]] as ort.Tensor;
+      activations = a.data as Float32Array;
+      grads = (out[gm.gradOutputs[0]] as ort.Tensor).data as Float32Array;
+      featureShape = featureShapeOf(a.dims as number[]);
+    } else {
+      featureShape = { n, k: 0, h: 0, w: 0, layout: 'nchw' };
+    }
+    const res: GradientRun = { logits: logitsT.data as Float32Array, numClasses, activations, featureShape, grads, classes: classesUsed };
+    if (gm.inputGradOutput) res.inputGrad = (out[gm.inputGradOutput] as ort.Tensor).data as Float32Array;
+    return res;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.ortSession.session.release();
+  }
+}
+
+export function featureShapeOf(dims: readonly number[]): FeatureShape {
+  if (dims.length !== 4) throw new GradcamError(`The target tensor has ${dims.length} dims; a 4-D [N,C,H,W] activation is needed`, 'EBADLAYER');
+  return { n: dims[0], k: dims[1], h: dims[2], w: dims[3], layout: 'nchw' };
+}
+
+/** ops whose output is a re-arrangement or pooling of an activation, not a new activation */
+const NOT_ACTIVATION = new Set([
+  'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LpPool', 'Pad', 'Reshape', 'Flatten',
+  'Transpose', 'Identity', 'Dropout', 'Squeeze', 'Unsqueeze', 'Slice', 'Gather', 'Resize', 'Cast', 'Split', 'Expand',
+]);
+
+export interface LayerCandidate { name: string; op: string; shape: Shape; isDefault: boolean }
+
+/** 4-D float tensors between the input and the logits, in graph order, the default marked. */
+export function layerCandidates(g: GraphIndex, inputShape?: Shape): LayerCandidate[] {
+  const shape = inputShape ?? (() => { const s = g.inputShape().slice(); s[0] = -1; return s; })();
+  const inf = inferShapes(g, shape);
+  const logits = g.outputs[0];
+  const fromInput = g.descendants([g.input]);
+  const toLogits = g.ancestors([logits]);
+  const res: LayerCandidate[] = [];
+  for (const n of g.nodes) {
+    for (const o of n.output ?? []) {
+      if (!o || !fromInput.has(o) || !toLogits.has(o) || o === logits) continue;
+      const s = inf.shapes.get(o);
+      const t = inf.types.get(o);
+      if (!s || s.length !== 4 || (t !== undefined && t !== 1)) continue;
+      res.push({ name: o, op: n.opType ?? '', shape: s, isDefault: false });
+    }
+  }
+  let def = -1;
+  for (let i = res.length - 1; i >= 0; i--) {
+    const c = res[i];
+    if (NOT_ACTIVATION.has(c.op) || (c.shape[2] === 1 && c.shape[3] === 1)) continue;
+    def = i;
+    break;
+  }
+  if (def < 0) def = res.length - 1;
+  if (def >= 0) res[def].isDefault = true;
+  return res;
+}
+
+export function defaultLayerOf(g: GraphIndex, inputShape?: Shape): string {
+  const c = layerCandidates(g, inputShape).find((x) => x.isDefault);
+  if (!c) throw new GradcamError('The ONNX model has no 4-D activation between its input and its output to explain', 'EBADLAYER');
+  return c.name;
+}
