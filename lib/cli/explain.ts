@@ -1,0 +1,462 @@
+/**
+ * `gradcam explain`: a thin loop over the public API. Per batch: preprocess (lib/image) ->
+ * Explainer.explain (lib/index) -> pictures, arrays, report rows. Everything here is reachable from
+ * the API; the CLI only decides file names and output formats.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { performance } from 'perf_hooks';
+import { createExplainer } from '../index';
+import type { ExplainResult, Explainer, InputBatch, Layout, TargetSpec } from '../types';
+import { batchImageToRgb, decodeImage, DecodedImage, toInputBatch } from '../image/preprocess';
+import { readNpy, writeNpy } from '../image/npy';
+import { encodePng, renderGuided, renderHeatmap, renderOverlay, rgbFloatToBytes } from '../image/png';
+import { renderReport, ReportImage } from '../image/report';
+import { ExplainArgs, UsageError } from './args';
+import { expandInputs, InputItem, loadSidecar, readLabels, Sidecar, uniqueStems } from './inputs';
+import { Progress } from './progress';
+
+export interface FilesWritten {
+  overlay?: string;
+  heatmap?: string;
+  guidedBackprop?: string;
+  guidedGradcam?: string;
+}
+
+export interface ExplainedClass {
+  classIndex: number;
+  label: string;
+  /** the score as differentiated: the raw logit, negated when counterfactual */
+  score: number;
+  logit: number;
+  probability: number;
+  /** row of this explanation in the .npy arrays */
+  npyIndex: number;
+  files: FilesWritten;
+}
+
+export interface ImageRecord {
+  index: number;
+  input: string;
+  top: Array<{ classIndex: number; label: string; logit: number; probability: number }>;
+  explained: ExplainedClass[];
+}
+
+export interface ExplainReport {
+  model: string;
+  method: string;
+  layer: string;
+  counterfactual: boolean;
+  engine: string;
+  device: string;
+  inputShape: number[];
+  layout: Layout;
+  out: string;
+  images: ImageRecord[];
+  npy: Record<string, { file: string; shape: number[] }>;
+  report?: string;
+  interrupted: boolean;
+  timings: { loadModelMs: number; preprocessMs: number; explainMs: number; gradientsMs: number; kernelsMs: number; writeMs: number; totalMs: number };
+}
+
+/** The model's input shape as [H, W, C] where the explainer exposes it (null where unknown). */
+export function modelInputSize(explainer: Explainer): { height: number | null; width: number | null; channels: number | null } | undefined {
+  const e = explainer as unknown as { inputShape?: unknown; source?: { inputShape?: unknown } };
+  const shape = Array.isArray(e.inputShape) ? e.inputShape : Array.isArray(e.source?.inputShape) ? e.source?.inputShape : undefined;
+  if (!Array.isArray(shape) || shape.length !== 4) return undefined;
+  const dim = (d: unknown) => (typeof d === 'number' && d > 0 ? d : null);
+  const [, a, b, c] = shape;
+  return explainer.layout === 'nhwc'
+    ? { height: dim(a), width: dim(b), channels: dim(c) }
+    : { height: dim(b), width: dim(c), channels: dim(a) };
+}
+
+/** One unit of work: an image file, or one row of a .npy tensor. */
+interface Unit {
+  name: string;
+  stem: string;
+  item: InputItem;
+  /** row within the npy tensor */
+  row: number;
+}
+
+interface NpyTensor {
+  data: Float32Array;
+  shape: [number, number, number, number];
+  layout: Layout;
+}
+
+function guessLayout(shape: number[]): Layout | undefined {
+  const [, d1, , d3] = shape;
+  const small = (d: number) => d === 1 || d === 3 || d === 4;
+  if (small(d1) && !small(d3)) return 'nchw';
+  if (small(d3) && !small(d1)) return 'nhwc';
+  return undefined;
+}
+
+function classLabel(labels: string[] | undefined, i: number): string {
+  return labels && i < labels.length ? labels[i] : `class ${i}`;
+}
+
+function fmt(x: number, d = 4): string {
+  return Number.isFinite(x) ? x.toFixed(d) : String(x);
+}
+
+/** Write the output of one ExplainResult: pictures, JSON records, report panels; returns the arrays to keep. */
+async function writeBatch(
+  a: ExplainArgs,
+  result: ExplainResult,
+  units: Unit[],
+  displays: Float32Array[],
+  labels: string[] | undefined,
+  firstIndex: number,
+  npyOffset: number,
+  records: ImageRecord[],
+  reportImages: ReportImage[],
+): Promise<void> {
+  const [n, d1, d2, d3] = result.inputShape;
+  const [c, H, W] = result.layout === 'nchw' ? [d1, d2, d3] : [d3, d1, d2];
+  const k = result.numClasses;
+  const writePng = async (file: string, png: Uint8Array) => {
+    const full = path.join(a.out, file);
+    await fs.promises.writeFile(full, png);
+    return full;
+  };
+  const byImage = new Map<number, typeof result.explanations>();
+  result.explanations.forEach((e) => {
+    if (!byImage.has(e.image)) byImage.set(e.image, []);
+    byImage.get(e.image)?.push(e);
+  });
+  let row = npyOffset;
+  for (let i = 0; i < n; i++) {
+    const unit = units[i];
+    const display = displays[i];
+    const probs = result.probabilities.subarray(i * k, (i + 1) * k);
+    const logits = result.logits.subarray(i * k, (i + 1) * k);
+    const order = Array.from(probs.keys()).sort((x, y) => probs[y] - probs[x]);
+    const topN = Math.min(k, Math.max(5, a.topK ?? 0));
+    const record: ImageRecord = {
+      index: firstIndex + i,
+      input: unit.name,
+      top: order.slice(0, topN).map((ci) => ({ classIndex: ci, label: classLabel(labels, ci), logit: logits[ci], probability: probs[ci] })),
+      explained: [],
+    };
+    const panels: ReportImage['panels'] = [];
+    if (a.report) {
+      panels.push({ title: 'input', subtitle: unit.name, png: await encodePng(rgbFloatToBytes(display), W, H, 3) });
+    }
+    const guidedPanels: ReportImage['panels'] = [];
+    for (const e of byImage.get(i) ?? []) {
+      const tag = `${unit.stem}.c${e.classIndex}${result.counterfactual ? '.cf' : ''}`;
+      const label = classLabel(labels, e.classIndex);
+      const files: FilesWritten = {};
+      const caption = `${label} (${e.classIndex})${result.counterfactual ? ' counterfactual' : ''}`;
+      const sub = `logit ${fmt(logits[e.classIndex], 3)} · p ${fmt(e.probability, 3)}`;
+      if (e.map) {
+        const overlay = (await renderOverlay(display, e.map, W, H, { colormap: a.colormap, alpha: a.alpha })).data as Buffer;
+        if (a.images) {
+          files.overlay = await writePng(`${tag}.overlay.png`, overlay);
+          files.heatmap = await writePng(`${tag}.heatmap.png`, (await renderHeatmap(e.map, W, H, { colormap: a.colormap })).data as Buffer);
+        }
+        if (a.report) panels.push({ title: `Grad-CAM: ${caption}`, subtitle: sub, png: overlay });
+      }
+      if (e.guidedBackprop) {
+        const png = (await renderGuided(e.guidedBackprop, c, H, W, result.layout)).data as Buffer;
+        if (a.images) files.guidedBackprop = await writePng(`${tag}.guided-backprop.png`, png);
+        if (a.report && result.method === 'guided-backprop') guidedPanels.push({ title: `Guided Backprop: ${caption}`, subtitle: sub, png });
+      }
+      if (e.guidedGradcam) {
+        const png = (await renderGuided(e.guidedGradcam, c, H, W, result.layout)).data as Buffer;
+        if (a.images) files.guidedGradcam = await writePng(`${tag}.guided-gradcam.png`, png);
+        if (a.report) guidedPanels.push({ title: `Guided Grad-CAM: ${caption}`, subtitle: sub, png });
+      }
+      record.explained.push({
+        classIndex: e.classIndex,
+        label,
+        score: e.score,
+        logit: logits[e.classIndex],
+        probability: e.probability,
+        npyIndex: row++,
+        files,
+      });
+    }
+    records.push(record);
+    if (a.report) {
+      const explainedSet = new Set(record.explained.map((x) => x.classIndex));
+      reportImages.push({
+        name: unit.name,
+        panels: [...panels, ...guidedPanels],
+        classes: record.top.map((t, r) => ({ rank: r + 1, classIndex: t.classIndex, label: t.label, score: t.logit, probability: t.probability, explained: explainedSet.has(t.classIndex) })),
+      });
+    }
+  }
+}
+
+export interface ExplainOutcome {
+  report: ExplainReport;
+  exitCode: number;
+  /** the report sections (filled when --report) */
+  reportImages: ReportImage[];
+}
+
+/** Concatenation buffers for the --npy arrays. */
+class ArrayCollector {
+  private chunks: Float32Array[] = [];
+  private rows = 0;
+  constructor(private rowShape: number[] | undefined = undefined) {}
+  add(x: Float32Array, rowShape: number[]): void {
+    if (!this.rowShape) this.rowShape = rowShape;
+    this.chunks.push(x);
+    this.rows++;
+  }
+  get count(): number {
+    return this.rows;
+  }
+  write(file: string): number[] {
+    const size = (this.rowShape ?? []).reduce((p, q) => p * q, 1);
+    const all = new Float32Array(this.rows * size);
+    this.chunks.forEach((ch, i) => all.set(ch, i * size));
+    const shape = [this.rows, ...(this.rowShape ?? [])];
+    writeNpy(file, all, shape);
+    return shape;
+  }
+}
+
+export async function runExplain(a: ExplainArgs, log: (line: string) => void): Promise<ExplainOutcome> {
+  const tStart = performance.now();
+  const items = expandInputs(a.inputs);
+  const sidecar: Sidecar = loadSidecar(a.model);
+  if (a.verbose && sidecar.file) log(`using preprocessing from ${sidecar.file}`);
+  const labels = a.labels !== undefined ? readLabels(a.labels) : sidecar.labels;
+  if (!fs.existsSync(a.model)) throw new UsageError(`model not found: ${a.model}`);
+
+  const isOnnx = a.model.toLowerCase().endsWith('.onnx');
+  const options = isOnnx
+    ? { executionProvider: a.device === 'cuda' ? 'cuda' : a.device === 'auto' ? 'auto' : 'cpu' }
+    : { engine: a.engine };
+  const tLoad = performance.now();
+  const explainer = await createExplainer(a.model, options as Parameters<typeof createExplainer>[1]);
+  const loadModelMs = performance.now() - tLoad;
+  try {
+    return await explainWith(explainer, a, items, sidecar, labels, log, tStart, loadModelMs);
+  } finally {
+    explainer.dispose();
+  }
+}
+
+async function explainWith(
+  explainer: Explainer,
+  a: ExplainArgs,
+  items: InputItem[],
+  sidecar: Sidecar,
+  labels: string[] | undefined,
+  log: (line: string) => void,
+  tStart: number,
+  loadModelMs: number,
+): Promise<ExplainOutcome> {
+  const layer = a.layer ?? sidecar.layer ?? explainer.defaultLayer;
+  const mean = a.mean ?? sidecar.mean;
+  const std = a.std ?? sidecar.std;
+  const pixelScale = sidecar.pixelScale ?? 255;
+  const modelSize = modelInputSize(explainer);
+
+  // --- the work list and how to build each batch
+  const units: Unit[] = [];
+  const tensors = new Map<string, NpyTensor>();
+  let layout: Layout;
+  let width = 0;
+  let height = 0;
+  let channels: 1 | 3 = 3;
+  if (items[0].kind === 'npy') {
+    for (const it of items) {
+      const arr = readNpy(it.file);
+      let shape = arr.shape;
+      if (shape.length === 3) shape = [1, ...shape];
+      if (shape.length !== 4) throw new UsageError(`${it.file}: expected a 4-D model input tensor [N,C,H,W] or [N,H,W,C], got shape [${arr.shape.join(',')}]`);
+      const l = a.layout ?? sidecar.layout ?? guessLayout(shape) ?? explainer.layout;
+      tensors.set(it.file, { data: arr.data, shape: shape as NpyTensor['shape'], layout: l });
+      const stems = uniqueStems(Array.from({ length: shape[0] }, (_, r) => `${path.basename(it.file, '.npy')}_${r}`));
+      for (let r = 0; r < shape[0]; r++) units.push({ name: `${it.file}[${r}]`, stem: stems[r], item: it, row: r });
+    }
+    const first = [...tensors.values()][0];
+    layout = first.layout;
+    for (const [f, t] of tensors) {
+      if (t.layout !== layout || t.shape.slice(1).join() !== first.shape.slice(1).join()) {
+        throw new UsageError(`${f}: every .npy input must have the same shape and layout (got [${t.shape}] ${t.layout}, expected [N,${first.shape.slice(1)}] ${layout})`);
+      }
+    }
+    // de-duplicate stems across files
+    const stems = uniqueStems(units.map((u) => u.stem));
+    units.forEach((u, i) => (u.stem = stems[i]));
+  } else {
+    layout = a.layout ?? sidecar.layout ?? explainer.layout;
+    const size = a.size ?? (sidecar.width ? { width: sidecar.width, height: sidecar.height as number } : undefined);
+    if (size) ({ width, height } = size);
+    else if (modelSize?.width && modelSize.height) ({ width, height } = modelSize as { width: number; height: number });
+    else throw new UsageError(`cannot tell the input size of ${a.model}: pass --size WxH (or put "size" in ${path.basename(a.model)}.gradcam.json)`);
+    channels = sidecar.channels ?? (modelSize?.channels === 1 ? 1 : 3);
+    const stems = uniqueStems(items.map((i) => i.file));
+    items.forEach((it, i) => units.push({ name: it.file, stem: stems[i], item: it, row: 0 }));
+  }
+
+  const buildBatch = async (batchUnits: Unit[]): Promise<{ batch: InputBatch; displays: Float32Array[] }> => {
+    if (batchUnits[0].item.kind === 'image') {
+      const decoded: DecodedImage[] = await Promise.all(batchUnits.map((u) => decodeImage(u.item.file, width, height)));
+      const batch = toInputBatch(decoded, { width, height, mean, std, layout, channels, pixelScale });
+      return { batch, displays: decoded.map((d) => d.rgb) };
+    }
+    const t0 = tensors.get(batchUnits[0].item.file) as NpyTensor;
+    const rowSize = t0.shape[1] * t0.shape[2] * t0.shape[3];
+    const data = new Float32Array(batchUnits.length * rowSize);
+    batchUnits.forEach((u, i) => {
+      const t = tensors.get(u.item.file) as NpyTensor;
+      data.set(t.data.subarray(u.row * rowSize, (u.row + 1) * rowSize), i * rowSize);
+    });
+    const batch: InputBatch = { data, shape: [batchUnits.length, t0.shape[1], t0.shape[2], t0.shape[3]], layout: t0.layout };
+    const known = a.mean !== undefined || a.std !== undefined || sidecar.mean !== undefined || sidecar.std !== undefined;
+    const displays = batchUnits.map((_, i) => batchImageToRgb(batch, i, known ? { mean, std, pixelScale } : undefined));
+    return { batch, displays };
+  };
+
+  let targets: TargetSpec = 'argmax';
+  if (a.topK !== undefined) targets = { topK: a.topK };
+  else if (a.classIndex !== undefined) targets = a.classIndex;
+
+  fs.mkdirSync(a.out, { recursive: true });
+
+  // --- Ctrl-C: finish the current batch, keep what was written
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write('\ngradcam: interrupted, stopping after the current batch (Ctrl-C again to quit now)\n');
+  };
+  process.on('SIGINT', onSigint);
+
+  const records: ImageRecord[] = [];
+  const reportImages: ReportImage[] = [];
+  const maps = new ArrayCollector();
+  const gbs = new ArrayCollector();
+  const ggs = new ArrayCollector();
+  const t = { preprocessMs: 0, explainMs: 0, gradientsMs: 0, kernelsMs: 0, writeMs: 0 };
+  let last: ExplainResult | undefined;
+  let inputShape: number[] = [];
+  const progress = new Progress(units.length, 'images');
+  try {
+    for (let s = 0; s < units.length && !interrupted; s += a.batchSize) {
+      const batchUnits = units.slice(s, s + a.batchSize);
+      let t0 = performance.now();
+      const { batch, displays } = await buildBatch(batchUnits);
+      t.preprocessMs += performance.now() - t0;
+      t0 = performance.now();
+      const result = await explainer.explain(batch, {
+        layer,
+        method: a.method,
+        targets,
+        counterfactual: a.counterfactual,
+        device: a.device,
+        guidedRelu6: a.guidedRelu6,
+      });
+      t.explainMs += performance.now() - t0;
+      t.gradientsMs += result.timings.gradientsMs;
+      t.kernelsMs += result.timings.kernelsMs;
+      last = result;
+      inputShape = [units.length, ...result.inputShape.slice(1)];
+      t0 = performance.now();
+      const [, d1, d2, d3] = result.inputShape;
+      const [H, W] = result.layout === 'nchw' ? [d2, d3] : [d1, d2];
+      if (a.npy) {
+        for (const e of result.explanations) {
+          if (e.map) maps.add(e.map, [H, W]);
+          if (e.guidedBackprop) gbs.add(e.guidedBackprop, [d1, d2, d3]);
+          if (e.guidedGradcam) ggs.add(e.guidedGradcam, [d1, d2, d3]);
+        }
+      }
+      const npyOffset = records.reduce((p, r) => p + r.explained.length, 0);
+      await writeBatch(a, result, batchUnits, displays, labels, s, npyOffset, records, reportImages);
+      t.writeMs += performance.now() - t0;
+      progress.tick(batchUnits.length);
+    }
+  } finally {
+    progress.finish();
+    process.removeListener('SIGINT', onSigint);
+  }
+
+  const t0 = performance.now();
+  const npy: ExplainReport['npy'] = {};
+  if (a.npy) {
+    if (maps.count > 0) npy.gradcam = { file: path.join(a.out, 'gradcam.npy'), shape: maps.write(path.join(a.out, 'gradcam.npy')) };
+    if (gbs.count > 0) npy['guided-backprop'] = { file: path.join(a.out, 'guided-backprop.npy'), shape: gbs.write(path.join(a.out, 'guided-backprop.npy')) };
+    if (ggs.count > 0) npy['guided-gradcam'] = { file: path.join(a.out, 'guided-gradcam.npy'), shape: ggs.write(path.join(a.out, 'guided-gradcam.npy')) };
+  }
+  const engine = last?.engine ?? explainer.engine;
+  const device = last?.device ?? 'none';
+  let reportFile: string | undefined;
+  if (a.report) {
+    reportFile = path.join(a.out, 'report.html');
+    const html = renderReport(reportImages, {
+      title: `${a.method === 'gradcam' ? 'Grad-CAM' : a.method === 'guided-gradcam' ? 'Guided Grad-CAM' : 'Guided Backpropagation'}${a.counterfactual ? ' (counterfactual)' : ''}: ${path.basename(a.model)}`,
+      facts: [
+        ['model', a.model],
+        ['method', a.method + (a.counterfactual ? ' (counterfactual: negated score)' : '')],
+        ['layer', layer],
+        ['engine / kernels', `${engine} / ${device}`],
+        ['images', `${records.length}${interrupted ? ' (interrupted)' : ''}`],
+        ['time', `${((performance.now() - tStart) / 1000).toFixed(2)} s`],
+      ],
+    });
+    fs.writeFileSync(reportFile, html);
+  }
+  t.writeMs += performance.now() - t0;
+
+  const report: ExplainReport = {
+    model: a.model,
+    method: a.method,
+    layer,
+    counterfactual: a.counterfactual,
+    engine,
+    device,
+    inputShape,
+    layout: last?.layout ?? layout,
+    out: a.out,
+    images: records,
+    npy,
+    report: reportFile,
+    interrupted,
+    timings: {
+      loadModelMs: round(loadModelMs),
+      preprocessMs: round(t.preprocessMs),
+      explainMs: round(t.explainMs),
+      gradientsMs: round(t.gradientsMs),
+      kernelsMs: round(t.kernelsMs),
+      writeMs: round(t.writeMs),
+      totalMs: round(performance.now() - tStart),
+    },
+  };
+  return { report, exitCode: interrupted ? 130 : 0, reportImages };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+/** The human-readable summary printed when --json is not given. */
+export function summarize(r: ExplainReport): string[] {
+  const lines: string[] = [];
+  for (const img of r.images) {
+    const top = img.top[0];
+    const head = top ? `${top.label} (${top.classIndex}) p=${fmt(top.probability, 3)}` : '';
+    lines.push(`${img.input}: ${head}`);
+    for (const e of img.explained) {
+      const files = Object.values(e.files).filter(Boolean).join(', ');
+      lines.push(`  ${r.counterfactual ? 'counterfactual ' : ''}${e.label} (${e.classIndex}) logit=${fmt(e.logit, 3)} p=${fmt(e.probability, 3)}${files ? ` -> ${files}` : ''}`);
+    }
+  }
+  for (const [m, v] of Object.entries(r.npy)) lines.push(`${m}: ${v.file} [${v.shape.join(',')}] float32`);
+  if (r.report) lines.push(`report: ${r.report}`);
+  lines.push(
+    `${r.images.length} image(s) in ${(r.timings.totalMs / 1000).toFixed(2)} s (model load ${(r.timings.loadModelMs / 1000).toFixed(2)} s, explain ${(r.timings.explainMs / 1000).toFixed(2)} s) ` +
+      `on ${r.engine} with ${r.device} kernels; pictures in ${r.out}${r.interrupted ? ' (interrupted)' : ''}`,
+  );
+  return lines;
+}

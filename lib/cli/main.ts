@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+/**
+ * The `gradcam` command: explain, layers, demo. Usage mistakes print one line and exit 2;
+ * failures print one line and exit 1 (the stack trace only with --verbose); Ctrl-C exits 130.
+ * stdout carries only our output (the --json document or the summary): library chatter
+ * (console.log/info/warn) is sent to stderr.
+ */
+import { HELP, parseDemoArgs, parseExplainArgs, parseLayersArgs, UsageError } from './args';
+
+function redirectConsole(): void {
+  const toErr = (...args: unknown[]) => process.stderr.write(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ') + '\n');
+  console.log = toErr;
+  console.info = toErr;
+}
+
+function out(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const verbose = rest.includes('--verbose') || rest.includes('-v');
+  try {
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      out(HELP.main);
+      return command === undefined ? 2 : 0;
+    }
+    if (command === '--version') {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      out(require('../../../package.json').version);
+      return 0;
+    }
+    redirectConsole();
+    if (command === 'explain') {
+      const a = parseExplainArgs(rest);
+      if (a.help) {
+        out(HELP.explain);
+        return 0;
+      }
+      const { runExplain, summarize } = await import('./explain');
+      const log = (l: string) => process.stderr.write(l + '\n');
+      const { report, exitCode } = await runExplain(a, log);
+      if (a.json) out(JSON.stringify(report, null, 2));
+      else if (!a.quiet) summarize(report).forEach(out);
+      return exitCode;
+    }
+    if (command === 'layers') {
+      const a = parseLayersArgs(rest);
+      if (a.help) {
+        out(HELP.layers);
+        return 0;
+      }
+      const { runLayers } = await import('./layers');
+      (await runLayers(a)).forEach(out);
+      return 0;
+    }
+    if (command === 'demo') {
+      const a = parseDemoArgs(rest);
+      if (a.help) {
+        out(HELP.demo);
+        return 0;
+      }
+      const { runDemo } = await import('./demo');
+      return await runDemo(a);
+    }
+    throw new UsageError(`unknown command '${command}' (expected explain, layers or demo; see gradcam --help)`);
+  } catch (e) {
+    const err = e as Error;
+    const first = String(err?.message ?? err).split('\n')[0];
+    if (err instanceof UsageError) {
+      process.stderr.write(`gradcam: ${first}\n`);
+      if (verbose && err.stack) process.stderr.write(err.stack + '\n');
+      return 2;
+    }
+    process.stderr.write(`gradcam: error: ${first}\n`);
+    if (verbose && err?.stack) process.stderr.write(err.stack + '\n');
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      // worker pools or native threads of the engines must not keep a finished command alive;
+      // stdout/stderr are synchronous for files and pipes on Linux and macOS, so nothing is lost
+      process.exit(code);
+    },
+    (e) => {
+      process.stderr.write(`gradcam: error: ${String((e as Error)?.message ?? e).split('\n')[0]}\n`);
+      process.exit(1);
+    },
+  );
+}
