@@ -1,0 +1,290 @@
+// The Node binding: every kernel registered in one list (kKernels, at the bottom), each as a
+// synchronous function and as `<name>Async` returning a Promise whose work runs on a libuv
+// worker thread. Every function takes the device first ('cpu' | 'cuda'), then the arguments
+// of lib/kernels/types.ts. Inputs are read in place (no copies); outputs are fresh
+// Float32Arrays allocated on the main thread; both stay referenced until the work is done.
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "check.h"
+#include "kernels.h"
+
+namespace gradcam {
+namespace {
+
+enum class Device { Cpu, Cuda };
+
+// One kernel call, parsed and checked on the main thread, run anywhere.
+struct Job {
+  std::vector<Napi::ObjectReference> keep;  // inputs and outputs
+  std::vector<std::pair<std::string, size_t>> fields;  // named outputs -> keep index
+  size_t single = SIZE_MAX;                  // or the one output
+  std::function<void()> run;
+
+  const float* input(Napi::Float32Array a) {
+    keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
+    return a.Data();  // ArrayBuffer data + byte offset
+  }
+  float* output(Napi::Env env, size_t length, const char* field = nullptr) {
+    Napi::Float32Array a = Napi::Float32Array::New(env, length);
+    keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
+    if (field)
+      fields.emplace_back(field, keep.size() - 1);
+    else
+      single = keep.size() - 1;
+    return a.Data();
+  }
+  Napi::Value result(Napi::Env env) {
+    if (fields.empty()) return keep[single].Value();
+    Napi::Object o = Napi::Object::New(env);
+    for (auto& f : fields) o.Set(f.first, keep[f.second].Value());
+    return o;
+  }
+};
+
+using Parser = std::unique_ptr<Job> (*)(const Napi::CallbackInfo&, Device);
+
+#define GRADCAM_DISPATCH(dev, fn, ...) \
+  ((dev) == Device::Cuda ? ::gradcam::cuda::fn(__VA_ARGS__) : ::gradcam::cpu::fn(__VA_ARGS__))
+
+// info[0] is the device; the kernel's own arguments follow.
+Device parseDevice(const Napi::CallbackInfo& info) {
+  return checkOneOf("device", info[0], {"cpu", "cuda"}) == "cuda" ? Device::Cuda : Device::Cpu;
+}
+
+std::unique_ptr<Job> parseChannelMean(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  const FeatureShape s = checkFeatureShape(info[2], "x");
+  const float* x = job->input(checkFloat32Array("x", info[1], s.count()));
+  float* out = job->output(info.Env(), s.n * s.k);
+  job->run = [=] { GRADCAM_DISPATCH(dev, channelMean, x, s, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseChannelSums(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  Napi::Env env = info.Env();
+  const FeatureShape s = checkFeatureShape(info[3], "g");
+  const float* g = job->input(checkFloat32Array("g", info[1], s.count()));
+  const float* a = job->input(checkFloat32Array("a", info[2], s.count()));
+  const size_t nk = s.n * s.k;
+  float* sg = job->output(env, nk, "g");
+  float* sg2 = job->output(env, nk, "g2");
+  float* sg3 = job->output(env, nk, "g3");
+  float* sa = job->output(env, nk, "a");
+  float* sga = job->output(env, nk, "ga");
+  job->run = [=] { GRADCAM_DISPATCH(dev, channelSums, g, a, s, sg, sg2, sg3, sa, sga); };
+  return job;
+}
+
+std::unique_ptr<Job> parseWeightedChannelSum(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  const FeatureShape s = checkFeatureShape(info[3], "a");
+  const float* weights = job->input(checkFloat32Array("weights", info[1], s.n * s.k));
+  const float* a = job->input(checkFloat32Array("a", info[2], s.count()));
+  const bool relu = checkBoolean("relu", info[4]);
+  float* out = job->output(info.Env(), s.n * s.hw());
+  job->run = [=] { GRADCAM_DISPATCH(dev, weightedChannelSum, weights, a, s, relu, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseElementwiseChannelSum(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  const FeatureShape s = checkFeatureShape(info[3], "g");
+  const float* g = job->input(checkFloat32Array("g", info[1], s.count()));
+  const float* a = job->input(checkFloat32Array("a", info[2], s.count()));
+  const ElementwiseOp op = checkOneOf("op", info[4], {"grad-times-act", "relu-grad-times-act"}) == "grad-times-act"
+                               ? ElementwiseOp::GradTimesAct
+                               : ElementwiseOp::ReluGradTimesAct;
+  const bool relu = checkBoolean("relu", info[5]);
+  float* out = job->output(info.Env(), s.n * s.hw());
+  job->run = [=] { GRADCAM_DISPATCH(dev, elementwiseChannelSum, g, a, s, op, relu, out); };
+  return job;
+}
+
+/** options?: { alignCorners?: boolean } */
+bool parseResizeOptions(Napi::Value v, const std::string& name) {
+  if (v.IsUndefined()) return false;
+  Napi::Object o = checkObject(name, v);
+  return checkOptionalBoolean(name + ".alignCorners", o.Get("alignCorners"), false);
+}
+
+std::unique_ptr<Job> parseResizeBilinear(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  Napi::Env env = info.Env();
+  const double dn = checkPositiveInteger("n", info[2]);
+  const double dh = checkPositiveInteger("h", info[3]);
+  const double dw = checkPositiveInteger("w", info[4]);
+  const double dH = checkPositiveInteger("outH", info[5]);
+  const double dW = checkPositiveInteger("outW", info[6]);
+  const size_t len = checkCount(env, "x", {dn, dh, dw});
+  const size_t outLen = checkCount(env, "out", {dn, dH, dW});
+  const size_t n = (size_t)dn, h = (size_t)dh, w = (size_t)dw, outH = (size_t)dH, outW = (size_t)dW;
+  const float* x = job->input(checkFloat32Array("x", info[1], len));
+  const bool ac = parseResizeOptions(info[7], "options");
+  float* out = job->output(env, outLen);
+  job->run = [=] { GRADCAM_DISPATCH(dev, resizeBilinear, x, n, h, w, outH, outW, ac, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseMinMaxNormalize(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  Napi::Env env = info.Env();
+  const double dn = checkPositiveInteger("n", info[2]);
+  const double dsize = checkPositiveInteger("size", info[3]);
+  const size_t len = checkCount(env, "x", {dn, dsize});
+  const size_t n = (size_t)dn, size = (size_t)dsize;
+  const float* x = job->input(checkFloat32Array("x", info[1], len));
+  float* out = job->output(env, len);
+  job->run = [=] { GRADCAM_DISPATCH(dev, minMaxNormalize, x, n, size, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseGuidedProduct(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  Napi::Env env = info.Env();
+  const double dn = checkPositiveInteger("n", info[3]);
+  const double dc = checkPositiveInteger("c", info[4]);
+  const double dH = checkPositiveInteger("H", info[5]);
+  const double dW = checkPositiveInteger("W", info[6]);
+  const Layout layout = checkLayout("layout", info[7]);
+  const size_t len = checkCount(env, "guided", {dn, dc, dH, dW});
+  const size_t n = (size_t)dn, c = (size_t)dc, H = (size_t)dH, W = (size_t)dW;
+  const float* guided = job->input(checkFloat32Array("guided", info[1], len));
+  const float* cam = job->input(checkFloat32Array("cam", info[2], n * H * W));
+  float* out = job->output(env, len);
+  job->run = [=] { GRADCAM_DISPATCH(dev, guidedProduct, guided, cam, n, c, H, W, layout, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseGradcamTail(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  Napi::Env env = info.Env();
+  const FeatureShape s = checkFeatureShape(info[3], "a");
+  Napi::Object o = checkObject("options", info[4]);
+  const double dH = checkPositiveInteger("options.outH", o.Get("outH"));
+  const double dW = checkPositiveInteger("options.outW", o.Get("outW"));
+  const size_t mapLen = checkCount(env, "map", {(double)s.n, dH, dW});
+  const float* a = job->input(checkFloat32Array("a", info[1], s.count()));
+  const float* g = job->input(checkFloat32Array("g", info[2], s.count()));
+  TailOptions opt;
+  opt.outH = (size_t)dH;
+  opt.outW = (size_t)dW;
+  opt.relu = checkOptionalBoolean("options.relu", o.Get("relu"), true);
+  opt.alignCorners = checkOptionalBoolean("options.alignCorners", o.Get("alignCorners"), false);
+  TailOutputs out;
+  out.weights = job->output(env, s.n * s.k, "weights");
+  out.lowresRaw = job->output(env, s.n * s.hw(), "lowresRaw");
+  out.lowres = job->output(env, s.n * s.hw(), "lowres");
+  out.map = job->output(env, mapLen, "map");
+  job->run = [=] { GRADCAM_DISPATCH(dev, gradcamTail, a, g, s, opt, out); };
+  return job;
+}
+
+template <Parser P>
+Napi::Value callSync(const Napi::CallbackInfo& info) {
+  std::unique_ptr<Job> job = P(info, parseDevice(info));
+  try {
+    job->run();
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+  return job->result(info.Env());
+}
+
+class KernelWorker : public Napi::AsyncWorker {
+ public:
+  KernelWorker(Napi::Env env, std::unique_ptr<Job> job)
+      : Napi::AsyncWorker(env, "gradcam:kernel"), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      job_->run();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    } catch (...) {
+      SetError("unknown native error");
+    }
+  }
+  void OnOK() override { deferred_.Resolve(job_->result(Env())); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  std::unique_ptr<Job> job_;
+  Napi::Promise::Deferred deferred_;
+};
+
+// Argument errors reject the Promise, as an async function would.
+template <Parser P>
+Napi::Value callAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::unique_ptr<Job> job;
+  try {
+    job = P(info, parseDevice(info));
+  } catch (const Napi::Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(e.Value());
+    return d.Promise();
+  }
+  auto* worker = new KernelWorker(env, std::move(job));
+  Napi::Promise p = worker->promise();
+  worker->Queue();  // deletes itself when done
+  return p;
+}
+
+Napi::Value cudaInfo(const Napi::CallbackInfo& info) {
+  const cuda::Info& ci = cuda::info();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("available", ci.available);
+  o.Set("reason", ci.reason);
+  if (!ci.deviceName.empty()) o.Set("deviceName", ci.deviceName);
+  o.Set("compiled", cuda::compiled());
+  return o;
+}
+
+Napi::Value cpuThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cpu::threadCount()); }
+
+struct Entry {
+  const char* name;
+  Napi::Value (*sync)(const Napi::CallbackInfo&);
+  Napi::Value (*async)(const Napi::CallbackInfo&);
+};
+
+// THE list of kernels (the names of lib/kernels/types.ts); each also exported as `<name>Async`.
+#define GRADCAM_KERNEL(name, parser) Entry{#name, callSync<parser>, callAsync<parser>}
+const Entry kKernels[] = {
+    GRADCAM_KERNEL(channelMean, parseChannelMean),
+    GRADCAM_KERNEL(channelSums, parseChannelSums),
+    GRADCAM_KERNEL(weightedChannelSum, parseWeightedChannelSum),
+    GRADCAM_KERNEL(elementwiseChannelSum, parseElementwiseChannelSum),
+    GRADCAM_KERNEL(resizeBilinear, parseResizeBilinear),
+    GRADCAM_KERNEL(minMaxNormalize, parseMinMaxNormalize),
+    GRADCAM_KERNEL(guidedProduct, parseGuidedProduct),
+    GRADCAM_KERNEL(gradcamTail, parseGradcamTail),
+};
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  for (const Entry& e : kKernels) {
+    exports.Set(e.name, Napi::Function::New(env, e.sync, e.name));
+    const std::string asyncName = std::string(e.name) + "Async";
+    exports.Set(asyncName, Napi::Function::New(env, e.async, asyncName));
+  }
+  exports.Set("cudaInfo", Napi::Function::New(env, cudaInfo, "cudaInfo"));
+  exports.Set("cpuThreads", Napi::Function::New(env, cpuThreads, "cpuThreads"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace gradcam
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) { return gradcam::init(env, exports); }
+
+NODE_API_MODULE(gradcam_native, Init)

@@ -1,0 +1,136 @@
+// Channel reductions on CPU threads: the spatial mean per channel (Grad-CAM's alpha) and the
+// five per-channel sums Grad-CAM++ and XGrad-CAM need. float64 accumulators, summed over the
+// spatial positions in row-major order (the order of lib/kernels/reference.ts), rounded once.
+#include <algorithm>
+#include <vector>
+
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace gradcam {
+namespace cpu {
+namespace {
+
+// Channels per task in NHWC, where one task walks all positions for a block of channels.
+constexpr size_t kChannelBlock = 256;
+
+}  // namespace
+
+void channelMean(const float* x, const FeatureShape& s, float* out) {
+  const size_t hw = s.hw(), k = s.k, rows = s.n * s.k;
+  const double inv = (double)hw;
+  if (s.layout == Layout::NCHW) {
+    parallelFor(rows, grainFor(rows, hw), [&](size_t b, size_t e) {
+      size_t r = b;
+      // four independent chains, each in the reference order
+      for (; r + 4 <= e; r += 4) {
+        const float* p0 = x + r * hw;
+        const float* p1 = p0 + hw;
+        const float* p2 = p1 + hw;
+        const float* p3 = p2 + hw;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (size_t p = 0; p < hw; p++) {
+          s0 += p0[p];
+          s1 += p1[p];
+          s2 += p2[p];
+          s3 += p3[p];
+        }
+        out[r] = (float)(s0 / inv);
+        out[r + 1] = (float)(s1 / inv);
+        out[r + 2] = (float)(s2 / inv);
+        out[r + 3] = (float)(s3 / inv);
+      }
+      for (; r < e; r++) {
+        const float* p0 = x + r * hw;
+        double s0 = 0;
+        for (size_t p = 0; p < hw; p++) s0 += p0[p];
+        out[r] = (float)(s0 / inv);
+      }
+    });
+    return;
+  }
+  const size_t blocks = (k + kChannelBlock - 1) / kChannelBlock;
+  const size_t tasks = s.n * blocks;
+  parallelFor(tasks, grainFor(tasks, hw * std::min(k, kChannelBlock)), [&](size_t b, size_t e) {
+    double acc[kChannelBlock];
+    for (size_t t = b; t < e; t++) {
+      const size_t img = t / blocks, k0 = (t % blocks) * kChannelBlock;
+      const size_t kn = std::min(kChannelBlock, k - k0);
+      std::fill(acc, acc + kn, 0.0);
+      const float* base = x + img * hw * k + k0;
+      for (size_t p = 0; p < hw; p++) {
+        const float* row = base + p * k;
+        for (size_t j = 0; j < kn; j++) acc[j] += row[j];
+      }
+      for (size_t j = 0; j < kn; j++) out[img * k + k0 + j] = (float)(acc[j] / inv);
+    }
+  });
+}
+
+void channelSums(const float* g, const float* a, const FeatureShape& s, float* sg, float* sg2, float* sg3,
+                 float* sa, float* sga) {
+  const size_t hw = s.hw(), k = s.k, rows = s.n * s.k;
+  if (s.layout == Layout::NCHW) {
+    parallelFor(rows, grainFor(rows, 5 * hw), [&](size_t b, size_t e) {
+      for (size_t r = b; r < e; r++) {
+        const float* gp = g + r * hw;
+        const float* ap = a + r * hw;
+        double s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0;
+        for (size_t p = 0; p < hw; p++) {
+          const double gv = gp[p], av = ap[p];
+          const double g2 = gv * gv;
+          s1 += gv;
+          s2 += g2;
+          s3 += g2 * gv;
+          s4 += av;
+          s5 += gv * av;
+        }
+        sg[r] = (float)s1;
+        sg2[r] = (float)s2;
+        sg3[r] = (float)s3;
+        sa[r] = (float)s4;
+        sga[r] = (float)s5;
+      }
+    });
+    return;
+  }
+  const size_t blocks = (k + kChannelBlock - 1) / kChannelBlock;
+  const size_t tasks = s.n * blocks;
+  parallelFor(tasks, grainFor(tasks, 5 * hw * std::min(k, kChannelBlock)), [&](size_t b, size_t e) {
+    double a1[kChannelBlock], a2[kChannelBlock], a3[kChannelBlock], a4[kChannelBlock], a5[kChannelBlock];
+    for (size_t t = b; t < e; t++) {
+      const size_t img = t / blocks, k0 = (t % blocks) * kChannelBlock;
+      const size_t kn = std::min(kChannelBlock, k - k0);
+      std::fill(a1, a1 + kn, 0.0);
+      std::fill(a2, a2 + kn, 0.0);
+      std::fill(a3, a3 + kn, 0.0);
+      std::fill(a4, a4 + kn, 0.0);
+      std::fill(a5, a5 + kn, 0.0);
+      const size_t base = img * hw * k + k0;
+      for (size_t p = 0; p < hw; p++) {
+        const float* gr = g + base + p * k;
+        const float* ar = a + base + p * k;
+        for (size_t j = 0; j < kn; j++) {
+          const double gv = gr[j], av = ar[j];
+          const double g2 = gv * gv;
+          a1[j] += gv;
+          a2[j] += g2;
+          a3[j] += g2 * gv;
+          a4[j] += av;
+          a5[j] += gv * av;
+        }
+      }
+      const size_t o = img * k + k0;
+      for (size_t j = 0; j < kn; j++) {
+        sg[o + j] = (float)a1[j];
+        sg2[o + j] = (float)a2[j];
+        sg3[o + j] = (float)a3[j];
+        sa[o + j] = (float)a4[j];
+        sga[o + j] = (float)a5[j];
+      }
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace gradcam

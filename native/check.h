@@ -1,0 +1,148 @@
+// Argument checks of the addon, in one place: the same checks, in the same order and with the
+// same messages as lib/kernels/validate.ts (message shape of lib/errors.ts), because the addon
+// can be called directly:  Expected ${expected} for ${name} but received ${describe(value)}
+// TypeError for a value of the wrong kind, RangeError for the right kind out of range.
+#pragma once
+#include <napi.h>
+
+#include <cmath>
+#include <initializer_list>
+#include <string>
+
+#include "shape.h"
+
+namespace gradcam {
+
+/** Largest element count of one array (as MAX_ELEMENTS in validate.ts). */
+constexpr double kMaxElements = 2147483647.0;
+
+/** String(value), as JavaScript writes it. */
+inline std::string jsString(Napi::Value v) {
+  Napi::Env env = v.Env();
+  return env.Global().Get("String").As<Napi::Function>().Call({v}).As<Napi::String>().Utf8Value();
+}
+
+inline std::string constructorName(Napi::Object o) {
+  Napi::Value ctor = o.Get("constructor");
+  if (ctor.IsNull() || ctor.IsUndefined()) return "Object";
+  Napi::Value name = ctor.As<Napi::Object>().Get("name");
+  if (name.IsNull() || name.IsUndefined()) return "Object";
+  return jsString(name);
+}
+
+inline const char* typeOf(Napi::Value v) {
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "object";
+    case napi_boolean: return "boolean";
+    case napi_number: return "number";
+    case napi_string: return "string";
+    case napi_symbol: return "symbol";
+    case napi_function: return "function";
+    case napi_bigint: return "bigint";
+    default: return "object";
+  }
+}
+
+/** describe() of lib/errors.ts. */
+inline std::string describe(Napi::Value v) {
+  if (v.IsNull()) return "null";
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsTypedArray() || v.IsDataView()) {
+    Napi::Object o = v.As<Napi::Object>();
+    std::string name = jsString(o.Get("constructor").As<Napi::Object>().Get("name"));
+    Napi::Value len = o.Get("length");
+    return len.IsUndefined() ? name : name + "(" + jsString(len) + ")";
+  }
+  if (v.IsArray()) return "array of length " + std::to_string(v.As<Napi::Array>().Length());
+  if (v.IsString()) {
+    std::u16string s = v.As<Napi::String>().Utf16Value();
+    if (s.size() > 60) s = s.substr(0, 57) + u"...";
+    return "'" + Napi::String::New(v.Env(), s).Utf8Value() + "' of type string";
+  }
+  if (v.Type() == napi_object) return "object " + constructorName(v.As<Napi::Object>());
+  return jsString(v) + " of type " + typeOf(v);
+}
+
+inline std::string expectedMessage(const std::string& name, const std::string& expected, Napi::Value v) {
+  return "Expected " + expected + " for " + name + " but received " + describe(v);
+}
+
+// The error macros: TypeError for the wrong kind of value, RangeError for a value out of range.
+#define GRADCAM_THROW_TYPE(name, expected, value) \
+  throw Napi::TypeError::New((value).Env(), ::gradcam::expectedMessage((name), (expected), (value)))
+#define GRADCAM_THROW_RANGE(name, expected, value) \
+  throw Napi::RangeError::New((value).Env(), ::gradcam::expectedMessage((name), (expected), (value)))
+
+/** A positive integer: not a number -> TypeError; NaN, 0, negative, fractional -> RangeError. */
+/** Returned as a double: every size goes through checkCount before it becomes a size_t. */
+inline double checkPositiveInteger(const std::string& name, Napi::Value v) {
+  if (!v.IsNumber()) GRADCAM_THROW_TYPE(name, "positive integer", v);
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d || d <= 0) GRADCAM_THROW_RANGE(name, "positive integer", v);
+  return d;
+}
+
+inline Napi::Float32Array checkFloat32Array(const std::string& name, Napi::Value v, size_t length) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    GRADCAM_THROW_TYPE(name, "Float32Array", v);
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  if (a.ElementLength() != length) GRADCAM_THROW_RANGE(name, "Float32Array of length " + std::to_string(length), v);
+  return a;
+}
+
+inline std::string checkOneOf(const std::string& name, Napi::Value v, std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + "'" + a + "'";
+  if (!v.IsString()) GRADCAM_THROW_TYPE(name, "one of " + list, v);
+  std::string s = v.As<Napi::String>().Utf8Value();
+  for (const char* a : allowed)
+    if (s == a) return s;
+  GRADCAM_THROW_RANGE(name, "one of " + list, v);
+}
+
+inline bool checkBoolean(const std::string& name, Napi::Value v) {
+  if (!v.IsBoolean()) GRADCAM_THROW_TYPE(name, "boolean", v);
+  return v.As<Napi::Boolean>().Value();
+}
+
+/** undefined -> fallback; else a boolean. */
+inline bool checkOptionalBoolean(const std::string& name, Napi::Value v, bool fallback) {
+  return v.IsUndefined() ? fallback : checkBoolean(name, v);
+}
+
+/** A plain object: not null, not an array, not a typed array or DataView. */
+inline Napi::Object checkObject(const std::string& name, Napi::Value v) {
+  if (v.Type() != napi_object || v.IsArray() || v.IsTypedArray() || v.IsDataView())
+    GRADCAM_THROW_TYPE(name, "object", v);
+  return v.As<Napi::Object>();
+}
+
+/** The product of sizes (in float64, as in JavaScript) must not exceed kMaxElements. */
+inline size_t checkCount(Napi::Env env, const std::string& name, std::initializer_list<double> sizes) {
+  double count = 1;
+  for (double s : sizes) count *= s;
+  if (count > kMaxElements) {
+    Napi::Value c = Napi::Number::New(env, count);
+    GRADCAM_THROW_RANGE(name, "at most 2147483647 elements", c);
+  }
+  return (size_t)count;
+}
+
+inline Layout checkLayout(const std::string& name, Napi::Value v) {
+  return checkOneOf(name, v, {"nchw", "nhwc"}) == "nchw" ? Layout::NCHW : Layout::NHWC;
+}
+
+/** shape: n, k, h, w positive integers, a known layout, n*k*h*w elements at most 2^31 - 1. */
+inline FeatureShape checkFeatureShape(Napi::Value v, const std::string& arrayName, const std::string& name = "shape") {
+  Napi::Object o = checkObject(name, v);
+  const double n = checkPositiveInteger(name + ".n", o.Get("n"));
+  const double k = checkPositiveInteger(name + ".k", o.Get("k"));
+  const double h = checkPositiveInteger(name + ".h", o.Get("h"));
+  const double w = checkPositiveInteger(name + ".w", o.Get("w"));
+  const Layout layout = checkLayout(name + ".layout", o.Get("layout"));
+  checkCount(v.Env(), arrayName, {n, k, h, w});
+  return FeatureShape{(size_t)n, (size_t)k, (size_t)h, (size_t)w, layout};
+}
+
+}  // namespace gradcam
