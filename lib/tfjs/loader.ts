@@ -1,0 +1,100 @@
+/**
+ * Loading tfjs models from disk without tfjs-node: a model.json (Layers or Graph format) with its
+ * binary weight shards, or the UMD-wrapped `.js` model files some npm packages ship (nsfwjs:
+ * `model.min.js` gives the model.json object, each `groupN-shard*.min.js` a base64 weight shard).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { GradcamError, invalidType } from '../errors';
+
+interface ModelJson {
+  format?: string;
+  generatedBy?: string;
+  convertedBy?: string;
+  modelTopology?: unknown;
+  weightsManifest?: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }>;
+  signature?: unknown;
+  userDefinedMetadata?: Record<string, unknown>;
+  modelInitializer?: unknown;
+}
+
+function readShard(file: string): Uint8Array {
+  if (fs.existsSync(file)) return new Uint8Array(fs.readFileSync(file));
+  for (const alt of [`${file}.min.js`, `${file}.js`]) {
+    if (fs.existsSync(alt)) {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const b64 = require(path.resolve(alt)) as unknown;
+      if (typeof b64 !== 'string') throw new GradcamError(`weight shard ${alt} does not export a base64 string`, 'EMODEL');
+      return new Uint8Array(Buffer.from(b64, 'base64'));
+    }
+  }
+  throw new GradcamError(`weight file ${file} not found`, 'EMODEL');
+}
+
+function isGraph(json: ModelJson): boolean {
+  if (json.format === 'graph-model') return true;
+  if (json.format === 'layers-model') return false;
+  const topo = json.modelTopology as { node?: unknown; model_config?: unknown; class_name?: unknown } | undefined;
+  return !!topo && Array.isArray(topo.node);
+}
+
+/** Model artifacts (topology + concatenated weights) of a model.json or UMD .js model on disk. */
+export function readModelArtifacts(file: string): { artifacts: tf.io.ModelArtifacts; graph: boolean } {
+  let json: ModelJson;
+  if (file.endsWith('.js')) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    json = require(path.resolve(file)) as ModelJson;
+  } else {
+    json = JSON.parse(fs.readFileSync(file, 'utf8')) as ModelJson;
+  }
+  if (!json || typeof json !== 'object' || !json.modelTopology) {
+    throw new GradcamError(`${file} is not a TensorFlow.js model.json (no modelTopology)`, 'EMODEL');
+  }
+  const dir = path.dirname(file);
+  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+  const chunks: Uint8Array[] = [];
+  for (const group of json.weightsManifest ?? []) {
+    weightSpecs.push(...group.weights);
+    for (const p of group.paths) chunks.push(readShard(path.join(dir, p)));
+  }
+  const total = chunks.reduce((s, c) => s + c.byteLength, 0);
+  const weightData = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    weightData.set(c, offset);
+    offset += c.byteLength;
+  }
+  const artifacts: tf.io.ModelArtifacts = {
+    modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
+    weightSpecs,
+    weightData: weightData.buffer,
+    format: json.format,
+    generatedBy: json.generatedBy,
+    convertedBy: json.convertedBy as string | undefined,
+    signature: json.signature as tf.io.ModelArtifacts['signature'],
+    userDefinedMetadata: json.userDefinedMetadata as tf.io.ModelArtifacts['userDefinedMetadata'],
+    modelInitializer: json.modelInitializer as tf.io.ModelArtifacts['modelInitializer'],
+  };
+  return { artifacts, graph: isGraph(json) };
+}
+
+/**
+ * Loads a tfjs model: a path to a model.json (or a folder holding one, or a UMD `.js` model file),
+ * or an http(s) URL of a model.json. Returns a LayersModel or a GraphModel by the file's format.
+ */
+export async function loadTfjsModel(pathOrUrl: string): Promise<tf.LayersModel | tf.GraphModel> {
+  if (typeof pathOrUrl !== 'string' || pathOrUrl.length === 0) throw invalidType('pathOrUrl', 'path or URL of a model.json', pathOrUrl);
+  if (/^https?:\/\//i.test(pathOrUrl)) {
+    const res = await fetch(pathOrUrl);
+    if (!res.ok) throw new GradcamError(`cannot fetch ${pathOrUrl}: HTTP ${res.status}`, 'EMODEL');
+    const json = (await res.json()) as ModelJson;
+    return isGraph(json) ? tf.loadGraphModel(pathOrUrl) : tf.loadLayersModel(pathOrUrl);
+  }
+  let file = pathOrUrl.startsWith('file://') ? pathOrUrl.slice(7) : pathOrUrl;
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'model.json');
+  if (!fs.existsSync(file)) throw new RangeError(`Expected an existing model.json for pathOrUrl but received '${pathOrUrl}'`);
+  const { artifacts, graph } = readModelArtifacts(file);
+  const handler: tf.io.IOHandler = { load: async () => artifacts };
+  return graph ? tf.loadGraphModel(handler) : tf.loadLayersModel(handler);
+}

@@ -1,0 +1,262 @@
+/**
+ * The differentiable building blocks the model interpreters run: plain tf ops wherever their
+ * gradient flows only to the input, and tf.customGrad where the backward rule must differ:
+ *  - guided ReLU (and, on request, guided ReLU6): grad * (x > 0) * (grad > 0);
+ *  - ReLU6 with PyTorch's backward (gradient only where 0 < x < 6; tfjs also passes x == 6);
+ *  - a depthwise convolution whose input gradient runs as another depthwise convolution, so it
+ *    needs no DepthwiseConv2dNativeBackpropInput kernel (missing in wasm) and never computes the
+ *    filter gradient.
+ * Every convolution gets explicit padding (tf.pad, then 'valid'), which is exact for PyTorch's
+ * symmetric pads as well as TensorFlow's 'same'.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Which backward rules a run uses. */
+export interface RunMode {
+  /** guided backpropagation: ReLU backward becomes grad*(x>0)*(grad>0) */
+  guided: boolean;
+  /** also guide ReLU6 (only meaningful with guided) */
+  guidedRelu6: boolean;
+}
+
+export const PLAIN: RunMode = { guided: false, guidedRelu6: false };
+
+type CustomGradFn = Parameters<typeof tf.customGrad>[0];
+/** tf.customGrad for a one-input op (the typings want a variadic function). */
+function unaryCustomGrad(
+  f: (x: tf.Tensor, save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor },
+): (x: tf.Tensor) => tf.Tensor {
+  return tf.customGrad(f as unknown as CustomGradFn) as unknown as (x: tf.Tensor) => tf.Tensor;
+}
+
+const guidedReluOp = unaryCustomGrad((x, save) => {
+  save([x]);
+  return {
+    value: tf.relu(x),
+    gradFunc: (dy, saved) => tf.mul(tf.relu(dy), tf.step(saved[0])),
+  };
+});
+
+/** 1 where 0 < x < 6 (PyTorch's hardtanh backward), as float ops (wasm's boolean ops are slow). */
+function relu6Mask(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.step(x), tf.step(tf.sub(6, x)));
+}
+
+const relu6Op = unaryCustomGrad((x, save) => {
+  save([x]);
+  return {
+    value: tf.clipByValue(x, 0, 6),
+    gradFunc: (dy, saved) => tf.mul(dy, relu6Mask(saved[0])),
+  };
+});
+
+const guidedRelu6Op = unaryCustomGrad((x, save) => {
+  save([x]);
+  return {
+    value: tf.clipByValue(x, 0, 6),
+    gradFunc: (dy, saved) => tf.mul(tf.relu(dy), relu6Mask(saved[0])),
+  };
+});
+
+export function relu(x: tf.Tensor, mode: RunMode): tf.Tensor {
+  return mode.guided ? guidedReluOp(x) : tf.relu(x);
+}
+
+export function relu6(x: tf.Tensor, mode: RunMode): tf.Tensor {
+  return mode.guided && mode.guidedRelu6 ? guidedRelu6Op(x) : relu6Op(x);
+}
+
+/** ReLU with an upper bound (Keras ReLU(max_value)); 6 is ReLU6. */
+export function clippedRelu(x: tf.Tensor, maxValue: number, mode: RunMode): tf.Tensor {
+  if (maxValue === 6) return relu6(x, mode);
+  const r = relu(x, mode);
+  return Number.isFinite(maxValue) ? tf.minimum(r, maxValue) : r;
+}
+
+/** A named activation (Keras / TF op names, lowercase). `softmax` only when not at the logits. */
+export function activation(name: string, x: tf.Tensor, mode: RunMode, alpha = 0.2): tf.Tensor {
+  switch (name) {
+    case 'linear':
+    case 'identity':
+    case '':
+      return x;
+    case 'relu':
+      return relu(x, mode);
+    case 'relu6':
+      return relu6(x, mode);
+    case 'sigmoid':
+      return tf.sigmoid(x);
+    case 'hard_sigmoid':
+    case 'hardsigmoid':
+      return tf.clipByValue(tf.add(tf.mul(x, 0.2), 0.5), 0, 1);
+    case 'tanh':
+      return tf.tanh(x);
+    case 'elu':
+      return tf.elu(x);
+    case 'selu':
+      return tf.selu(x);
+    case 'softplus':
+      return tf.softplus(x);
+    case 'softsign':
+      return tf.div(x, tf.add(tf.abs(x), 1));
+    case 'swish':
+    case 'silu':
+      return tf.mul(x, tf.sigmoid(x));
+    case 'gelu':
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.div(x, Math.SQRT2)), 1));
+    case 'leakyrelu':
+      return tf.leakyRelu(x, alpha);
+    case 'softmax':
+      return tf.softmax(x);
+    default:
+      throw new Error(`unsupported activation '${name}'`);
+  }
+}
+
+export const KNOWN_ACTIVATIONS = new Set([
+  'linear', 'identity', '', 'relu', 'relu6', 'sigmoid', 'hard_sigmoid', 'hardsigmoid', 'tanh', 'elu', 'selu',
+  'softplus', 'softsign', 'swish', 'silu', 'gelu', 'leakyrelu', 'softmax',
+]);
+
+/** Explicit [top, bottom, left, right] pads of a TF-style 'same' or 'valid' window. */
+export function windowPads(
+  padding: 'same' | 'valid',
+  inH: number, inW: number, kH: number, kW: number, sH: number, sW: number, dH = 1, dW = 1,
+): [number, number, number, number] {
+  if (padding === 'valid') return [0, 0, 0, 0];
+  const ekH = (kH - 1) * dH + 1;
+  const ekW = (kW - 1) * dW + 1;
+  const totalH = Math.max((Math.ceil(inH / sH) - 1) * sH + ekH - inH, 0);
+  const totalW = Math.max((Math.ceil(inW / sW) - 1) * sW + ekW - inW, 0);
+  const top = Math.floor(totalH / 2);
+  const left = Math.floor(totalW / 2);
+  return [top, totalH - top, left, totalW - left];
+}
+
+export function pad4(x: tf.Tensor4D, pads: [number, number, number, number], value = 0): tf.Tensor4D {
+  const [t, b, l, r] = pads;
+  if (t === 0 && b === 0 && l === 0 && r === 0) return x;
+  return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], value);
+}
+
+/** Zero-insertion: [n,h,w,c] -> [n,(h-1)*s+1,(w-1)*s+1,c] with dy at multiples of the strides. */
+function dilate(dy: tf.Tensor4D, sH: number, sW: number): tf.Tensor4D {
+  if (sH === 1 && sW === 1) return dy;
+  const [n, h, w, c] = dy.shape;
+  const e = tf.reshape(dy, [n, h, 1, w, 1, c]);
+  const p = tf.pad(e, [[0, 0], [0, 0], [0, sH - 1], [0, 0], [0, sW - 1], [0, 0]]);
+  const r = tf.reshape(p, [n, h * sH, w * sW, c]) as tf.Tensor4D;
+  return tf.slice(r, [0, 0, 0, 0], [n, (h - 1) * sH + 1, (w - 1) * sW + 1, c]);
+}
+
+type Pads = [number, number, number, number];
+type Explicit = [[number, number], [number, number], [number, number], [number, number]];
+const explicit = ([t, b, l, r]: Pads): Explicit => [[0, 0], [t, b], [l, r], [0, 0]];
+
+/**
+ * Pads of the input-gradient convolution: dx = conv(dilate(dy), flipped filter, stride 1, pads),
+ * or undefined when a pad would be negative (then the library gradient runs instead).
+ */
+function backwardPads(inH: number, inW: number, outH: number, outW: number, kH: number, kW: number, sH: number, sW: number, [t, , l]: Pads): Pads | undefined {
+  const p: Pads = [kH - 1 - t, inH + t - 1 - (outH - 1) * sH, kW - 1 - l, inW + l - 1 - (outW - 1) * sW];
+  return p.every((v) => v >= 0) ? p : undefined;
+}
+
+/**
+ * A convolution (regular, or depthwise with channel multiplier 1) whose gradient flows to x only and
+ * runs as a forward convolution of the zero-dilated dy with the flipped filter: the fast forward
+ * kernels (XNNPACK in wasm) instead of the generic backprop kernels, no filter gradient ever, and no
+ * DepthwiseConv2dNativeBackpropInput (missing in wasm).
+ */
+function convInputOnly(x: tf.Tensor4D, filter: tf.Tensor4D, strides: [number, number], pads: Pads, depthwise: boolean, backFilter?: tf.Tensor4D): tf.Tensor4D {
+  const [kH, kW] = filter.shape;
+  const [sH, sW] = strides;
+  const [, inH, inW] = x.shape;
+  const forward = (xi: tf.Tensor4D) =>
+    depthwise ? tf.depthwiseConv2d(xi, filter, strides, explicit(pads)) : tf.conv2d(xi, filter, strides, explicit(pads));
+  const op = unaryCustomGrad((xi, save) => {
+    save([]);
+    const y = forward(xi as tf.Tensor4D);
+    const back = backwardPads(inH, inW, y.shape[1], y.shape[2], kH, kW, sH, sW, pads);
+    return {
+      value: y,
+      gradFunc: (dy) => {
+        if (!back) {
+          // unusual pads: let tfjs differentiate the plain op (input gradient only)
+          return tf.grad((z: tf.Tensor) => tf.sum(tf.mul(forward(z as tf.Tensor4D), dy)))(xi);
+        }
+        const dyd = dilate(dy as tf.Tensor4D, sH, sW);
+        const bf = backFilter ?? backwardFilter(filter, depthwise);
+        return depthwise ? tf.depthwiseConv2d(dyd, bf, 1, explicit(back)) : tf.conv2d(dyd, bf, 1, explicit(back));
+      },
+    };
+  });
+  return op(x) as tf.Tensor4D;
+}
+
+/**
+ * The filter of the input-gradient convolution: spatially flipped (and, for a regular convolution,
+ * in/out channels swapped). Precompute it once per layer (wasm's Reverse is slow) and pass it in.
+ */
+export function backwardFilter(filter: tf.Tensor4D, depthwise: boolean): tf.Tensor4D {
+  return tf.tidy(() => {
+    const flipped = tf.reverse(filter, [0, 1]) as tf.Tensor4D;
+    return depthwise ? flipped : (tf.transpose(flipped, [0, 1, 3, 2]) as tf.Tensor4D);
+  });
+}
+
+/** A depthwise convolution with explicit [top, bottom, left, right] pads. */
+export function depthwiseConv(
+  x: tf.Tensor4D, filter: tf.Tensor4D, strides: [number, number],
+  pads: Pads, dilations: [number, number] = [1, 1], backFilter?: tf.Tensor4D,
+): tf.Tensor4D {
+  if (filter.shape[3] === 1 && dilations[0] === 1 && dilations[1] === 1) return convInputOnly(x, filter, strides, pads, true, backFilter);
+  return tf.depthwiseConv2d(x, filter, strides, explicit(pads), 'NHWC', dilations);
+}
+
+/** A 2-D convolution with explicit [top, bottom, left, right] pads. */
+export function conv(
+  x: tf.Tensor4D, filter: tf.Tensor4D, strides: [number, number],
+  pads: Pads, dilations: [number, number] = [1, 1], backFilter?: tf.Tensor4D,
+): tf.Tensor4D {
+  if (dilations[0] === 1 && dilations[1] === 1) return convInputOnly(x, filter, strides, pads, false, backFilter);
+  return tf.conv2d(x, filter, strides, explicit(pads), 'NHWC', dilations);
+}
+
+/** Max pooling with explicit pads (-Infinity padding, which never wins a window). */
+export function maxPool(x: tf.Tensor4D, size: [number, number], strides: [number, number], pads: [number, number, number, number]): tf.Tensor4D {
+  const [t, b, l, r] = pads;
+  if (t === 0 && b === 0 && l === 0 && r === 0) return tf.maxPool(x, size, strides, 'valid');
+  // tfjs pools with 'same' natively skip padded positions; explicit asymmetric pads need padding values
+  return tf.maxPool(pad4(x, pads, -3.4e38), size, strides, 'valid');
+}
+
+/**
+ * Max pooling over non-overlapping 'valid' windows (stride = window) whose backward sends the
+ * gradient to the FIRST maximal element of each window, row-major, as PyTorch does. tfjs backends
+ * do not agree on ties (all-zero windows after a ReLU are common); other poolings use tf.maxPool.
+ */
+export function maxPoolFirst(x: tf.Tensor4D, size: [number, number], strides: [number, number], padding: 'same' | 'valid'): tf.Tensor4D {
+  const [kH, kW] = size;
+  if (padding !== 'valid' || strides[0] !== kH || strides[1] !== kW || (kH === 1 && kW === 1)) {
+    return tf.maxPool(x, size, strides, padding);
+  }
+  const op = unaryCustomGrad((xi, save) => {
+    save([xi]);
+    return {
+      value: tf.maxPool(xi as tf.Tensor4D, size, strides, 'valid'),
+      gradFunc: (dy, saved) => {
+        const xs = saved[0] as tf.Tensor4D;
+        const [n, H, W, c] = xs.shape;
+        const [, oH, oW] = dy.shape as number[];
+        const crop = tf.slice(xs, [0, 0, 0, 0], [n, oH * kH, oW * kW, c]);
+        const win = tf.reshape(tf.transpose(tf.reshape(crop, [n, oH, kH, oW, kW, c]), [0, 1, 3, 5, 2, 4]), [n, oH, oW, c, kH * kW]);
+        const first = tf.cast(tf.oneHot(tf.argMax(win, 4), kH * kW), 'float32');
+        const g = tf.mul(first, tf.expandDims(dy, 4));
+        const back = tf.reshape(tf.transpose(tf.reshape(g, [n, oH, oW, c, kH, kW]), [0, 1, 4, 2, 5, 3]), [n, oH * kH, oW * kW, c]);
+        return tf.pad(back, [[0, 0], [0, H - oH * kH], [0, W - oW * kW], [0, 0]]);
+      },
+    };
+  });
+  return op(x) as tf.Tensor4D;
+}
