@@ -15,9 +15,9 @@ export async function encodePng(pixels: Uint8Array, width: number, height: numbe
   if (pixels.length !== width * height * channels) {
     throw invalidRange('pixels', `Uint8Array of length ${width * height * channels}`, pixels);
   }
-  return sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength), { raw: { width, height, channels } })
-    .png({ compressionLevel: 6 })
-    .toBuffer();
+  let img = sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength), { raw: { width, height, channels } });
+  if (channels === 1) img = img.toColourspace('b-w');
+  return img.png({ compressionLevel: 6 }).toBuffer();
 }
 
 /** RGB float picture in [0,1] [H*W*3] to bytes (np.uint8(255*x), truncation). */

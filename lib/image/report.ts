@@ -45,7 +45,7 @@ h1{font-size:22px;margin:0 0 8px} h2{font-size:16px;margin:28px 0 10px;word-brea
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:12px}
 figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px}
 figure img{width:100%;height:auto;image-rendering:auto;display:block;border-radius:3px}
-figcaption{margin-top:6px;font-size:13px} figcaption b{display:block} figcaption span{color:#666;font-size:12px}
+figcaption{margin-top:6px;font-size:13px} figcaption b{display:block} figcaption span{color:#666;font-size:12px;overflow-wrap:anywhere}
 table{border-collapse:collapse;margin-top:10px;font-size:12px} td,th{border-bottom:1px solid #e4e4e4;padding:3px 10px;text-align:right}
 td:nth-child(3),th:nth-child(3){text-align:left} tr.explained{font-weight:600}
 `;
