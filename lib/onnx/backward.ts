@@ -66,8 +66,10 @@ export const SIGN_INPUT = 'gradcam_sign';
 export const CLASSES_OUTPUT = 'gradcam_classes';
 export const INPUT_GRAD_OUTPUT = 'gradcam_input_grad';
 
-const INT64_MAX = 9223372036854775807; // rounds to 2^63, read back as INT64_MAX saturation
-const INT64_MIN = -9223372036854775808;
+/** 'to the end' for Slice (clamped to the dim); 2^63-1 is not a double, 2^53-1 is */
+const INT64_MAX = Number.MAX_SAFE_INTEGER;
+/** 'past the start' for a reversed Slice: -2^63 is exactly representable */
+const INT64_MIN = -(2 ** 63);
 
 type Grad = string | undefined;
 
