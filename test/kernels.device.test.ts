@@ -147,6 +147,33 @@ describe('kernels: device selection', () => {
     assert.equal(q.warnings.length, 0);
     assert.equal(q.result.device, result.device);
   });
+
+  it('without the addon (GRADCAM_DISABLE_NATIVE=1): auto falls back to js with one warning; cpu and cuda are errors', () => {
+    const index = path.join(__dirname, '..', 'lib', 'kernels', 'index.js');
+    const script = `
+      const { getKernels, kernelInfo } = require(${JSON.stringify(index)});
+      const out = { auto: getKernels().device, again: getKernels('auto').device, info: kernelInfo().auto, loaded: kernelInfo().native.loaded };
+      for (const d of ['cpu', 'cuda']) {
+        try { getKernels(d); out[d] = 'no error'; } catch (e) { out[d] = e.name + ' ' + e.code + ': ' + e.message; }
+      }
+      out.sum = Array.from(getKernels().sync.channelMean(new Float32Array([1, 2, 3, 4]), { n: 1, k: 1, h: 2, w: 2, layout: 'nchw' }));
+      console.log(JSON.stringify(out));`;
+    const env: NodeJS.ProcessEnv = { ...process.env, GRADCAM_DISABLE_NATIVE: '1' };
+    delete env.GRADCAM_QUIET;
+    const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000, env });
+    assert.equal(run.status, 0, run.stderr);
+    const out = JSON.parse(run.stdout.trim());
+    assert.equal(out.auto, 'js');
+    assert.equal(out.again, 'js');
+    assert.equal(out.info, 'js');
+    assert.equal(out.loaded, false);
+    assert.deepEqual(out.sum, [2.5]);
+    assert.match(out.cpu, /^GradcamError NATIVE_UNAVAILABLE: gradcam-node: device 'cpu' requested but the native addon is not loaded: .*GRADCAM_DISABLE_NATIVE/);
+    assert.match(out.cuda, /^GradcamError CUDA_UNAVAILABLE: gradcam-node: device 'cuda' requested but CUDA kernels are unavailable: /);
+    const warnings = run.stderr.split('\n').filter((l) => l.startsWith('gradcam-node:'));
+    assert.equal(warnings.length, 1, run.stderr);
+    assert.match(warnings[0], /^gradcam-node: kernels on TypeScript \(native addon not loaded: .*GRADCAM_DISABLE_NATIVE=1.*\)$/);
+  });
 });
 
 describe("kernels: the 'js' Promise API runs in worker threads", () => {

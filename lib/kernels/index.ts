@@ -13,23 +13,13 @@
 
 import { GradcamError, checkOneOf } from '../errors';
 import { jsAsyncKernels } from './js-async';
+import { type NativeStatus, nativeKernels, nativeStatus } from './native';
 import { reference } from './reference';
 import type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync } from './types';
 import { KERNEL_NAMES, validate } from './validate';
 
 export type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync } from './types';
-
-/** Mirrors lib/kernels/native.ts (the typed binding of the addon). */
-export interface NativeStatus {
-  loaded: boolean;
-  error?: string;
-  path?: string;
-  cuda: { available: boolean; reason: string; deviceName?: string };
-}
-interface NativeModule {
-  nativeStatus(): NativeStatus;
-  nativeKernels(device: 'cpu' | 'cuda'): { sync: KernelsSync; async: KernelsAsync };
-}
+export type { NativeStatus } from './native';
 
 export interface Kernels {
   /** the device that runs these kernels */
@@ -42,28 +32,8 @@ export interface Kernels {
 
 const REQUESTS: readonly DeviceRequest[] = ['auto', 'cuda', 'cpu', 'js'];
 
-let nativeModule: NativeModule | null | undefined;
-let nativeLoadError = '';
-
-/** lib/kernels/native.ts, or null when even the binding module fails to load. */
-function nativeBinding(): NativeModule | null {
-  if (nativeModule === undefined) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
-      nativeModule = require('./native') as NativeModule;
-    } catch (e) {
-      nativeModule = null;
-      nativeLoadError = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-    }
-  }
-  return nativeModule;
-}
-
 function status(): NativeStatus {
-  const m = nativeBinding();
-  if (m) return m.nativeStatus();
-  const error = `lib/kernels/native could not be loaded: ${nativeLoadError}`;
-  return { loaded: false, error, cuda: { available: false, reason: error } };
+  return nativeStatus();
 }
 
 interface AutoChoice {
@@ -90,15 +60,14 @@ function chooseAuto(): AutoChoice {
 const DEVICE_WORDS: Record<KernelDevice, string> = {
   cuda: 'CUDA',
   cpu: 'native CPU',
-  js: 'TypeScript (no native addon)',
+  js: 'TypeScript',
 };
 
 function warnOnce(choice: AutoChoice): void {
   if (warned || choice.device === 'cuda') return;
   warned = true;
   if (process.env.GRADCAM_QUIET === '1') return;
-  const hint = choice.device === 'js' ? '; build it with `npm run build:native`' : '';
-  console.warn(`gradcam-node: kernels on ${DEVICE_WORDS[choice.device]} (${choice.reason}${hint})`);
+  console.warn(`gradcam-node: kernels on ${DEVICE_WORDS[choice.device]} (${choice.reason})`);
 }
 
 /** Each function checks its arguments, then calls the implementation. */
@@ -138,11 +107,11 @@ function implementation(device: KernelDevice): { sync: KernelsSync; async: Kerne
       }
       if (device === 'cpu' && !st.loaded) {
         throw new GradcamError(
-          `gradcam-node: device 'cpu' requested but the native addon is not loaded: ${st.error ?? 'unknown error'}; build it with \`npm run build:native\` or use device 'js'`,
+          `gradcam-node: device 'cpu' requested but the native addon is not loaded: ${st.error ?? 'unknown error'}; device 'js' runs the TypeScript kernels`,
           'NATIVE_UNAVAILABLE',
         );
       }
-      impl = nativeBinding()!.nativeKernels(device);
+      impl = nativeKernels(device);
     }
     implCache.set(device, impl);
   }
