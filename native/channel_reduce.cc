@@ -22,23 +22,13 @@ void channelMean(const float* x, const FeatureShape& s, float* out) {
   if (s.layout == Layout::NCHW) {
     parallelFor(rows, grainFor(rows, hw), [&](size_t b, size_t e) {
       size_t r = b;
-      // four independent chains, each in the reference order
-      for (; r + 4 <= e; r += 4) {
+      // eight independent chains (enough to keep both FP adders busy), each in the reference order
+      for (; r + 8 <= e; r += 8) {
         const float* p0 = x + r * hw;
-        const float* p1 = p0 + hw;
-        const float* p2 = p1 + hw;
-        const float* p3 = p2 + hw;
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (size_t p = 0; p < hw; p++) {
-          s0 += p0[p];
-          s1 += p1[p];
-          s2 += p2[p];
-          s3 += p3[p];
-        }
-        out[r] = (float)(s0 / inv);
-        out[r + 1] = (float)(s1 / inv);
-        out[r + 2] = (float)(s2 / inv);
-        out[r + 3] = (float)(s3 / inv);
+        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (size_t p = 0; p < hw; p++)
+          for (size_t j = 0; j < 8; j++) acc[j] += p0[j * hw + p];
+        for (size_t j = 0; j < 8; j++) out[r + j] = (float)(acc[j] / inv);
       }
       for (; r < e; r++) {
         const float* p0 = x + r * hw;

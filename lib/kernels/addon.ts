@@ -1,0 +1,161 @@
+/**
+ * The native addon (build/Release/gradcam_native.node, built from native/ by cmake-js):
+ * one typed description of its whole surface, and its loader. Nothing else touches the
+ * untyped addon object.
+ *
+ * Every kernel of lib/kernels/types.ts is exported twice, each taking the device first:
+ *   name(device, ...args)        synchronous
+ *   nameAsync(device, ...args)   Promise; the work runs on a libuv worker thread
+ * Inputs are read in place (no copies); outputs are fresh Float32Arrays. The addon checks
+ * its arguments itself (native/check.h), with the messages of lib/kernels/validate.ts.
+ */
+
+import * as fs from 'fs';
+import * as path from 'path';
+
+import type {
+  ChannelSums,
+  ElementwiseOp,
+  FeatureShape,
+  GradcamTailOptions,
+  GradcamTailResult,
+  Layout,
+  ResizeOptions,
+} from './types';
+
+/** Where a native kernel runs. */
+export type NativeDevice = 'cpu' | 'cuda';
+
+export interface AddonCudaInfo {
+  /** a CUDA device is usable */
+  available: boolean;
+  /** why not, or which device was found */
+  reason: string;
+  deviceName?: string;
+  /** the addon was compiled with the CUDA kernels (GRADCAM_CUDA=AUTO found nvcc, or ON) */
+  compiled: boolean;
+}
+
+/** The raw addon, exactly as native/addon.cc registers it. */
+export interface NativeAddon {
+  channelMean(device: NativeDevice, x: Float32Array, shape: FeatureShape): Float32Array;
+  channelMeanAsync(device: NativeDevice, x: Float32Array, shape: FeatureShape): Promise<Float32Array>;
+
+  channelSums(device: NativeDevice, g: Float32Array, a: Float32Array, shape: FeatureShape): ChannelSums;
+  channelSumsAsync(device: NativeDevice, g: Float32Array, a: Float32Array, shape: FeatureShape): Promise<ChannelSums>;
+
+  weightedChannelSum(device: NativeDevice, weights: Float32Array, a: Float32Array, shape: FeatureShape, relu: boolean): Float32Array;
+  weightedChannelSumAsync(
+    device: NativeDevice, weights: Float32Array, a: Float32Array, shape: FeatureShape, relu: boolean,
+  ): Promise<Float32Array>;
+
+  elementwiseChannelSum(
+    device: NativeDevice, g: Float32Array, a: Float32Array, shape: FeatureShape, op: ElementwiseOp, relu: boolean,
+  ): Float32Array;
+  elementwiseChannelSumAsync(
+    device: NativeDevice, g: Float32Array, a: Float32Array, shape: FeatureShape, op: ElementwiseOp, relu: boolean,
+  ): Promise<Float32Array>;
+
+  resizeBilinear(
+    device: NativeDevice, x: Float32Array, n: number, h: number, w: number, outH: number, outW: number, options?: ResizeOptions,
+  ): Float32Array;
+  resizeBilinearAsync(
+    device: NativeDevice, x: Float32Array, n: number, h: number, w: number, outH: number, outW: number, options?: ResizeOptions,
+  ): Promise<Float32Array>;
+
+  minMaxNormalize(device: NativeDevice, x: Float32Array, n: number, size: number): Float32Array;
+  minMaxNormalizeAsync(device: NativeDevice, x: Float32Array, n: number, size: number): Promise<Float32Array>;
+
+  guidedProduct(
+    device: NativeDevice, guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout,
+  ): Float32Array;
+  guidedProductAsync(
+    device: NativeDevice, guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout,
+  ): Promise<Float32Array>;
+
+  gradcamTail(device: NativeDevice, a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions): GradcamTailResult;
+  gradcamTailAsync(
+    device: NativeDevice, a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions,
+  ): Promise<GradcamTailResult>;
+
+  /** CUDA detection, done once by the addon and cached. */
+  cudaInfo(): AddonCudaInfo;
+  /** threads of the CPU pool (hardware concurrency, or GRADCAM_THREADS) */
+  cpuThreads(): number;
+}
+
+export interface AddonLoad {
+  addon?: NativeAddon;
+  /** the file that loaded */
+  path?: string;
+  /** why nothing loaded: every path tried with its failure, and how to fix it */
+  error?: string;
+  tried: string[];
+}
+
+const ADDON_FILE = 'gradcam_native.node';
+
+/**
+ * The package root: the nearest folder above `from` with a package.json (works from lib/
+ * under ts-node, dist/lib/kernels, and every dist-* output folder).
+ */
+export function packageRoot(from: string = __dirname): string | undefined {
+  let dir = path.resolve(from);
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'CMakeLists.txt'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+/** The paths tried, in order: GRADCAM_NATIVE_PATH, then build/Release and build/Debug of the package. */
+export function addonCandidates(): string[] {
+  const list: string[] = [];
+  if (process.env.GRADCAM_NATIVE_PATH) list.push(path.resolve(process.env.GRADCAM_NATIVE_PATH));
+  const root = packageRoot();
+  if (root) {
+    list.push(path.join(root, 'build', 'Release', ADDON_FILE));
+    list.push(path.join(root, 'build', 'Debug', ADDON_FILE));
+  }
+  return list;
+}
+
+let loaded: AddonLoad | undefined;
+
+/** Loads the addon once; never throws. GRADCAM_DISABLE_NATIVE=1 skips it (to test fallbacks). */
+export function loadAddon(): AddonLoad {
+  if (loaded) return loaded;
+  if (process.env.GRADCAM_DISABLE_NATIVE === '1') {
+    loaded = { error: 'disabled by GRADCAM_DISABLE_NATIVE=1', tried: [] };
+    return loaded;
+  }
+  const tried = addonCandidates();
+  const failures: string[] = [];
+  for (const file of tried) {
+    if (!fs.existsSync(file)) {
+      failures.push(`${file}: not found`);
+      continue;
+    }
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const addon = require(file) as NativeAddon;
+      if (typeof addon.gradcamTail !== 'function' || typeof addon.cudaInfo !== 'function') {
+        failures.push(`${file}: not the gradcam-node addon (missing exports)`);
+        continue;
+      }
+      loaded = { addon, path: file, tried };
+      return loaded;
+    } catch (e) {
+      failures.push(`${file}: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+    }
+  }
+  if (tried.length === 0) failures.push(`no package root (package.json + CMakeLists.txt) above ${__dirname}`);
+  loaded = {
+    error:
+      `the native addon ${ADDON_FILE} could not be loaded (${failures.join('; ')}); ` +
+      'build it with `npm run build:native` (needs CMake and a C++17 compiler; nvcc for CUDA)',
+    tried,
+  };
+  return loaded;
+}
