@@ -206,9 +206,20 @@ function cpuDelegate(kernelName: string): tf.KernelFunc {
   };
 }
 
+/**
+ * Gradient kernels the wasm backend has but gets wrong: its MaxPoolGrad disagrees with the cpu
+ * and tensorflow backends (measured in tfjs 4.22: wrong routing even without ties), so it is
+ * replaced by the cpu kernel.
+ */
+export const WASM_REPLACED_GRADIENT_KERNELS = ['MaxPoolGrad'] as const;
+
 /** Registers the missing gradient kernels for the 'wasm' backend (idempotent). */
 export function registerWasmGradientKernels(): void {
   if (wasmKernelsRegistered) return;
+  for (const kernelName of WASM_REPLACED_GRADIENT_KERNELS) {
+    if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: cpuDelegate(kernelName) });
+  }
   for (const kernelName of WASM_MISSING_GRADIENT_KERNELS) {
     if (!tf.getKernel(kernelName, 'wasm')) {
       tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: cpuDelegate(kernelName) });

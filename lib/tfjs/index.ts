@@ -13,7 +13,7 @@ import { evaluate } from './program';
 import { PLAIN } from './ops';
 import { checkOneOf } from '../errors';
 
-export { selectTfjsEngine, currentTfjsEngine, registerWasmGradientKernels } from './engine';
+export { selectTfjsEngine, currentTfjsEngine, registerWasmGradientKernels, WASM_MISSING_GRADIENT_KERNELS } from './engine';
 export type { TfjsEngine, TfjsEnginePreference } from './engine';
 export { loadTfjsModel, readModelArtifacts } from './loader';
 export type { SplitModel } from './explainer';
