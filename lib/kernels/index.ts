@@ -32,10 +32,6 @@ export interface Kernels {
 
 const REQUESTS: readonly DeviceRequest[] = ['auto', 'cuda', 'cpu', 'js'];
 
-function status(): NativeStatus {
-  return nativeStatus();
-}
-
 interface AutoChoice {
   device: KernelDevice;
   reason: string;
@@ -45,7 +41,7 @@ let warned = false;
 
 function chooseAuto(): AutoChoice {
   if (!autoChoice) {
-    const st = status();
+    const st = nativeStatus();
     if (st.loaded && st.cuda.available) {
       autoChoice = { device: 'cuda', reason: `CUDA available${st.cuda.deviceName ? `: ${st.cuda.deviceName}` : ''}` };
     } else if (st.loaded) {
@@ -98,7 +94,7 @@ function implementation(device: KernelDevice): { sync: KernelsSync; async: Kerne
     if (device === 'js') {
       impl = { sync: reference, async: jsAsyncKernels() };
     } else {
-      const st = status();
+      const st = nativeStatus();
       if (device === 'cuda' && !(st.loaded && st.cuda.available)) {
         throw new GradcamError(
           `gradcam-node: device 'cuda' requested but CUDA kernels are unavailable: ${st.loaded ? st.cuda.reason : `native addon not loaded: ${st.error}`}`,
@@ -143,5 +139,5 @@ export function getKernels(request: DeviceRequest = 'auto'): Kernels {
 
 /** What 'auto' runs on, and the native addon's status (nothing is printed). */
 export function kernelInfo(): { auto: KernelDevice; native: NativeStatus } {
-  return { auto: chooseAuto().device, native: status() };
+  return { auto: chooseAuto().device, native: nativeStatus() };
 }
