@@ -395,7 +395,7 @@ async function explainWith(
   if (a.report) {
     reportFile = path.join(a.out, 'report.html');
     const html = renderReport(reportImages, {
-      title: `${a.method === 'gradcam' ? 'Grad-CAM' : a.method === 'guided-gradcam' ? 'Guided Grad-CAM' : 'Guided Backpropagation'}${a.counterfactual ? ' (counterfactual)' : ''}: ${path.basename(a.model)}`,
+      title: `${a.method === 'gradcam' ? 'Grad-CAM' : a.method === 'guided-gradcam' ? 'Guided Grad-CAM' : 'Guided Backpropagation'}${a.counterfactual ? ' (counterfactual)' : ''}: ${modelTitle(a.model)}`,
       facts: [
         ['model', a.model],
         ['method', a.method + (a.counterfactual ? ' (counterfactual: negated score)' : '')],
@@ -434,6 +434,12 @@ async function explainWith(
     },
   };
   return { report, exitCode: interrupted ? 130 : 0, reportImages };
+}
+
+/** 'resnet.onnx', or 'emotion/model.json' for a tfjs model (its folder says what it is). */
+function modelTitle(model: string): string {
+  const base = path.basename(model);
+  return base.toLowerCase() === 'model.json' ? `${path.basename(path.dirname(path.resolve(model)))}/${base}` : base;
 }
 
 function round(ms: number): number {
