@@ -329,6 +329,19 @@ const CASES: Case[] = [
     ],
     classIndex: 2,
   },
+  {
+    name: 'opset 11 model raised to 16 for MaxPool (Squeeze/Unsqueeze/ReduceSum/Split rewritten, Softmax last axis)', shape: [2, 2, 3], ySize: 14,
+    opset: 11, values: 'distinct',
+    nodes: [
+      n('MaxPool', ['x'], ['xm'], { kernel_shape: [1, 2], pads: [0, 0, 0, 1] }),
+      n('ReduceSum', ['xm'], ['s'], { axes: [3], keepdims: 0 }), n('Unsqueeze', ['s'], ['u'], { axes: [3] }), n('Mul', ['xm', 'u'], ['m']),
+      n('Squeeze', ['u'], ['q'], { axes: [3] }), n('Flatten', ['q'], ['qf'], { axis: 1 }), n('Softmax', ['qf'], ['sm']),
+      n('Split', ['m'], ['m0', 'm1'], { axis: 1, split: [1, 1] }), n('Flatten', ['m1'], ['mf'], { axis: 1 }),
+      n('Flatten', ['m0'], ['m0f'], { axis: 1 }), n('Add', ['mf', 'm0f'], ['a']),
+      n('Concat', ['a', 'sm', 'sm'], ['y'], { axis: 1 }),
+    ],
+    eps: 1e-3,
+  },
 ];
 
 describe('onnx: backward rules against finite differences on ONNX Runtime', function () {

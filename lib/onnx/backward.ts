@@ -96,11 +96,17 @@ export class Builder {
   readonly inits: TensorProto[] = [];
   private count = 0;
   private readonly cse = new Map<string, string[]>();
-  usesScatterAdd = false;
 
-  constructor(readonly g: GraphIndex, readonly inf: InferredGraph) {}
+  /** emitOpset: the opset of the generated model (what emitted nodes follow) */
+  constructor(readonly g: GraphIndex, readonly inf: InferredGraph, readonly emitOpset: number = g.opset) {}
 
+  /** the opset emitted nodes follow */
   get opset(): number {
+    return this.emitOpset;
+  }
+
+  /** the opset the model's own nodes follow (how to read their arguments) */
+  get srcOpset(): number {
     return this.g.opset;
   }
 
@@ -358,7 +364,7 @@ export const RULES: Record<string, Rule> = {
     grad: (b, n, gy, _need, m) => {
       const y = out(n, 0);
       let lo: string | undefined; let hi: string | undefined;
-      if (b.opset >= 11) {
+      if (b.srcOpset >= 11) {
         lo = inp(n, 1) || undefined; hi = inp(n, 2) || undefined;
       } else {
         const mn = getAttr(n, 'min'); const mx = getAttr(n, 'max');
@@ -536,7 +542,6 @@ export const RULES: Record<string, Rule> = {
       // scatter-add into a flat zero tensor: overlapping windows that share a maximum sum up
       const flat = b.i64([-1]);
       const zeros = b.op1('ConstantOfShape', [b.shapeOf(b.op1('Reshape', [x, flat]))], { value: floatTensor('', [1], [0]) });
-      b.usesScatterAdd = true;
       const g = b.op1('ScatterElements', [zeros, b.op1('Reshape', [idx, flat]), b.op1('Reshape', [gy[0] as string, flat])], { axis: 0, reduction: 'add' });
       return [b.reshapeLike(g, x)];
     },
@@ -639,8 +644,8 @@ export const RULES: Record<string, Rule> = {
     grad: (b, n, gy) => {
       const mode = str(n, 'mode', 'constant');
       if (mode !== 'constant') throw unsupported(n, `Pad mode '${mode}' (constant is supported)`);
-      if (b.opset >= 18 && inp(n, 3)) throw unsupported(n, 'Pad with axes');
-      const pads = b.opset >= 11 ? b.value(inp(n, 1)) : ints(n, 'pads');
+      if (b.srcOpset >= 18 && inp(n, 3)) throw unsupported(n, 'Pad with axes');
+      const pads = b.srcOpset >= 11 ? b.value(inp(n, 1)) : ints(n, 'pads');
       if (!pads) throw unsupported(n, 'pads are not constant');
       if (pads.some((v) => v < 0)) throw unsupported(n, 'negative pads');
       const r = pads.length / 2;
@@ -716,7 +721,7 @@ export const RULES: Record<string, Rule> = {
 
 function softmaxAxes(b: Builder, n: NodeProto): number[] {
   const r = b.needShape(out(n, 0), n).length;
-  if (b.opset >= 13) {
+  if (b.srcOpset >= 13) {
     let ax = int(n, 'axis', -1); if (ax < 0) ax += r;
     return [ax];
   }
@@ -728,7 +733,7 @@ function reduceGrad(b: Builder, n: NodeProto, g: string, mean: boolean): string 
   const x = inp(n, 0);
   const xs = b.needShape(x, n);
   const r = xs.length;
-  const axesIn = (n.opType === 'ReduceSum' && b.opset >= 13) || b.opset >= 18;
+  const axesIn = (n.opType === 'ReduceSum' && b.srcOpset >= 13) || b.srcOpset >= 18;
   let axes = axesIn ? (inp(n, 1) ? b.value(inp(n, 1)) : []) : ints(n, 'axes') ?? [];
   if (!axes) throw unsupported(n, 'axes are not constant');
   if (axes.length === 0) {
@@ -845,6 +850,41 @@ function logitsOf(g: GraphIndex, name?: string): string {
   return l;
 }
 
+/**
+ * The model's nodes rewritten for a newer opset (raised to 16 for the scatter-add): the ops whose
+ * arguments moved from attributes to inputs at opset 13 (Squeeze, Unsqueeze, ReduceSum, Split),
+ * and Softmax-family axis defaults. Other ops of the rule set mean the same at 16.
+ */
+function upgradeNodes(g: GraphIndex, inf: InferredGraph, to: number, b: Builder): NodeProto[] {
+  if (g.opset >= 13 || to < 13) return g.nodes;
+  const withoutAttr = (n: NodeProto, name: string) => (n.attribute ?? []).filter((a) => a.name !== name);
+  return g.nodes.map((n) => {
+    switch (n.opType) {
+      case 'Squeeze': case 'Unsqueeze': case 'ReduceSum': {
+        const axes = ints(n, 'axes');
+        if (!axes) return n;
+        return { ...n, input: [inp(n, 0), b.i64(axes)], attribute: withoutAttr(n, 'axes') };
+      }
+      case 'Split': {
+        const split = ints(n, 'split');
+        if (!split) return n;
+        return { ...n, input: [inp(n, 0), b.i64(split)], attribute: withoutAttr(n, 'split') };
+      }
+      case 'Softmax': case 'LogSoftmax': case 'Hardmax': {
+        const r = inf.shapes.get(inp(n, 0))?.length;
+        let ax = int(n, 'axis', 1);
+        if (r === undefined) throw unsupported(n, `rank unknown while raising the opset to ${to}`);
+        if (ax < 0) ax += r;
+        // before 13 the op normalized over all axes from `axis` on: the same only for the last axis
+        if (ax !== r - 1) throw unsupported(n, `axis ${ax} of a rank-${r} input while raising the opset to ${to} for MaxPool`);
+        return { ...n, attribute: [...withoutAttr(n, 'axis'), attr('axis', ax)] };
+      }
+      default:
+        return n;
+    }
+  });
+}
+
 /** Check, without building anything, that gradients can flow to `layers` (and the input). */
 export function checkDifferentiable(model: ModelProto | GraphIndex, layers: string[], inputGrad: boolean, logits?: string): void {
   const g = model instanceof GraphIndex ? model : new GraphIndex(model);
@@ -871,9 +911,12 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
   for (const l of opts.layers) {
     if (!g.producer.has(l)) throw new GradcamError(`ONNX model has no tensor ${l} produced by a node`, 'EBADLAYER');
   }
-  const b = new Builder(g, inf);
   const plainPath = opts.layers.length ? gradientPath(g, opts.layers, logits) : undefined;
   const fullPath = opts.inputGrad ? gradientPath(g, [g.input], logits) : undefined;
+  // MaxPool's scatter-add (ScatterElements reduction='add') needs opset 16
+  const needsScatter = [plainPath, fullPath].some((p) => p?.nodes.some((n) => n.opType === 'MaxPool'));
+  const opset = needsScatter && g.opset < 16 ? 16 : g.opset;
+  const b = new Builder(g, inf, opset);
 
   // seed = sign * onehot(class), class = argmax(logits) where gradcam_class is -1
   const argmax = b.op1('ArgMax', [logits], { axis: 1, keepdims: 0 });
@@ -911,7 +954,8 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
   // assemble the new model (shallow copies: the caller's model is not modified)
   const graph = { ...g.graph };
   const initNames = new Set(g.initializers.keys());
-  graph.node = [...g.nodes, ...b.nodes, ...finalNodes];
+  const forward = opset !== g.opset ? upgradeNodes(g, inf, opset, b) : g.nodes;
+  graph.node = [...forward, ...b.nodes, ...finalNodes];
   graph.initializer = [...(g.graph.initializer ?? []), ...b.inits];
   // initializers listed as inputs (IR < 4 exports) would not be constant-folded
   graph.input = [
@@ -927,13 +971,10 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
   graph.output = outputs;
   graph.valueInfo = (g.graph.valueInfo ?? []).filter((v) => !opts.layers.includes(v.name as string));
 
-  let opset = g.opset;
   let opsetImport = model.opsetImport ?? [];
   let irVersion = model.irVersion ?? 7;
-  if (b.usesScatterAdd && opset < 16) {
-    // ScatterElements(reduction='add') needs opset 16; the ops of this rule set mean the same there
-    opset = 16;
-    opsetImport = opsetImport.map((o) => (!o.domain || o.domain === 'ai.onnx' ? { ...o, version: 16 } : o));
+  if (opset !== g.opset) {
+    opsetImport = opsetImport.map((o) => (!o.domain || o.domain === 'ai.onnx' ? { ...o, version: opset } : o));
     irVersion = Math.max(irVersion, 8);
   }
   const newModel: ModelProto = { ...model, irVersion, opsetImport, graph };

@@ -370,13 +370,35 @@ export function inferShapes(g: GraphIndex, inputShape: Shape): InferredGraph {
           const out = (ss[0] as Shape).slice();
           out[ax] = ss.some((s) => (s as Shape)[ax] < 0) ? -1 : ss.reduce((acc, s) => acc + (s as Shape)[ax], 0);
           const vs = ins.map(V);
-          set(0, out, r === 1 && vs.every((v) => v) ? ([] as number[]).concat(...(vs as number[][])) : undefined);
+          let val: number[] | undefined;
+          if (vs.every((v) => v) && out.every((d) => d >= 0)) {
+            // concatenate along ax: blocks of (dim_ax * inner) per outer index
+            const inner = out.slice(ax + 1).reduce((a, b) => a * b, 1);
+            const outer = out.slice(0, ax).reduce((a, b) => a * b, 1);
+            val = [];
+            for (let o = 0; o < outer; o++) {
+              ss.forEach((sh, i) => {
+                const blk = (sh as Shape)[ax] * inner;
+                for (let j = 0; j < blk; j++) val!.push((vs[i] as number[])[o * blk + j]);
+              });
+            }
+          }
+          set(0, out, val);
           break;
         }
         case 'Transpose': {
           if (!x) break;
           const perm = intsAttr(n, 'perm') ?? x.map((_, i) => x.length - 1 - i);
-          set(0, perm.map((p) => x[p]));
+          const out = perm.map((p) => x[p]);
+          const dv = V(ins[0]);
+          let val: number[] | undefined;
+          if (dv && x.every((d) => d >= 0)) {
+            // out[i_0..i_r] = x[j] with j[perm[k]] = i_k
+            const inv = new Array(perm.length);
+            perm.forEach((p, k) => { inv[p] = k; });
+            val = gatherStrided(dv, x, out, (_o, ax, idx) => idx[inv[ax]]);
+          }
+          set(0, out, val);
           break;
         }
         case 'Squeeze': case 'Unsqueeze': {
@@ -459,10 +481,11 @@ export function inferShapes(g: GraphIndex, inputShape: Shape): InferredGraph {
           for (const [ax, b, e, st] of sl) out[ax] = x[ax] < 0 ? -1 : Math.max(0, Math.ceil((e - b) / st));
           const dv = V(ins[0]);
           let val: number[] | undefined;
-          if (dv && x.length === 1 && sl.length === 1) {
-            const [, b, e, st] = sl[0];
-            val = [];
-            for (let i = b; st > 0 ? i < e : i > e; i += st) val.push(dv[i]);
+          if (dv && x.every((d) => d >= 0)) {
+            // strided gather over the small value tensor
+            const begin = x.map(() => 0); const step = x.map(() => 1);
+            for (const [ax, b, , st] of sl) { begin[ax] = b; step[ax] = st; }
+            val = gatherStrided(dv, x, out, (o, ax) => begin[ax] + o * step[ax]);
           }
           set(0, out, val);
           break;
@@ -524,6 +547,28 @@ export function inferShapes(g: GraphIndex, inputShape: Shape): InferredGraph {
     }
   }
   return { shapes, values, types };
+}
+
+/**
+ * Values of an output tensor of shape `out` read from `src` of shape `inShape`: the input index on
+ * axis ax is srcIndex(outputIndexOnAx, ax, fullOutputIndex).
+ */
+function gatherStrided(src: number[], inShape: Shape, out: Shape, srcIndex: (o: number, ax: number, idx: number[]) => number): number[] | undefined {
+  const total = prod(out);
+  if (total > MAX_PROPAGATED) return undefined;
+  const r = out.length;
+  const inStrides = new Array(inShape.length).fill(1);
+  for (let i = inShape.length - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1] * inShape[i + 1];
+  const res: number[] = new Array(total);
+  const idx = new Array(r).fill(0);
+  for (let f = 0; f < total; f++) {
+    let rem = f;
+    for (let i = r - 1; i >= 0; i--) { idx[i] = rem % out[i]; rem = Math.floor(rem / out[i]); }
+    let off = 0;
+    for (let ax = 0; ax < inShape.length; ax++) off += srcIndex(idx[ax], ax, idx) * inStrides[ax];
+    res[f] = src[off];
+  }
+  return res;
 }
 
 /** Normalized Slice parameters: [axis, begin, end, step] per sliced axis, or undefined. */
