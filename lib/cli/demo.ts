@@ -51,6 +51,34 @@ function explainArgs(model: string, inputs: string[], out: string, topK: number,
   };
 }
 
+/**
+ * A contact strip of pictures side by side, each scaled to `size` pixels high (nearest-neighbour
+ * for small inputs, so 64x64 maps stay crisp): the small pictures the README shows.
+ */
+export async function writeStrip(files: string[], out: string, size = 180): Promise<void> {
+  const tiles = await Promise.all(
+    files.map(async (f) => {
+      const meta = await sharp(f).metadata();
+      const kernel = (meta.height ?? size) < size ? 'nearest' : 'lanczos3';
+      return sharp(f).resize(size, size, { fit: 'fill', kernel }).png().toBuffer();
+    }),
+  );
+  const gap = 4;
+  const width = files.length * size + (files.length - 1) * gap;
+  await sharp({ create: { width, height: size, channels: 3, background: '#ffffff' } })
+    .composite(tiles.map((input, i) => ({ input, left: i * (size + gap), top: 0 })))
+    .jpeg({ quality: 82, mozjpeg: true })
+    .toFile(out);
+}
+
+/** The strip of one image of a run: input, Grad-CAM overlays of its classes, Guided Grad-CAM of the first. */
+async function stripFor(report: ExplainReport, index: number, input: string, out: string): Promise<string> {
+  const img = report.images[index];
+  const files = [input, ...img.explained.map((e) => e.files.overlay as string), img.explained[0].files.guidedGradcam as string].filter(Boolean);
+  await writeStrip(files, out);
+  return out;
+}
+
 export async function runDemo(a: DemoArgs): Promise<number> {
   const t0 = performance.now();
   const out = path.resolve(a.out);
@@ -91,6 +119,20 @@ export async function runDemo(a: DemoArgs): Promise<number> {
     if (r2.exitCode !== 0) return r2.exitCode;
   }
 
+  // small side-by-side strips (the pictures of the README)
+  const stripDir = path.join(out, 'strips');
+  fs.mkdirSync(stripDir, { recursive: true });
+  const strips: string[] = [];
+  for (let i = 0; i < r1.report.images.length; i++) {
+    const stem = path.basename(nsfwInputs[i], '.png');
+    strips.push(await stripFor(r1.report, i, nsfwInputs[i], path.join(stripDir, `${stem}-mobilenet-v2.jpg`)));
+  }
+  const emotionRun = runs.find((r) => r.title !== nsfw.name);
+  if (emotionRun) {
+    const face = emotionRun.report.images[0].input;
+    strips.push(await stripFor(emotionRun.report, 0, face, path.join(stripDir, 'astronaut-face-emotion.jpg')));
+  }
+
   const seconds = (performance.now() - t0) / 1000;
   const reportFile = path.join(out, 'report.html');
   fs.writeFileSync(
@@ -113,6 +155,7 @@ export async function runDemo(a: DemoArgs): Promise<number> {
     summarize(r.report).forEach((l) => log(`  ${l}`));
     log(`  the same from the command line:\n    ${r.command}`);
   }
+  log(`\nside-by-side strips (input | Grad-CAM of each class | Guided Grad-CAM): ${strips.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
   log(`\nDone in ${seconds.toFixed(1)} s. Open ${path.relative(process.cwd(), reportFile) || reportFile} in a browser; pictures are in ${path.relative(process.cwd(), out) || out}/.`);
   return 0;
 }
