@@ -16,7 +16,7 @@ import * as ort from 'onnxruntime-node';
 import { createOnnxExplainer, OnnxGradientSession } from '../lib/onnx';
 import type { GradientRun } from '../lib/onnx';
 import { loadModel, saveModel } from '../lib/onnx/proto';
-import type { Explainer, InputBatch } from '../lib/types';
+import type { ExplainResult, Explainer, InputBatch } from '../lib/types';
 
 interface FileInfo { shape: number[]; dtype: string }
 interface Fixture {
@@ -188,15 +188,15 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
         });
       }
 
-      it('createOnnxExplainer: Grad-CAM maps finite in [0,1], guided backprop as PyTorch', async () => {
+      const explainer = lazy(async () => {
         const ex: Explainer = await createOnnxExplainer(bytes, { executionProvider: 'cpu', unguidedNodes: fx.unguidedNodes });
         opened.push(ex);
+        return ex;
+      });
+      const checkMaps = (res: ExplainResult): void => {
         const [, , H, W] = fx.inputShape;
-        const res = await ex.explain(input(), { layer: fx.target, method: 'guided-gradcam' });
         assert.strictEqual(res.explanations.length, n);
         assert.deepStrictEqual(res.explanations.map((e) => e.classIndex), fx.classes.argmax);
-        const guidedRef = readF32(fx, 'argmax/guided.bin');
-        const per = guidedRef.length / n;
         let anyPositive = false;
         for (const e of res.explanations) {
           assert.ok(e.map, 'map');
@@ -205,9 +205,34 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
             assert.ok(Number.isFinite(v) && v >= 0 && v <= 1, `${fx.name}: map value ${v} outside [0,1]`);
             if (v > 0) anyPositive = true;
           }
-          assertClose(e.guidedBackprop, guidedRef.subarray(e.image * per, (e.image + 1) * per), `explainer guided backprop image ${e.image}`);
         }
         assert.ok(anyPositive, 'every Grad-CAM map is all zero');
+      };
+
+      it('createOnnxExplainer gradcam (short backward): maps in [0,1], weights = spatial mean of torch dY/dA', async () => {
+        const res = await (await explainer()).explain(input(), { layer: fx.target, method: 'gradcam' });
+        checkMaps(res);
+        const [, k, h, w] = fx.targetShape;
+        const grads = readF32(fx, 'argmax/grads.bin');
+        for (const e of res.explanations) {
+          const ref = new Float32Array(k);
+          for (let c = 0; c < k; c++) {
+            let sum = 0;
+            for (let i = 0; i < h * w; i++) sum += grads[(e.image * k + c) * h * w + i];
+            ref[c] = sum / (h * w);
+          }
+          assertClose(e.weights, ref, `explainer Grad-CAM weights image ${e.image}`);
+        }
+      });
+
+      it('createOnnxExplainer guided-gradcam: maps in [0,1], guided backprop as PyTorch', async () => {
+        const res = await (await explainer()).explain(input(), { layer: fx.target, method: 'guided-gradcam' });
+        checkMaps(res);
+        const guidedRef = readF32(fx, 'argmax/guided.bin');
+        const per = guidedRef.length / n;
+        for (const e of res.explanations) {
+          assertClose(e.guidedBackprop, guidedRef.subarray(e.image * per, (e.image + 1) * per), `explainer guided backprop image ${e.image}`);
+        }
       });
     });
   }
