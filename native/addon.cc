@@ -41,6 +41,15 @@ void adviseHugePages(void* data, size_t bytes) {
 #endif
 }
 
+// A fresh (zeroed) output array; large ones advised to use huge pages (see above).
+// (Uninitialized external buffers were tried: V8 frees them only after a later GC and a
+// finalizer tick, so memory balloons in a synchronous loop and every call faults in fresh pages.)
+Napi::Float32Array newOutput(Napi::Env env, size_t length) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, length);
+  adviseHugePages(a.Data(), length * sizeof(float));
+  return a;
+}
+
 // One kernel call, parsed and checked on the main thread, run anywhere.
 struct Job {
   std::vector<Napi::ObjectReference> keep;  // inputs and outputs
@@ -53,8 +62,7 @@ struct Job {
     return a.Data();  // ArrayBuffer data + byte offset
   }
   float* output(Napi::Env env, size_t length, const char* field = nullptr) {
-    Napi::Float32Array a = Napi::Float32Array::New(env, length);
-    adviseHugePages(a.Data(), length * sizeof(float));
+    Napi::Float32Array a = newOutput(env, length);
     keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
     if (field)
       fields.emplace_back(field, keep.size() - 1);

@@ -54,7 +54,20 @@ inline std::string describe(Napi::Value v) {
     Napi::Value len = o.Get("length");
     return len.IsUndefined() ? name : name + "(" + jsString(len) + ")";
   }
-  if (v.IsArray()) return "array of length " + std::to_string(v.As<Napi::Array>().Length());
+  if (v.IsArray()) {
+    // short arrays of numbers or booleans are shown by value: [1,2,3]
+    Napi::Array arr = v.As<Napi::Array>();
+    const uint32_t length = arr.Length();
+    bool shortList = length <= 8;
+    for (uint32_t i = 0; shortList && i < length; i++) {
+      Napi::Value e = arr.Get(i);
+      shortList = e.IsNumber() || e.IsBoolean();
+    }
+    if (!shortList) return "array of length " + std::to_string(length);
+    std::string out = "[";
+    for (uint32_t i = 0; i < length; i++) out += (i ? "," : "") + jsString(arr.Get(i));
+    return out + "]";
+  }
   if (v.IsString()) {
     std::u16string s = v.As<Napi::String>().Utf16Value();
     if (s.size() > 60) s = s.substr(0, 57) + u"...";
