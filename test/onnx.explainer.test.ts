@@ -222,6 +222,27 @@ describe('onnx: Explainer API', function () {
       assert.ok(layers.every((x) => x.shape.length === 4));
     });
 
+    it('worker threads: the same numbers, and the event loop keeps running during a run', async () => {
+      const file = path.join(referenceDir(), 'models', 'smallvgg.onnx');
+      const x = { data: readF32('inputs/b4.bin'), shape: [4, 3, 224, 224] as [number, number, number, number], layout: 'nchw' as const };
+      const inProc = (await createOnnxExplainer(file)) as OnnxExplainer;
+      const inWorkers = (await createOnnxExplainer(file, { workers: 2 })) as OnnxExplainer;
+      const [a, b] = [await inProc.explain(x, { method: 'guided-gradcam' }), await inWorkers.explain(x, { method: 'guided-gradcam' })];
+      assert.deepStrictEqual(Array.from(b.explanations[3].guidedBackprop as Float32Array), Array.from(a.explanations[3].guidedBackprop as Float32Array));
+      assert.deepStrictEqual(Array.from(b.explanations[2].lowresRaw as Float32Array), Array.from(a.explanations[2].lowresRaw as Float32Array));
+      const s = await inWorkers.session('guided-gradcam', inWorkers.defaultLayer, false, [224, 224]);
+      let ticks = 0;
+      const timer = setInterval(() => { ticks++; }, 1);
+      const [r1, r2] = await Promise.all([s.run(x, new Int32Array(4).fill(-1)), s.run(x, new Int32Array(4).fill(3))]);
+      clearInterval(timer);
+      assert.ok(ticks > 3, `event loop ticked ${ticks} times during two runs`);
+      assert.deepStrictEqual(Array.from(r1.classes), [6, 7, 6, 4]);
+      assert.deepStrictEqual(Array.from(r2.classes), [3, 3, 3, 3]);
+      inProc.dispose();
+      inWorkers.dispose();
+      await assert.rejects(createOnnxExplainer(file, { workers: -1 }), /positive integer for workers but received -1/);
+    });
+
     it('another layer of smallvgg: map at its resolution, Grad-CAM of the same classes', async () => {
       const ex = (await createOnnxExplainer(path.join(referenceDir(), 'models', 'smallvgg.onnx'))) as OnnxExplainer;
       const x = { data: readF32('inputs/b1.bin'), shape: [1, 3, 224, 224] as [number, number, number, number], layout: 'nchw' as const };

@@ -24,6 +24,12 @@ export interface OnnxExplainerOptions {
   intraOpThreads?: number;
   /** ReLU node names that keep the plain rule in guided backprop (e.g. an F.relu the Python libraries do not guide) */
   unguidedNodes?: string[];
+  /**
+   * 0 (default): ORT runs in this thread, without copies, and blocks the event loop while it runs.
+   * n >= 1: each session runs in n worker threads sharing the cores; the event loop stays free and
+   * concurrent explain() calls run in parallel (the input batch is copied once into a worker).
+   */
+  workers?: number;
 }
 
 type SessionKind = 'cam' | 'guided-gradcam' | 'guided-backprop';
@@ -39,6 +45,7 @@ function checkOptions(options: unknown): OnnxExplainerOptions {
   const o = options as OnnxExplainerOptions;
   if (o.executionProvider !== undefined) checkOneOf('executionProvider', o.executionProvider, EXECUTION_PROVIDERS);
   if (o.intraOpThreads !== undefined) checkPositiveInteger('intraOpThreads', o.intraOpThreads);
+  if (o.workers !== undefined && o.workers !== 0) checkPositiveInteger('workers', o.workers);
   if (o.unguidedNodes !== undefined && (!Array.isArray(o.unguidedNodes) || o.unguidedNodes.some((x) => typeof x !== 'string'))) {
     throw invalidType('unguidedNodes', 'array of node names', o.unguidedNodes);
   }
@@ -98,6 +105,7 @@ export class OnnxExplainer implements Explainer {
         unguidedNodes: this.options.unguidedNodes,
         executionProvider: this.options.executionProvider,
         intraOpThreads: this.options.intraOpThreads,
+        workers: this.options.workers,
         inputSize: size,
       });
       this.sessions.set(key, p);

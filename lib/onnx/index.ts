@@ -8,3 +8,4 @@ export type { GradientRun, GradientSessionOptions, ExecutionProviderRequest } fr
 export { buildGradientModel, checkDifferentiable, RULES } from './backward';
 export type { BackwardOptions, GradientModel } from './backward';
 export { GraphIndex, inferShapes } from './graph';
+export { cudaProvider } from './runtime';

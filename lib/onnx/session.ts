@@ -5,80 +5,16 @@
  * Note: onnxruntime-node 1.30's InferenceSession.run is synchronous native work wrapped in
  * setImmediate, so a run blocks the event loop for its duration (as does session creation).
  */
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import * as ort from 'onnxruntime-node';
-import { GradcamError, checkOneOf, invalidRange, invalidType } from '../errors';
+import { GradcamError, checkPositiveInteger, invalidRange, invalidType } from '../errors';
 import type { FeatureShape } from '../kernels/types';
 import type { InputBatch, Layout } from '../types';
 import { BackwardOptions, GradientModel, buildGradientModel } from './backward';
 import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel, saveModel } from './proto';
+import { ExecutionProviderRequest, InProcessRunner, Runner, TensorData, WorkerRunner } from './runtime';
 
-export type ExecutionProviderRequest = 'auto' | 'cuda' | 'cpu';
-export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'cpu'];
-
-export interface OrtSession {
-  session: ort.InferenceSession;
-  /** the execution provider that runs it */
-  executionProvider: 'cpu' | 'cuda';
-  /** why this provider (e.g. why CUDA was not used) */
-  reason: string;
-}
-
-let cudaFailure: string | undefined;
-
-/** Whether the CUDA execution provider can be tried (its provider library is next to the binding). */
-export function cudaProvider(): { available: boolean; reason: string } {
-  const b = ort.listSupportedBackends().find((x) => x.name === 'cuda');
-  if (!b) return { available: false, reason: 'this onnxruntime-node build has no CUDA execution provider' };
-  if (b.bundled) return { available: true, reason: 'bundled' };
-  try {
-    const dir = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
-    if (fs.existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so'))) return { available: true, reason: 'provider library installed' };
-  } catch {
-    // fall through
-  }
-  return { available: false, reason: 'the CUDA execution provider of onnxruntime-node is not installed (libonnxruntime_providers_cuda.so missing)' };
-}
-
-/** Create an ORT session with throughput settings, trying CUDA first when asked. */
-export async function createOrtSession(bytes: Uint8Array, ep: ExecutionProviderRequest = 'auto', threads?: number): Promise<OrtSession> {
-  checkOneOf('executionProvider', ep, EXECUTION_PROVIDERS);
-  const base: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: 'all',
-    intraOpNumThreads: threads ?? os.availableParallelism?.() ?? os.cpus().length,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    enableCpuMemArena: true,
-    enableMemPattern: true,
-  };
-  let reason = 'CPU requested';
-  if (ep !== 'cpu') {
-    const cuda = cudaProvider();
-    if (!cuda.available) {
-      reason = cuda.reason;
-    } else if (cudaFailure && ep === 'auto') {
-      reason = cudaFailure;
-    } else {
-      try {
-        const session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cuda', 'cpu'] });
-        return { session, executionProvider: 'cuda', reason: 'CUDA execution provider loaded' };
-      } catch (e) {
-        cudaFailure = `the CUDA execution provider did not load: ${(e as Error).message.split('\n')[0]}`;
-        reason = cudaFailure;
-      }
-    }
-    if (ep === 'cuda') throw new GradcamError(`executionProvider 'cuda' requested but ${reason}`, 'ENOCUDA');
-  }
-  try {
-    const session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] });
-    return { session, executionProvider: 'cpu', reason };
-  } catch (e) {
-    throw new GradcamError(`ONNX Runtime could not load the generated model: ${(e as Error).message}`, 'EORT');
-  }
-}
+export { EXECUTION_PROVIDERS, createOrtSession, cudaProvider } from './runtime';
+export type { ExecutionProviderRequest, OrtSession } from './runtime';
 
 export interface GradientRun {
   logits: Float32Array;
@@ -105,6 +41,11 @@ export interface GradientSessionOptions {
   intraOpThreads?: number;
   /** the input's spatial size [H, W] when the model declares it symbolic */
   inputSize?: [number, number];
+  /**
+   * 0 (default): run in this thread (no copies; a run blocks the event loop).
+   * n >= 1: run in n worker threads sharing the cores (the event loop stays free; the input is copied once).
+   */
+  workers?: number;
 }
 
 /** Check an InputBatch; names the offending field. */
@@ -150,7 +91,7 @@ export class OnnxGradientSession {
   private disposed = false;
 
   private constructor(
-    private readonly ortSession: OrtSession,
+    private readonly runner: Runner,
     readonly gradientModel: GradientModel,
     readonly layer: string,
     readonly inputShape: Shape,
@@ -158,15 +99,15 @@ export class OnnxGradientSession {
   ) {}
 
   get executionProvider(): string {
-    return this.ortSession.executionProvider;
+    return this.runner.executionProvider;
   }
 
   get engine(): string {
-    return `onnxruntime-${this.ortSession.executionProvider}`;
+    return `onnxruntime-${this.runner.executionProvider}`;
   }
 
   get providerReason(): string {
-    return this.ortSession.reason;
+    return this.runner.reason;
   }
 
   static async create(model: string | Uint8Array | ModelProto, opts: GradientSessionOptions = {}): Promise<OnnxGradientSession> {
@@ -199,8 +140,11 @@ export class OnnxGradientSession {
       guidedRelu6: !!opts.guidedRelu6, unguidedNodes: opts.unguidedNodes ?? [], inputShape: shape,
     };
     const gm = buildGradientModel(proto, bopts);
-    const ortSession = await createOrtSession(saveModel(gm.model), opts.executionProvider ?? 'auto', opts.intraOpThreads);
-    return new OnnxGradientSession(ortSession, gm, layer ?? '', shape, layout);
+    const workers = opts.workers === undefined || opts.workers === 0 ? 0 : checkPositiveInteger('workers', opts.workers);
+    const bytes = saveModel(gm.model);
+    const ep = opts.executionProvider ?? 'auto';
+    const runner = workers > 0 ? await WorkerRunner.create(bytes, ep, workers, opts.intraOpThreads) : await InProcessRunner.create(bytes, ep, opts.intraOpThreads);
+    return new OnnxGradientSession(runner, gm, layer ?? '', shape, layout);
   }
 
   /**
@@ -216,41 +160,42 @@ export class OnnxGradientSession {
     const gm = this.gradientModel;
     const cls = new BigInt64Array(n);
     for (let i = 0; i < n; i++) cls[i] = BigInt(classes[i]);
-    const feeds: Record<string, ort.Tensor> = {
-      [gm.input]: new ort.Tensor('float32', batch.data, batch.shape),
-      [gm.classInput]: new ort.Tensor('int64', cls, [n]),
-      [gm.signInput]: new ort.Tensor('float32', new Float32Array([opts.counterfactual ? -1 : 1]), []),
+    const feeds: Record<string, TensorData> = {
+      [gm.input]: { type: 'float32', data: batch.data, dims: batch.shape },
+      [gm.classInput]: { type: 'int64', data: cls, dims: [n] },
+      [gm.signInput]: { type: 'float32', data: new Float32Array([opts.counterfactual ? -1 : 1]), dims: [] },
     };
-    let out: ort.InferenceSession.OnnxValueMapType;
+    let out: Record<string, TensorData>;
     try {
-      out = await this.ortSession.session.run(feeds);
+      out = await this.runner.run(feeds);
     } catch (e) {
+      if (e instanceof GradcamError) throw e;
       throw new GradcamError(`ONNX Runtime failed: ${(e as Error).message}`, 'EORT');
     }
-    const logitsT = out[gm.logits] as ort.Tensor;
+    const logitsT = out[gm.logits];
     const numClasses = logitsT.dims[logitsT.dims.length - 1];
-    const clsOut = (out[gm.classesOutput] as ort.Tensor).data as BigInt64Array;
+    const clsOut = out[gm.classesOutput].data as BigInt64Array;
     const classesUsed = Int32Array.from(clsOut, (v) => Number(v));
     let activations: Float32Array = new Float32Array(0);
     let grads: Float32Array = new Float32Array(0);
     let featureShape: FeatureShape;
     if (gm.layers.length) {
-      const a = out[gm.layers[0]] as ort.Tensor;
+      const a = out[gm.layers[0]];
       activations = a.data as Float32Array;
-      grads = (out[gm.gradOutputs[0]] as ort.Tensor).data as Float32Array;
+      grads = out[gm.gradOutputs[0]].data as Float32Array;
       featureShape = featureShapeOf(a.dims as number[]);
     } else {
       featureShape = { n, k: 0, h: 0, w: 0, layout: 'nchw' };
     }
     const res: GradientRun = { logits: logitsT.data as Float32Array, numClasses, activations, featureShape, grads, classes: classesUsed };
-    if (gm.inputGradOutput) res.inputGrad = (out[gm.inputGradOutput] as ort.Tensor).data as Float32Array;
+    if (gm.inputGradOutput) res.inputGrad = out[gm.inputGradOutput].data as Float32Array;
     return res;
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await this.ortSession.session.release();
+    await this.runner.release();
   }
 }
 

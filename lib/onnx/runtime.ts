@@ -1,0 +1,210 @@
+/**
+ * ONNX Runtime sessions and where they run: in this thread (the default: no copies, but
+ * onnxruntime-node's run is synchronous native work and blocks the event loop for its duration)
+ * or in worker threads (the event loop stays free; the input batch is copied once into the
+ * worker, the outputs are transferred back; several workers serve concurrent calls).
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Worker } from 'worker_threads';
+import * as ort from 'onnxruntime-node';
+import { GradcamError, checkOneOf } from '../errors';
+
+export type ExecutionProviderRequest = 'auto' | 'cuda' | 'cpu';
+export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'cpu'];
+
+export interface OrtSession {
+  session: ort.InferenceSession;
+  /** the execution provider that runs it */
+  executionProvider: 'cpu' | 'cuda';
+  /** why this provider (e.g. why CUDA was not used) */
+  reason: string;
+}
+
+let cudaFailure: string | undefined;
+
+/** Whether the CUDA execution provider can be tried (its provider library is next to the binding). */
+export function cudaProvider(): { available: boolean; reason: string } {
+  const b = ort.listSupportedBackends().find((x) => x.name === 'cuda');
+  if (!b) return { available: false, reason: 'this onnxruntime-node build has no CUDA execution provider' };
+  if (b.bundled) return { available: true, reason: 'bundled' };
+  try {
+    const dir = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
+    if (fs.existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so'))) return { available: true, reason: 'provider library installed' };
+  } catch {
+    // fall through
+  }
+  return { available: false, reason: 'the CUDA execution provider of onnxruntime-node is not installed (libonnxruntime_providers_cuda.so missing)' };
+}
+
+/** Create an ORT session with throughput settings, trying CUDA first when asked. */
+export async function createOrtSession(bytes: Uint8Array, ep: ExecutionProviderRequest = 'auto', threads?: number): Promise<OrtSession> {
+  checkOneOf('executionProvider', ep, EXECUTION_PROVIDERS);
+  const base: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: threads ?? os.availableParallelism?.() ?? os.cpus().length,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+  };
+  let reason = 'CPU requested';
+  if (ep !== 'cpu') {
+    const cuda = cudaProvider();
+    if (!cuda.available) {
+      reason = cuda.reason;
+    } else if (cudaFailure && ep === 'auto') {
+      reason = cudaFailure;
+    } else {
+      try {
+        const session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cuda', 'cpu'] });
+        return { session, executionProvider: 'cuda', reason: 'CUDA execution provider loaded' };
+      } catch (e) {
+        cudaFailure = `the CUDA execution provider did not load: ${(e as Error).message.split('\n')[0]}`;
+        reason = cudaFailure;
+      }
+    }
+    if (ep === 'cuda') throw new GradcamError(`executionProvider 'cuda' requested but ${reason}`, 'ENOCUDA');
+  }
+  try {
+    const session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] });
+    return { session, executionProvider: 'cpu', reason };
+  } catch (e) {
+    throw new GradcamError(`ONNX Runtime could not load the generated model: ${(e as Error).message}`, 'EORT');
+  }
+}
+
+
+/** A tensor crossing a thread boundary: plain data. */
+export interface TensorData {
+  type: ort.Tensor.Type;
+  data: ort.Tensor.DataType;
+  dims: readonly number[];
+}
+
+/** Runs one model: feeds in, named outputs back. */
+export interface Runner {
+  readonly executionProvider: 'cpu' | 'cuda';
+  readonly reason: string;
+  run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>>;
+  release(): Promise<void>;
+}
+
+/** In this thread: tensors wrap the caller's arrays, outputs are ORT's arrays (no copies here). */
+export class InProcessRunner implements Runner {
+  private constructor(private readonly s: OrtSession) {}
+
+  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads?: number): Promise<InProcessRunner> {
+    return new InProcessRunner(await createOrtSession(bytes, ep, threads));
+  }
+
+  get executionProvider(): 'cpu' | 'cuda' { return this.s.executionProvider; }
+  get reason(): string { return this.s.reason; }
+
+  async run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
+    const t: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) t[k] = new ort.Tensor(v.type as 'float32', v.data as Float32Array, v.dims);
+    const out = await this.s.session.run(t);
+    const res: Record<string, TensorData> = {};
+    for (const [k, v] of Object.entries(out)) {
+      const tv = v as ort.Tensor;
+      res[k] = { type: tv.type, data: tv.data, dims: tv.dims };
+    }
+    return res;
+  }
+
+  async release(): Promise<void> {
+    await this.s.session.release();
+  }
+}
+
+interface Pending { resolve: (v: Record<string, TensorData>) => void; reject: (e: Error) => void }
+
+/** One worker thread holding one session. */
+class WorkerSession {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  busy = 0;
+
+  private constructor(private readonly worker: Worker, readonly executionProvider: 'cpu' | 'cuda', readonly reason: string) {
+    worker.on('message', (m: { id: number; outputs?: Record<string, TensorData>; error?: string }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      this.busy--;
+      if (m.error !== undefined) p.reject(new GradcamError(`ONNX Runtime failed: ${m.error}`, 'EORT'));
+      else p.resolve(m.outputs as Record<string, TensorData>);
+    });
+    worker.on('error', (e) => {
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    });
+    worker.unref();
+  }
+
+  static create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads: number): Promise<WorkerSession> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes, ep, threads } });
+      const onReady = (m: { ready?: boolean; error?: string; executionProvider?: 'cpu' | 'cuda'; reason?: string }) => {
+        worker.off('message', onReady);
+        worker.off('error', onError);
+        if (m.error !== undefined) {
+          void worker.terminate();
+          reject(new GradcamError(m.error, 'EORT'));
+        } else {
+          resolve(new WorkerSession(worker, m.executionProvider as 'cpu' | 'cuda', m.reason ?? ''));
+        }
+      };
+      const onError = (e: Error) => reject(new GradcamError(`The ONNX worker thread failed: ${e.message}`, 'EWORKER'));
+      worker.on('message', onReady);
+      worker.once('error', onError);
+    });
+  }
+
+  run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
+    const id = this.nextId++;
+    this.busy++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      // the caller keeps its input arrays: they are copied (structured clone), not transferred
+      this.worker.postMessage({ id, feeds });
+    });
+  }
+
+  async release(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
+/** Sessions in worker threads; a run goes to the least busy one. */
+export class WorkerRunner implements Runner {
+  private constructor(private readonly workers: WorkerSession[]) {}
+
+  /** `count` workers sharing the cores: intra-op threads = threads / count each (at least 1) */
+  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, count: number, threads?: number): Promise<WorkerRunner> {
+    const total = threads ?? os.availableParallelism?.() ?? os.cpus().length;
+    const per = Math.max(1, Math.floor(total / count));
+    const ws: WorkerSession[] = [];
+    try {
+      for (let i = 0; i < count; i++) ws.push(await WorkerSession.create(bytes, ep, per));
+    } catch (e) {
+      await Promise.all(ws.map((w) => w.release()));
+      throw e;
+    }
+    return new WorkerRunner(ws);
+  }
+
+  get executionProvider(): 'cpu' | 'cuda' { return this.workers[0].executionProvider; }
+  get reason(): string { return this.workers[0].reason; }
+
+  run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
+    let best = this.workers[0];
+    for (const w of this.workers) if (w.busy < best.busy) best = w;
+    return best.run(feeds);
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.release()));
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Worker-thread side of WorkerRunner (runtime.ts): holds one ORT session, runs feeds posted to
+ * it and transfers the output buffers back.
+ */
+import { parentPort, workerData } from 'worker_threads';
+import * as ort from 'onnxruntime-node';
+import { ExecutionProviderRequest, TensorData, createOrtSession } from './runtime';
+
+interface Init { bytes: Uint8Array; ep: ExecutionProviderRequest; threads: number }
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) return;
+  const init = workerData as Init;
+  let session: ort.InferenceSession;
+  try {
+    const s = await createOrtSession(init.bytes, init.ep, init.threads);
+    session = s.session;
+    port.postMessage({ ready: true, executionProvider: s.executionProvider, reason: s.reason });
+  } catch (e) {
+    port.postMessage({ error: (e as Error).message });
+    return;
+  }
+  port.on('message', async (m: { id: number; feeds: Record<string, TensorData> }) => {
+    try {
+      const t: Record<string, ort.Tensor> = {};
+      for (const [k, v] of Object.entries(m.feeds)) t[k] = new ort.Tensor(v.type as 'float32', v.data as Float32Array, v.dims);
+      const out = await session.run(t);
+      const outputs: Record<string, TensorData> = {};
+      const transfer: ArrayBuffer[] = [];
+      for (const [k, v] of Object.entries(out)) {
+        const tv = v as ort.Tensor;
+        const data = tv.data as Float32Array;
+        outputs[k] = { type: tv.type, data, dims: tv.dims };
+        if (data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer)) transfer.push(data.buffer);
+      }
+      try {
+        port.postMessage({ id: m.id, outputs }, transfer);
+      } catch {
+        port.postMessage({ id: m.id, outputs }); // a buffer that cannot be detached is copied
+      }
+    } catch (e) {
+      port.postMessage({ id: m.id, error: (e as Error).message });
+    }
+  });
+}
+
+void main();
