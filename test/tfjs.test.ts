@@ -120,6 +120,8 @@ describe('tfjs adapter', function () {
       { k: 3, s: 2, pad: 'valid', H: 9, W: 8 },
       { k: 1, s: 1, pad: 'valid', H: 5, W: 5 },
       { k: 5, s: 3, pad: 'same', H: 11, W: 10 },
+      { k: 1, s: 2, pad: 'same', H: 29, W: 28 },
+      { k: 3, s: 2, pad: 'valid', H: 10, W: 11 },
     ];
     for (const c of cases) {
       it(`conv and depthwise input gradients equal tfjs's (k${c.k} s${c.s} ${c.pad} ${c.H}x${c.W})`, () => {

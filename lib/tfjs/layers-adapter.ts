@@ -26,6 +26,7 @@ interface LayerLike {
   getClassName(): string;
   getConfig(): Cfg;
   inboundNodes: Array<{ inputTensors: SymbolicTensorLike[]; outputTensors: SymbolicTensorLike[] }>;
+  outboundNodes?: unknown[];
   apply(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | tf.Tensor[];
   [weight: string]: unknown;
 }
@@ -70,6 +71,86 @@ function channelsLast(cfg: Cfg): boolean {
   return f === undefined || f === null || f === 'channelsLast' || f === 'channels_last';
 }
 
+type Pads = [number, number, number, number];
+
+function zeroPads(cfg: Cfg): Pads {
+  const p = cfg.padding as number | number[] | number[][];
+  if (typeof p === 'number') return [p, p, p, p];
+  if (Array.isArray(p) && Array.isArray(p[0])) {
+    const q = p as number[][];
+    return [q[0][0], q[0][1], q[1][0], q[1][1]];
+  }
+  const q = p as number[];
+  return [q[0], q[0], q[1], q[1]];
+}
+
+/** y = x * a + b of an inference-mode BatchNormalization on the last axis, or undefined. */
+function bnAffine(layer: LayerLike): [tf.Tensor, tf.Tensor] | undefined {
+  const cfg = layer.getConfig();
+  const axis = Number(Array.isArray(cfg.axis) ? cfg.axis[0] : cfg.axis ?? -1);
+  const rank = (layer.inboundNodes[0]?.inputTensors[0]?.shape.length) ?? 4;
+  if (axis !== -1 && axis !== rank - 1) return undefined;
+  const eps = Number(cfg.epsilon ?? 1e-3);
+  const mean = weight(layer, 'movingMean');
+  const variance = weight(layer, 'movingVariance');
+  const gamma = cfg.scale === false ? undefined : optWeight(layer, 'gamma');
+  const beta = cfg.center === false ? undefined : optWeight(layer, 'beta');
+  return tf.tidy(() => {
+    let s = tf.rsqrt(tf.add(variance, eps));
+    if (gamma) s = tf.mul(s, gamma);
+    let o = tf.neg(tf.mul(mean, s));
+    if (beta) o = tf.add(o, beta);
+    return [s, o] as [tf.Tensor, tf.Tensor];
+  });
+}
+
+/**
+ * The step of a Conv2D or DepthwiseConv2D layer, with `extraPads` from a merged ZeroPadding2D
+ * before it and, when `fold` is given, a following BatchNormalization folded into its weights
+ * (then `after` is that BN's activation: none). Returns undefined for what it cannot run.
+ */
+function convStep(layer: LayerLike, owned: tf.Tensor[], extraPads: Pads, fold?: [tf.Tensor, tf.Tensor]): Run | undefined {
+  const type = layer.getClassName();
+  const cfg = layer.getConfig();
+  const depthwise = type === 'DepthwiseConv2D';
+  if (!depthwise && Number(cfg.groups ?? 1) !== 1) return undefined;
+  const act = activationName(cfg);
+  const padding = (cfg.padding as string) === 'same' ? 'same' : 'valid';
+  const strides = pair(cfg.strides, 1);
+  const dil = pair(cfg.dilationRate, 1);
+  let kernel = weight(layer, depthwise ? 'depthwiseKernel' : 'kernel') as tf.Tensor4D;
+  let bias = cfg.useBias === false ? undefined : optWeight(layer, 'bias');
+  if (fold) {
+    const [a, b] = fold;
+    [kernel, bias] = tf.tidy(() => {
+      const [kh, kw, cin, m] = kernel.shape;
+      const scale = depthwise ? tf.reshape(a, [1, 1, cin, m]) : a;
+      const k = tf.mul(kernel, scale) as tf.Tensor4D;
+      const bb = bias ? tf.add(tf.mul(bias, a), b) : tf.clone(b);
+      void kh;
+      void kw;
+      return [k, bb] as [tf.Tensor4D, tf.Tensor];
+    });
+    owned.push(kernel, bias as tf.Tensor);
+    a.dispose();
+    b.dispose();
+  }
+  const back = ops.backwardFilter(kernel, depthwise);
+  owned.push(back);
+  const k = kernel;
+  const bs = bias;
+  return (x, mode, atLogits) => {
+    const xi = x[0] as tf.Tensor4D;
+    const h = xi.shape[1] + extraPads[0] + extraPads[1];
+    const w = xi.shape[2] + extraPads[2] + extraPads[3];
+    const p = ops.windowPads(padding, h, w, k.shape[0], k.shape[1], strides[0], strides[1], dil[0], dil[1]);
+    const pads: Pads = [p[0] + extraPads[0], p[1] + extraPads[1], p[2] + extraPads[2], p[3] + extraPads[3]];
+    let y: tf.Tensor = depthwise ? ops.depthwiseConv(xi, k, strides, pads, dil, back) : ops.conv(xi, k, strides, pads, dil, back);
+    if (bs) y = tf.add(y, bs);
+    return atLogits && act === 'softmax' ? y : ops.activation(act, y, mode);
+  };
+}
+
 /** The step of one known layer, or undefined when it must run through layer.apply. */
 function layerStep(layer: LayerLike, owned: tf.Tensor[]): Run | undefined {
   const type = layer.getClassName();
@@ -91,37 +172,9 @@ function layerStep(layer: LayerLike, owned: tf.Tensor[]): Run | undefined {
     case 'AlphaDropout':
     case 'ActivityRegularization':
       return (x) => x[0];
-    case 'Conv2D': {
-      const kernel = weight(layer, 'kernel') as tf.Tensor4D;
-      const bias = cfg.useBias === false ? undefined : optWeight(layer, 'bias');
-      const strides = pair(cfg.strides, 1);
-      const dil = pair(cfg.dilationRate, 1);
-      if (Number(cfg.groups ?? 1) !== 1) return undefined;
-      const back = ops.backwardFilter(kernel, false);
-      owned.push(back);
-      return (x, mode, atLogits) => {
-        const xi = x[0] as tf.Tensor4D;
-        const pads = ops.windowPads(padding, xi.shape[1], xi.shape[2], kernel.shape[0], kernel.shape[1], strides[0], strides[1], dil[0], dil[1]);
-        let y: tf.Tensor = ops.conv(xi, kernel, strides, pads, dil, back);
-        if (bias) y = tf.add(y, bias);
-        return finish(y, mode, atLogits);
-      };
-    }
-    case 'DepthwiseConv2D': {
-      const kernel = weight(layer, 'depthwiseKernel') as tf.Tensor4D;
-      const bias = cfg.useBias === false ? undefined : optWeight(layer, 'bias');
-      const strides = pair(cfg.strides, 1);
-      const dil = pair(cfg.dilationRate, 1);
-      const back = ops.backwardFilter(kernel, true);
-      owned.push(back);
-      return (x, mode, atLogits) => {
-        const xi = x[0] as tf.Tensor4D;
-        const pads = ops.windowPads(padding, xi.shape[1], xi.shape[2], kernel.shape[0], kernel.shape[1], strides[0], strides[1], dil[0], dil[1]);
-        let y: tf.Tensor = ops.depthwiseConv(xi, kernel, strides, pads, dil, back);
-        if (bias) y = tf.add(y, bias);
-        return finish(y, mode, atLogits);
-      };
-    }
+    case 'Conv2D':
+    case 'DepthwiseConv2D':
+      return convStep(layer, owned, [0, 0, 0, 0]);
     case 'SeparableConv2D': {
       const dk = weight(layer, 'depthwiseKernel') as tf.Tensor4D;
       const pk = weight(layer, 'pointwiseKernel') as tf.Tensor4D;
@@ -152,22 +205,9 @@ function layerStep(layer: LayerLike, owned: tf.Tensor[]): Run | undefined {
       };
     }
     case 'BatchNormalization': {
-      const axis = Number(Array.isArray(cfg.axis) ? cfg.axis[0] : cfg.axis ?? -1);
-      const eps = Number(cfg.epsilon ?? 1e-3);
-      const mean = weight(layer, 'movingMean');
-      const variance = weight(layer, 'movingVariance');
-      const gamma = cfg.scale === false ? undefined : optWeight(layer, 'gamma');
-      const beta = cfg.center === false ? undefined : optWeight(layer, 'beta');
-      const rank = (layer.inboundNodes[0]?.inputTensors[0]?.shape.length) ?? 4;
-      if (axis !== -1 && axis !== rank - 1) return undefined;
-      // y = x * a + b with a = gamma / sqrt(var + eps), b = beta - mean * a
-      const [a, b] = tf.tidy(() => {
-        let s = tf.rsqrt(tf.add(variance, eps));
-        if (gamma) s = tf.mul(s, gamma);
-        let o = tf.neg(tf.mul(mean, s));
-        if (beta) o = tf.add(o, beta);
-        return [s, o];
-      });
+      const ab = bnAffine(layer);
+      if (!ab) return undefined;
+      const [a, b] = ab;
       owned.push(a, b);
       return (x) => tf.add(tf.mul(x[0], a), b);
     }
@@ -188,16 +228,7 @@ function layerStep(layer: LayerLike, owned: tf.Tensor[]): Run | undefined {
     case 'Softmax':
       return (x, _mode, atLogits) => (atLogits ? x[0] : tf.softmax(x[0]));
     case 'ZeroPadding2D': {
-      const p = cfg.padding as number | number[] | number[][];
-      let pads: [number, number, number, number];
-      if (typeof p === 'number') pads = [p, p, p, p];
-      else if (Array.isArray(p) && Array.isArray(p[0])) {
-        const q = p as number[][];
-        pads = [q[0][0], q[0][1], q[1][0], q[1][1]];
-      } else {
-        const q = p as number[];
-        pads = [q[0], q[0], q[1], q[1]];
-      }
+      const pads = zeroPads(cfg);
       return (x) => ops.pad4(x[0] as tf.Tensor4D, pads);
     }
     case 'MaxPooling2D':
@@ -252,6 +283,44 @@ export function layersProgram(model: tf.LayersModel): Program {
   const keyOf = (t: SymbolicTensorLike) => `t${t.id}`;
   const aliasOf = new Map<string, string>();
 
+  /**
+   * Fusions that save work in both passes: a linear Conv2D/DepthwiseConv2D followed only by a
+   * BatchNormalization runs as one convolution with folded weights, and a ZeroPadding2D feeding
+   * only a 'valid' convolution becomes that convolution's own padding (no pad/slice pair).
+   */
+  const single = (l: LayerLike) => l.inboundNodes.length === 1 && (l.outboundNodes?.length ?? 0) === 1 && !isModel(l);
+  const isConv = (l: LayerLike) => {
+    const t = l.getClassName();
+    if (t !== 'Conv2D' && t !== 'DepthwiseConv2D') return false;
+    const c = l.getConfig();
+    return channelsLast(c) && Number(c.groups ?? 1) === 1 && ops.KNOWN_ACTIVATIONS.has(activationName(c));
+  };
+  const convInput = (conv: LayerLike): { input: SymbolicTensorLike; pads: Pads } => {
+    const input = conv.inboundNodes[0].inputTensors[0];
+    const src = input.sourceLayer;
+    if ((conv.getConfig().padding as string) !== 'same' && src.getClassName() === 'ZeroPadding2D' && single(src) && channelsLast(src.getConfig())) {
+      return { input: src.inboundNodes[0].inputTensors[0], pads: zeroPads(src.getConfig()) };
+    }
+    return { input, pads: [0, 0, 0, 0] };
+  };
+  const mergedConv = (layer: LayerLike, inputs: SymbolicTensorLike[]): { input: SymbolicTensorLike; run: Run | undefined } | undefined => {
+    if (inputs.length !== 1) return undefined;
+    if (layer.getClassName() === 'BatchNormalization') {
+      const conv = inputs[0].sourceLayer;
+      if (!isConv(conv) || !single(conv) || activationName(conv.getConfig()) !== 'linear') return undefined;
+      const ab = bnAffine(layer);
+      if (!ab) return undefined;
+      const { input, pads } = convInput(conv);
+      return { input, run: convStep(conv, owned, pads, ab) };
+    }
+    if (isConv(layer)) {
+      const { input, pads } = convInput(layer);
+      if (input === inputs[0]) return undefined;
+      return { input, run: convStep(layer, owned, pads) };
+    }
+    return undefined;
+  };
+
   // Post-order DFS from the output; nested models are inlined, their inputs aliased.
   const visit = (t: SymbolicTensorLike, aliases: Map<string, string>, prefix: string): string => {
     const key = aliases.get(keyOf(t)) ?? keyOf(t);
@@ -261,7 +330,8 @@ export function layersProgram(model: tf.LayersModel): Program {
     if (!inbound || inbound.inputTensors.length === 0 || layer.getClassName() === 'InputLayer') {
       return key; // a model input
     }
-    const inKeys = inbound.inputTensors.map((s) => visit(s, aliases, prefix));
+    const merged = isModel(layer) ? undefined : mergedConv(layer, inbound.inputTensors);
+    const inKeys = merged ? [visit(merged.input, aliases, prefix)] : inbound.inputTensors.map((s) => visit(s, aliases, prefix));
     if (done.has(key)) return key;
     if (isModel(layer)) {
       const inner = new Map(aliases);
@@ -273,7 +343,7 @@ export function layersProgram(model: tf.LayersModel): Program {
       done.add(key);
       return key;
     }
-    let run = layerStep(layer, owned);
+    let run = merged ? merged.run : layerStep(layer, owned);
     if (!run) {
       fallbacks.push(layer.getClassName());
       const l = layer;
@@ -295,6 +365,12 @@ export function layersProgram(model: tf.LayersModel): Program {
   const inputKey = keyOf(m.inputs[0]);
   let logitsKey = visit(m.outputs[0], new Map(), '');
   while (aliasOf.has(logitsKey)) logitsKey = aliasOf.get(logitsKey) as string;
+  // drop nodes the logits no longer read (convolutions folded into a BN, merged paddings)
+  const needed = new Set<string>([logitsKey]);
+  for (let i = nodes.length - 1; i >= 0; i--) if (needed.has(nodes[i].key)) for (const k of nodes[i].inputs) needed.add(k);
+  const live = nodes.filter((n) => needed.has(n.key));
+  nodes.length = 0;
+  nodes.push(...live);
   // For a final Activation('softmax') / Softmax layer, logits = its input: the node itself passes through at atLogits.
   return { inputKey, inputShape: m.inputs[0].shape, logitsKey, nodes, constants: new Map(), owned, fallbacks };
 }

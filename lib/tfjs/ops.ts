@@ -139,14 +139,16 @@ export function pad4(x: tf.Tensor4D, pads: [number, number, number, number], val
   return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], value);
 }
 
-/** Zero-insertion: [n,h,w,c] -> [n,(h-1)*s+1,(w-1)*s+1,c] with dy at multiples of the strides. */
+/**
+ * Zero-insertion: [n,h,w,c] -> [n,h*sH,w*sW,c] with dy at multiples of the strides (and sH-1, sW-1
+ * trailing zero rows/columns, which the caller's padding accounts for: no Slice, slow in wasm).
+ */
 function dilate(dy: tf.Tensor4D, sH: number, sW: number): tf.Tensor4D {
   if (sH === 1 && sW === 1) return dy;
   const [n, h, w, c] = dy.shape;
   const e = tf.reshape(dy, [n, h, 1, w, 1, c]);
   const p = tf.pad(e, [[0, 0], [0, 0], [0, sH - 1], [0, 0], [0, sW - 1], [0, 0]]);
-  const r = tf.reshape(p, [n, h * sH, w * sW, c]) as tf.Tensor4D;
-  return tf.slice(r, [0, 0, 0, 0], [n, (h - 1) * sH + 1, (w - 1) * sW + 1, c]);
+  return tf.reshape(p, [n, h * sH, w * sW, c]) as tf.Tensor4D;
 }
 
 type Pads = [number, number, number, number];
@@ -154,12 +156,14 @@ type Explicit = [[number, number], [number, number], [number, number], [number, 
 const explicit = ([t, b, l, r]: Pads): Explicit => [[0, 0], [t, b], [l, r], [0, 0]];
 
 /**
- * Pads of the input-gradient convolution: dx = conv(dilate(dy), flipped filter, stride 1, pads),
- * or undefined when a pad would be negative (then the library gradient runs instead).
+ * Pads of the input-gradient convolution dx = conv(dilate(dy), flipped filter, stride 1, pads) for
+ * dy dilated to out*s rows (dilate() leaves s-1 trailing zeros): a negative bottom/right pad means
+ * cropping that many trailing zeros. Undefined when the top/left pad would be negative (pads wider
+ * than the kernel): the library gradient runs then.
  */
 function backwardPads(inH: number, inW: number, outH: number, outW: number, kH: number, kW: number, sH: number, sW: number, [t, , l]: Pads): Pads | undefined {
-  const p: Pads = [kH - 1 - t, inH + t - 1 - (outH - 1) * sH, kW - 1 - l, inW + l - 1 - (outW - 1) * sW];
-  return p.every((v) => v >= 0) ? p : undefined;
+  const p: Pads = [kH - 1 - t, inH + t - 1 - (outH - 1) * sH - (sH - 1), kW - 1 - l, inW + l - 1 - (outW - 1) * sW - (sW - 1)];
+  return p[0] >= 0 && p[2] >= 0 && p[1] >= -(sH - 1) && p[3] >= -(sW - 1) ? p : undefined;
 }
 
 /**
@@ -171,23 +175,28 @@ function backwardPads(inH: number, inW: number, outH: number, outW: number, kH: 
 function convInputOnly(x: tf.Tensor4D, filter: tf.Tensor4D, strides: [number, number], pads: Pads, depthwise: boolean, backFilter?: tf.Tensor4D): tf.Tensor4D {
   const [kH, kW] = filter.shape;
   const [sH, sW] = strides;
-  const [, inH, inW] = x.shape;
+  const [n, inH, inW] = x.shape;
   const forward = (xi: tf.Tensor4D) =>
     depthwise ? tf.depthwiseConv2d(xi, filter, strides, explicit(pads)) : tf.conv2d(xi, filter, strides, explicit(pads));
+  const outH = Math.floor((inH + pads[0] + pads[1] - kH) / sH) + 1;
+  const outW = Math.floor((inW + pads[2] + pads[3] - kW) / sW) + 1;
+  const back = backwardPads(inH, inW, outH, outW, kH, kW, sH, sW, pads);
+  if (!back) return forward(x); // unusual pads: tfjs's own gradient (input only: the filter is no variable on the path)
   const op = unaryCustomGrad((xi, save) => {
     save([]);
-    const y = forward(xi as tf.Tensor4D);
-    const back = backwardPads(inH, inW, y.shape[1], y.shape[2], kH, kW, sH, sW, pads);
     return {
-      value: y,
+      value: forward(xi as tf.Tensor4D),
       gradFunc: (dy) => {
-        if (!back) {
-          // unusual pads: let tfjs differentiate the plain op (input gradient only)
-          return tf.grad((z: tf.Tensor) => tf.sum(tf.mul(forward(z as tf.Tensor4D), dy)))(xi);
+        let dyd = dilate(dy as tf.Tensor4D, sH, sW);
+        const [, dh, dw, c] = dyd.shape;
+        const p: Pads = [...back];
+        if (p[1] < 0 || p[3] < 0) {
+          dyd = tf.slice(dyd, [0, 0, 0, 0], [n, dh + Math.min(p[1], 0), dw + Math.min(p[3], 0), c]);
+          p[1] = Math.max(p[1], 0);
+          p[3] = Math.max(p[3], 0);
         }
-        const dyd = dilate(dy as tf.Tensor4D, sH, sW);
         const bf = backFilter ?? backwardFilter(filter, depthwise);
-        return depthwise ? tf.depthwiseConv2d(dyd, bf, 1, explicit(back)) : tf.conv2d(dyd, bf, 1, explicit(back));
+        return depthwise ? tf.depthwiseConv2d(dyd, bf, 1, explicit(p)) : tf.conv2d(dyd, bf, 1, explicit(p));
       },
     };
   });
