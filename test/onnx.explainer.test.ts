@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GradcamError } from '../lib/errors';
 import { createOnnxExplainer, listOnnxLayers, OnnxExplainer, OnnxGradientSession } from '../lib/onnx';
-import { DataType, ModelProto, NodeProto, TensorProto, floatTensor, loadModel, node, saveModel } from '../lib/onnx/proto';
+import { DataType, ModelProto, NodeProto, TensorProto, floatTensor, int64Tensor, loadModel, node, saveModel } from '../lib/onnx/proto';
 import type { Explainer, InputBatch } from '../lib/types';
 import { hasReference, readF32, referenceDir } from './helpers/reference-data';
 
@@ -184,6 +184,26 @@ describe('onnx: Explainer API', function () {
     const r = await ex.explain(x);
     assert.strictEqual(r.explanations.length, 1);
     await assert.rejects(ex.explain(x, { method: 'guided-gradcam' }), /Cannot differentiate Erf node 'stem_erf'/);
+    ex.dispose();
+  });
+
+  it('a model exported with a fixed batch of 1 explains batches (one run per image)', async () => {
+    const m = tinyModel({ symbolic: false });
+    const g = m.graph as NonNullable<ModelProto['graph']>;
+    const dims = g.input?.[0].type?.tensorType?.shape?.dim as Array<{ dimValue?: number; dimParam?: string }>;
+    dims[0] = { dimValue: 1 };
+    // Flatten replaced by the Reshape [1, -1] a fixed-batch export produces
+    const flat = (g.node as NodeProto[]).findIndex((x) => x.opType === 'Flatten');
+    (g.node as NodeProto[])[flat] = node('Reshape', ['g', 'shape1'], ['f'], 'reshape');
+    g.initializer = [...(g.initializer ?? []), int64Tensor('shape1', [2], [1, -1])];
+    const ex = await createOnnxExplainer(saveModel(m), { executionProvider: 'cpu' });
+    const x = randomInput(3, 16, 16, 21);
+    const all = await ex.explain(x, { method: 'guided-gradcam', targets: [1, 2, 3] });
+    assert.strictEqual(all.explanations.length, 3);
+    const per = 3 * 16 * 16;
+    const one = await ex.explain({ data: x.data.slice(per, 2 * per), shape: [1, 3, 16, 16], layout: 'nchw' }, { method: 'guided-gradcam', targets: 2 });
+    assert.deepStrictEqual(Array.from(all.explanations[1].guidedGradcam as Float32Array), Array.from(one.explanations[0].guidedGradcam as Float32Array));
+    assert.deepStrictEqual(Array.from(all.logits.subarray(5, 10)), Array.from(one.logits));
     ex.dispose();
   });
 

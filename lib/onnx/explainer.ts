@@ -66,7 +66,7 @@ export class OnnxExplainer implements Explainer {
   constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions) {
     const declared = graph.inputShape();
     this.inputShape = declared.slice();
-    this.inputShape[0] = -1;
+    if (!(this.inputShape[0] > 0)) this.inputShape[0] = -1;
     this.layout = inputLayout(declared);
     this.candidates = layerCandidates(graph, this.inputShape);
     const def = this.candidates.find((c) => c.isDefault);

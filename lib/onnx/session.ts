@@ -116,7 +116,8 @@ export class OnnxGradientSession {
     const g = new GraphIndex(proto);
     const declared = g.inputShape();
     const shape = declared.slice();
-    shape[0] = -1;
+    // a symbolic batch stays symbolic; a fixed one (often 1 in exports) is kept, and run() splits batches
+    if (!(shape[0] > 0)) shape[0] = -1;
     const layout = inputLayout(declared);
     if (opts.inputSize) {
       const [h, w] = opts.inputSize;
@@ -158,19 +159,27 @@ export class OnnxGradientSession {
     if (!(classes instanceof Int32Array)) throw invalidType('classes', 'Int32Array', classes);
     if (classes.length !== n) throw invalidRange('classes', `Int32Array of length ${n}`, classes);
     const gm = this.gradientModel;
-    const cls = new BigInt64Array(n);
-    for (let i = 0; i < n; i++) cls[i] = BigInt(classes[i]);
-    const feeds: Record<string, TensorData> = {
-      [gm.input]: { type: 'float32', data: batch.data, dims: batch.shape },
-      [gm.classInput]: { type: 'int64', data: cls, dims: [n] },
-      [gm.signInput]: { type: 'float32', data: new Float32Array([opts.counterfactual ? -1 : 1]), dims: [] },
-    };
+    const fixed = this.inputShape[0];
     let out: Record<string, TensorData>;
-    try {
-      out = await this.runner.run(feeds);
-    } catch (e) {
-      if (e instanceof GradcamError) throw e;
-      throw new GradcamError(`ONNX Runtime failed: ${(e as Error).message}`, 'EORT');
+    if (fixed > 0 && n !== fixed) {
+      if (fixed !== 1) throw invalidRange('input.shape[0]', `${fixed} (the model's fixed batch size)`, n);
+      // a model exported with batch 1: one run per image, outputs concatenated
+      const per = batch.data.length / n;
+      const parts: Array<Record<string, TensorData>> = [];
+      for (let i = 0; i < n; i++) {
+        const shape = [1, ...batch.shape.slice(1)];
+        parts.push(await this.runOnce(batch.data.subarray(i * per, (i + 1) * per), shape, classes.subarray(i, i + 1), !!opts.counterfactual));
+      }
+      out = {};
+      for (const k of Object.keys(parts[0])) {
+        const first = parts[0][k];
+        const len = (first.data as Float32Array).length;
+        const data = first.type === 'int64' ? new BigInt64Array(len * n) : new Float32Array(len * n);
+        parts.forEach((p, i) => (data as Float32Array).set(p[k].data as Float32Array, i * len));
+        out[k] = { type: first.type, data, dims: [n * (first.dims[0] ?? 1), ...first.dims.slice(1)] };
+      }
+    } else {
+      out = await this.runOnce(batch.data, batch.shape, classes, !!opts.counterfactual);
     }
     const logitsT = out[gm.logits];
     const numClasses = logitsT.dims[logitsT.dims.length - 1];
@@ -190,6 +199,24 @@ export class OnnxGradientSession {
     const res: GradientRun = { logits: logitsT.data as Float32Array, numClasses, activations, featureShape, grads, classes: classesUsed };
     if (gm.inputGradOutput) res.inputGrad = out[gm.inputGradOutput].data as Float32Array;
     return res;
+  }
+
+  private async runOnce(data: Float32Array, shape: readonly number[], classes: Int32Array, counterfactual: boolean): Promise<Record<string, TensorData>> {
+    const gm = this.gradientModel;
+    const n = shape[0];
+    const cls = new BigInt64Array(n);
+    for (let i = 0; i < n; i++) cls[i] = BigInt(classes[i]);
+    const feeds: Record<string, TensorData> = {
+      [gm.input]: { type: 'float32', data, dims: shape },
+      [gm.classInput]: { type: 'int64', data: cls, dims: [n] },
+      [gm.signInput]: { type: 'float32', data: new Float32Array([counterfactual ? -1 : 1]), dims: [] },
+    };
+    try {
+      return await this.runner.run(feeds);
+    } catch (e) {
+      if (e instanceof GradcamError) throw e;
+      throw new GradcamError(`ONNX Runtime failed: ${(e as Error).message}`, 'EORT');
+    }
   }
 
   async dispose(): Promise<void> {
@@ -214,7 +241,7 @@ export interface LayerCandidate { name: string; op: string; shape: Shape; isDefa
 
 /** 4-D float tensors between the input and the logits, in graph order, the default marked. */
 export function layerCandidates(g: GraphIndex, inputShape?: Shape): LayerCandidate[] {
-  const shape = inputShape ?? (() => { const s = g.inputShape().slice(); s[0] = -1; return s; })();
+  const shape = inputShape ?? (() => { const s = g.inputShape().slice(); if (!(s[0] > 0)) s[0] = -1; return s; })();
   const inf = inferShapes(g, shape);
   const logits = g.outputs[0];
   const fromInput = g.descendants([g.input]);
