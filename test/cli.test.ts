@@ -433,3 +433,32 @@ describe('cli: ONNX model against pytorch-grad-cam (../shared/reference smallvgg
     assert.ok(off <= 3 * hw * 0.001, `${off} bytes differ by 1`);
   });
 });
+
+describe('cli: gradcam demo (npm run demo)', function () {
+  this.timeout(180000);
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcam-demo-'));
+  after(() => fs.rmSync(out, { recursive: true, force: true }));
+
+  it('explains the packaged pretrained models on the bundled photos in under a minute', async () => {
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [MAIN, 'demo', '--out', out, '--json'], { encoding: 'utf8', cwd: os.tmpdir(), timeout: 170000 });
+    const seconds = (Date.now() - t0) / 1000;
+    assert.equal(r.status, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.equal(doc.runs.length, 2);
+    const [nsfw, emotion] = doc.runs;
+    assert.deepEqual(nsfw.images.map((i: any) => path.basename(i.input)), ['chelsea.png', 'coffee.png']);
+    for (const img of nsfw.images) {
+      assert.equal(img.explained.length, 2);
+      assert.ok(['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'].includes(img.explained[0].label));
+      for (const f of Object.values(img.explained[0].files) as string[]) assert.ok(fs.statSync(f).size > 500, f);
+    }
+    assert.equal(emotion.images[0].explained[0].label, 'happy', 'Eileen Collins smiles');
+    for (const f of ['report.html', 'strips/chelsea-mobilenet-v2.jpg', 'strips/coffee-mobilenet-v2.jpg', 'strips/astronaut-face-emotion.jpg']) {
+      assert.ok(fs.existsSync(path.join(out, f)), f);
+    }
+    const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+    assert.equal((html.match(/<img /g) ?? []).length, 3 * 5);
+    assert.ok(seconds < 60, `demo took ${seconds} s`);
+  });
+});

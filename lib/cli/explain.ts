@@ -341,7 +341,7 @@ async function explainWith(
   const t = { preprocessMs: 0, explainMs: 0, gradientsMs: 0, kernelsMs: 0, writeMs: 0 };
   let last: ExplainResult | undefined;
   let inputShape: number[] = [];
-  const progress = new Progress(units.length, 'images');
+  const progress = new Progress(units.length, 'images', process.stderr, a.quiet ? false : undefined);
   try {
     for (let s = 0; s < units.length && !interrupted; s += a.batchSize) {
       const batchUnits = units.slice(s, s + a.batchSize);
@@ -449,13 +449,14 @@ function round(ms: number): number {
 /** The human-readable summary printed when --json is not given. */
 export function summarize(r: ExplainReport): string[] {
   const lines: string[] = [];
+  const name = (label: string, i: number) => (label === `class ${i}` ? label : `${label} (${i})`);
   for (const img of r.images) {
     const top = img.top[0];
-    const head = top ? `${top.label} (${top.classIndex}) p=${fmt(top.probability, 3)}` : '';
+    const head = top ? `${name(top.label, top.classIndex)} p=${fmt(top.probability, 3)}` : '';
     lines.push(`${img.input}: ${head}`);
     for (const e of img.explained) {
       const files = Object.values(e.files).filter(Boolean).join(', ');
-      lines.push(`  ${r.counterfactual ? 'counterfactual ' : ''}${e.label} (${e.classIndex}) logit=${fmt(e.logit, 3)} p=${fmt(e.probability, 3)}${files ? ` -> ${files}` : ''}`);
+      lines.push(`  ${r.counterfactual ? 'counterfactual ' : ''}${name(e.label, e.classIndex)} logit=${fmt(e.logit, 3)} p=${fmt(e.probability, 3)}${files ? ` -> ${files}` : ''}`);
     }
   }
   for (const [m, v] of Object.entries(r.npy)) lines.push(`${m}: ${v.file} [${v.shape.join(',')}] float32`);
