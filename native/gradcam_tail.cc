@@ -1,6 +1,7 @@
 // The fused Grad-CAM tail on CPU threads, so a batch crosses into C++ once:
 // weights = channelMean(g); lowresRaw = sum_k weights_k A_k; lowres = normalize(relu(lowresRaw));
 // map = normalize(resize(lowres)). Each step is the kernel of the same name (same numbers).
+#include "cpu_internal.h"
 #include "kernels.h"
 #include "thread_pool.h"
 
@@ -18,8 +19,24 @@ void gradcamTail(const float* a, const float* g, const FeatureShape& s, const Ta
     out.lowres[p] = o.relu && v < 0 ? 0.0f : v;
   }
   minMaxNormalize(out.lowres, s.n, hw, out.lowres);
-  resizeBilinear(out.lowres, s.n, s.h, s.w, o.outH, o.outW, o.alignCorners, out.map);
-  minMaxNormalize(out.map, s.n, o.outH * o.outW, out.map);
+  const size_t mapSize = o.outH * o.outW;
+  if (s.n < threadCount()) {
+    // too few images to split by image: split each step by rows
+    resizeBilinear(out.lowres, s.n, s.h, s.w, o.outH, o.outW, o.alignCorners, out.map);
+    minMaxNormalize(out.map, s.n, mapSize, out.map);
+    return;
+  }
+  // one image per task: resize, then min/max and normalize while the map is still in cache
+  const ResizeColumns cols(s.w, o.outW, o.alignCorners);
+  parallelFor(s.n, 1, [&](size_t b, size_t e) {
+    for (size_t img = b; img < e; img++) {
+      resizeRows(out.lowres, s.h, s.w, o.outH, o.outW, o.alignCorners, cols, img * o.outH, (img + 1) * o.outH, out.map);
+      float* map = out.map + img * mapSize;
+      float mn, mx;
+      minMaxOf(map, mapSize, mn, mx);
+      normalizeWithMinMax(map, mapSize, mn, mx, map);
+    }
+  });
 }
 
 }  // namespace cpu

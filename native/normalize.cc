@@ -6,6 +6,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "cpu_internal.h"
 #include "kernels.h"
 #include "thread_pool.h"
 
@@ -88,6 +89,38 @@ void normalizeImage(const float* x, size_t size, float* out) {
   const float mx = subtractMax(x, size, mn, out);  // reads x before writing out: x may be out
   const float d = (float)(1e-7 + (double)mx);
   for (size_t p = 0; p < size; p++) out[p] = out[p] / d;
+}
+
+void minMaxOf(const float* x, size_t size, float& mn, float& mx) {
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  size_t p = 0;
+#if defined(__SSE2__)
+  __m128 l0 = _mm_set1_ps(lo), h0 = _mm_set1_ps(hi);
+  for (; p + 4 <= size; p += 4) {
+    const __m128 v = _mm_loadu_ps(x + p);
+    l0 = _mm_min_ps(v, l0);  // keeps l0 where v is NaN
+    h0 = _mm_max_ps(v, h0);
+  }
+  float ll[4], hh[4];
+  _mm_storeu_ps(ll, l0);
+  _mm_storeu_ps(hh, h0);
+  for (int j = 0; j < 4; j++) {
+    if (ll[j] < lo) lo = ll[j];
+    if (hh[j] > hi) hi = hh[j];
+  }
+#endif
+  for (; p < size; p++) {
+    if (x[p] < lo) lo = x[p];
+    if (x[p] > hi) hi = x[p];
+  }
+  mn = lo;
+  mx = hi;
+}
+
+void normalizeWithMinMax(const float* x, size_t size, float mn, float mx, float* out) {
+  // rounding is monotonic, so max over p of float32(x[p] - mn) is float32(mx - mn)
+  const float d = (float)(1e-7 + (double)(mx - mn));
+  for (size_t p = 0; p < size; p++) out[p] = (x[p] - mn) / d;
 }
 
 void minMaxNormalize(const float* x, size_t n, size_t size, float* out) {
