@@ -116,12 +116,18 @@ async function select(preference: TfjsEnginePreference): Promise<TfjsEngine> {
 }
 
 /**
- * Picks the engine once per process and reports it. A later call with the same preference (or
+ * Picks the engine once per process and reports it (a console warning naming the engine and why,
+ * unless GRADCAM_QUIET=1; the environment variable GRADCAM_TFJS_ENGINE=tfjs-node|wasm|cpu overrides
+ * the automatic choice). A later call with the same preference (or
  * 'auto') returns the first choice; a different explicit preference switches backends (tfjs has
  * one global backend), which is what benchmarks comparing engines need.
  */
 export async function selectTfjsEngine(preference: TfjsEnginePreference = 'auto'): Promise<TfjsEngine> {
   checkOneOf('engine', preference, TFJS_ENGINE_PREFERENCES);
+  if (preference === 'auto' && !selected && process.env.GRADCAM_TFJS_ENGINE) {
+    // process-wide override of the automatic choice (tests, benchmarks, troubleshooting)
+    preference = checkOneOf('GRADCAM_TFJS_ENGINE', process.env.GRADCAM_TFJS_ENGINE, TFJS_ENGINE_PREFERENCES);
+  }
   if (selected && (preference === 'auto' || preference === selectedPreference)) {
     const engine = await selected;
     ensureBackend(engine);
