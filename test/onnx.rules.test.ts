@@ -342,6 +342,19 @@ const CASES: Case[] = [
     ],
     eps: 1e-3,
   },
+  ...[false, true].map((pool): Case => ({
+    name: `opset 10 forms (Clip min/max and Pad as attributes, Resize-10, Dropout ratio)${pool ? ' raised to 16 for MaxPool' : ''}`,
+    shape: [2, 3, 3], ySize: 2 * 6 * 8, opset: 10, avoid: [0, 1.5], eps: pool ? 1e-3 : 1e-2,
+    nodes: [
+      n('Mul', ['x', 'four'], ['x4']),
+      ...(pool ? [n('MaxPool', ['x4'], ['x4p'], { kernel_shape: [1, 1] })] : [n('Identity', ['x4'], ['x4p'])]),
+      n('Clip', ['x4p'], ['c'], { min: { float: 0 }, max: { float: 6 } }),
+      n('Pad', ['c'], ['p'], { pads: [0, 0, 0, 1, 0, 0, 0, 0], mode: 'constant', value: { float: 0 } }),
+      n('Dropout', ['p'], ['d'], { ratio: { float: 0.3 } }),
+      n('Resize', ['d', 'sc'], ['y'], { mode: 'nearest' }),
+    ],
+    inits: [floatTensor('four', [], [4]), floatTensor('sc', [4], [1, 1, 2, 2])],
+  })),
 ];
 
 describe('onnx: backward rules against finite differences on ONNX Runtime', function () {

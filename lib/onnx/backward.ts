@@ -292,10 +292,12 @@ function convInputGrad(b: Builder, n: NodeProto, gy: string): string {
 }
 
 /** Resize interpolation matrix [outLen, inLen] along one axis, following ORT's coordinate rules. */
-function resizeMatrix(n: NodeProto, inLen: number, outLen: number, scale: number): Float32Array {
+function resizeMatrix(n: NodeProto, inLen: number, outLen: number, scale: number, srcOpset: number): Float32Array {
   const mode = str(n, 'mode', 'nearest');
-  const ctm = str(n, 'coordinate_transformation_mode', 'half_pixel');
-  const nearestMode = str(n, 'nearest_mode', 'round_prefer_floor');
+  // Upsample and Resize-10 index asymmetrically and take the floor
+  const old = srcOpset < 11 || n.opType === 'Upsample';
+  const ctm = old ? 'asymmetric' : str(n, 'coordinate_transformation_mode', 'half_pixel');
+  const nearestMode = old ? 'floor' : str(n, 'nearest_mode', 'round_prefer_floor');
   const m = new Float32Array(outLen * inLen);
   for (let o = 0; o < outLen; o++) {
     let xo: number;
@@ -711,13 +713,15 @@ export const RULES: Record<string, Rule> = {
       const [h, w] = [xs[2], xs[3]]; const [H, W] = [rs.out[2], rs.out[3]];
       if (h < 0 || w < 0) throw unsupported(n, 'spatial size unknown');
       // Resize is separable and linear: Y = Rh X Rw^T, so dX = Rh^T dY Rw
-      const rh = resizeMatrix(n, h, H, rs.scales[2]);
-      const rw = resizeMatrix(n, w, W, rs.scales[3]);
+      const rh = resizeMatrix(n, h, H, rs.scales[2], b.srcOpset);
+      const rw = resizeMatrix(n, w, W, rs.scales[3], b.srcOpset);
       const t = b.op1('MatMul', [gy[0] as string, b.f32(Array.from(rw), [W, w])]);
       return [b.op1('MatMul', [b.f32(Array.from(transposeMatrix(rh, H, h)), [h, H]), t])];
     },
   },
 };
+
+RULES.Upsample = RULES.Resize;
 
 function softmaxAxes(b: Builder, n: NodeProto): number[] {
   const r = b.needShape(out(n, 0), n).length;
@@ -857,8 +861,35 @@ function logitsOf(g: GraphIndex, name?: string): string {
  */
 function upgradeNodes(g: GraphIndex, inf: InferredGraph, to: number, b: Builder): NodeProto[] {
   if (g.opset >= 13 || to < 13) return g.nodes;
-  const withoutAttr = (n: NodeProto, name: string) => (n.attribute ?? []).filter((a) => a.name !== name);
+  const withoutAttr = (n: NodeProto, ...names: string[]) => (n.attribute ?? []).filter((a) => !names.includes(a.name as string));
   return g.nodes.map((n) => {
+    if (g.opset < 11) {
+      // opset 10: arguments that became inputs at 11, Upsample/Resize-10 indexing
+      switch (n.opType) {
+        case 'Clip': {
+          const mn = getAttr(n, 'min'); const mx = getAttr(n, 'max');
+          return {
+            ...n, attribute: withoutAttr(n, 'min', 'max'),
+            input: [inp(n, 0), typeof mn === 'number' ? b.f32([mn]) : '', typeof mx === 'number' ? b.f32([mx]) : ''],
+          };
+        }
+        case 'Pad':
+          return {
+            ...n, attribute: withoutAttr(n, 'pads', 'value'),
+            input: [inp(n, 0), b.i64(ints(n, 'pads') ?? []), b.f32([flt(n, 'value', 0)])],
+          };
+        case 'Dropout':
+          return { ...n, attribute: withoutAttr(n, 'ratio') };
+        case 'Upsample': case 'Resize': {
+          const mode = str(n, 'mode', 'nearest');
+          const attrs = [attr('mode', mode), attr('coordinate_transformation_mode', 'asymmetric')];
+          if (mode === 'nearest') attrs.push(attr('nearest_mode', 'floor'));
+          return { ...n, opType: 'Resize', input: [inp(n, 0), '', inp(n, 1)], attribute: attrs };
+        }
+        default:
+          break;
+      }
+    }
     switch (n.opType) {
       case 'Squeeze': case 'Unsqueeze': case 'ReduceSum': {
         const axes = ints(n, 'axes');
@@ -904,7 +935,7 @@ function valueInfo(name: string, elemType: number, dims?: Shape): ValueInfoProto
 /** Build the forward+backward model. Throws a GradcamError naming the op for an unsupported node. */
 export function buildGradientModel(model: ModelProto, opts: BackwardOptions): GradientModel {
   const g = new GraphIndex(model);
-  if (g.opset < 11) throw new GradcamError(`ONNX opset ${g.opset} is not supported (11 or newer is)`, 'EUNSUPPORTED');
+  if (g.opset < 10) throw new GradcamError(`ONNX opset ${g.opset} is not supported (10 or newer is)`, 'EUNSUPPORTED');
   const logits = logitsOf(g, opts.logits);
   const inputShape = opts.inputShape ?? g.inputShape();
   const inf = inferShapes(g, inputShape);
@@ -921,8 +952,15 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
   // seed = sign * onehot(class), class = argmax(logits) where gradcam_class is -1
   const argmax = b.op1('ArgMax', [logits], { axis: 1, keepdims: 0 });
   const cls = b.op1('Where', [b.op1('Equal', [CLASS_INPUT, b.i64([-1], [])]), argmax, CLASS_INPUT]);
-  const k = b.op1('Gather', [b.shapeOf(logits), b.i64([1], [])], { axis: 0 });
-  const range = b.op1('Range', [b.i64([0], []), k, b.i64([1], [])]);
+  let range: string;
+  if (b.opset >= 11) {
+    const k = b.op1('Gather', [b.shapeOf(logits), b.i64([1], [])], { axis: 0 });
+    range = b.op1('Range', [b.i64([0], []), k, b.i64([1], [])]);
+  } else {
+    const ls = inf.shapes.get(logits);
+    if (!ls || ls.length !== 2 || ls[1] <= 0) throw new GradcamError(`The number of classes of ${logits} is not known statically (opset ${g.opset})`, 'EUNSUPPORTED');
+    range = b.i64(Array.from({ length: ls[1] }, (_, i) => i));
+  }
   const onehot = b.op1('Cast', [b.op1('Equal', [b.op1('Reshape', [cls, b.i64([-1, 1])]), range])], { to: DataType.FLOAT });
   const seed = b.mul(onehot, SIGN_INPUT);
 

@@ -520,7 +520,7 @@ export function inferShapes(g: GraphIndex, inputShape: Shape): InferredGraph {
           split.forEach((sz, i) => { const s = x.slice(); s[ax] = sz; set(i, s); });
           break;
         }
-        case 'Resize': {
+        case 'Resize': case 'Upsample': {
           if (!x) break;
           const rs = resizeOutput(g, n, x, V);
           if (rs) set(0, rs.out);
@@ -619,7 +619,7 @@ export function splitSizes(g: GraphIndex, n: NodeProto, dim: number, V: (s: stri
 export function resizeOutput(g: GraphIndex, n: NodeProto, x: Shape, V: (s: string | undefined) => number[] | undefined): { out: Shape; scales: number[] } | undefined {
   const ins = n.input ?? [];
   let scales: number[] | undefined; let sizes: number[] | undefined;
-  if (g.opset >= 11) {
+  if (g.opset >= 11 && n.opType !== 'Upsample') {
     scales = ins[2] ? V(ins[2]) : undefined;
     sizes = ins[3] ? V(ins[3]) : undefined;
     if (scales && scales.length === 0) scales = undefined;
