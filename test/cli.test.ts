@@ -16,6 +16,7 @@ import type { Explainer, Explanation } from '../lib/types';
 import { preprocessImages, readNpy, showCamOnImage, writeNpy } from '../lib/image';
 import { parseExplainArgs, parseSize, UsageError } from '../lib/cli/args';
 import { Progress } from '../lib/cli/progress';
+import { expandInputs, loadSidecar, readLabels, uniqueStems } from '../lib/cli/inputs';
 
 const MAIN = path.resolve(__dirname, '../lib/cli/main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcam-cli-'));
@@ -129,6 +130,35 @@ describe('cli: argument parsing (in process)', () => {
     assert.equal(parseExplainArgs(['-m', 'x', '-i', 'y', '--class', 'argmax']).classIndex, undefined);
     assert.deepEqual(parseSize('224'), { width: 224, height: 224 });
     assert.throws(() => parseExplainArgs(['-m', 'x', '-i', 'y', '--class', '1', '--top-k', '2']), UsageError);
+  });
+
+  it('reads the sidecar next to the model (<model>.gradcam.json first), labels files, input lists', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcam-sidecar-'));
+    try {
+      const model = path.join(dir, 'net.onnx');
+      fs.writeFileSync(model, '');
+      assert.deepEqual(loadSidecar(model), {});
+      fs.writeFileSync(path.join(dir, 'names.txt'), 'cat\ndog\n');
+      fs.writeFileSync(path.join(dir, 'gradcam.json'), JSON.stringify({ size: '8x4', layout: 'nhwc' }));
+      assert.deepEqual(loadSidecar(model), { file: path.join(dir, 'gradcam.json'), width: 8, height: 4, layout: 'nhwc', mean: undefined, std: undefined });
+      fs.writeFileSync(`${model}.gradcam.json`, JSON.stringify({ size: [32, 16], mean: 0.5, std: [0.1, 0.2, 0.3], labels: 'names.txt', channels: 1, pixelScale: 1, layer: 'L' }));
+      const s = loadSidecar(model);
+      assert.equal(s.file, `${model}.gradcam.json`);
+      assert.deepEqual([s.width, s.height, s.mean, s.std, s.labels, s.channels, s.pixelScale, s.layer], [32, 16, [0.5], [0.1, 0.2, 0.3], ['cat', 'dog'], 1, 1, 'L']);
+      fs.writeFileSync(`${model}.gradcam.json`, '{ not json');
+      assert.throws(() => loadSidecar(model), (e: Error) => e instanceof UsageError && e.message.startsWith(`cannot read sidecar ${model}.gradcam.json`));
+      fs.writeFileSync(`${model}.gradcam.json`, JSON.stringify({ layout: 'chw' }));
+      assert.throws(() => loadSidecar(model), /'layout' must be 'nchw' or 'nhwc'/);
+      fs.writeFileSync(path.join(dir, 'l.json'), JSON.stringify({ 0: 'a', 2: 'c' }));
+      assert.deepEqual(readLabels(path.join(dir, 'l.json')), ['a', '1', 'c']); // a missing index is named by its number
+      fs.writeFileSync(path.join(dir, 'b.PNG'), '');
+      fs.writeFileSync(path.join(dir, 'a.jpg'), '');
+      assert.deepEqual(expandInputs([dir]).map((i) => path.basename(i.file)), ['a.jpg', 'b.PNG']);
+      assert.throws(() => expandInputs([path.join(dir, 'x.npy'), dir]), /input not found/);
+      assert.deepEqual(uniqueStems(['a/cat.png', 'b/cat.jpg', 'my photo.png']), ['cat', 'cat-2', 'my_photo']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('draws a progress bar only on a terminal and for more than a few items', () => {
