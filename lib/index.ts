@@ -17,6 +17,7 @@ export * from './types';
 export { GradcamError } from './errors';
 export { getKernels, kernelInfo } from './kernels';
 export { resolveTargets, targetRounds } from './cam/targets';
+export * from './image';
 
 export type CreateExplainerOptions = TfjsExplainerOptions & OnnxExplainerOptions;
 
