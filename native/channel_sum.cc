@@ -2,6 +2,9 @@
 // (weightedChannelSum) or f = g*A / max(g,0)*A (elementwiseChannelSum). One float64
 // accumulator per output value, channels k ascending (the reference order), rounded once.
 #include <algorithm>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "kernels.h"
 #include "thread_pool.h"
@@ -11,6 +14,16 @@ namespace cpu {
 namespace {
 
 constexpr size_t kPositionBlock = 1024;
+
+// max(g, 0) as the reference's `g < 0 ? 0 : g` (NaN passes through), branch-free: with
+// gradients of random sign a branch mispredicts half the time (40x slower here).
+inline float reluOf(float g) {
+#if defined(__SSE2__)
+  return _mm_cvtss_f32(_mm_max_ss(_mm_setzero_ps(), _mm_set_ss(g)));  // a > b ? a : b, else b
+#else
+  return g < 0 ? 0.0f : g;
+#endif
+}
 
 inline float finish(double v, bool relu) {
   const float f = (float)v;
@@ -85,8 +98,7 @@ void elementwiseChannelSum(const float* g, const float* a, const FeatureShape& s
     channelSum(s, relu, out, [=](size_t, size_t, size_t idx) { return (double)g[idx] * (double)a[idx]; });
   } else {
     channelSum(s, relu, out, [=](size_t, size_t, size_t idx) {
-      const float gv = g[idx];
-      return (double)(gv < 0 ? 0.0f : gv) * (double)a[idx];
+      return (double)reluOf(g[idx]) * (double)a[idx];
     });
   }
 }

@@ -140,7 +140,8 @@ double medianMs(const std::function<void()>& fn, int reps) {
   return t[t.size() / 2];
 }
 
-// One JSON line per kernel and device, at pipeline sizes (timings include the host<->device copies).
+// One JSON line per kernel and device, at pipeline sizes (CUDA timings include the host<->device
+// copies of every call; outputs are preallocated, so no page faults are timed).
 void bench(bool withCuda) {
   std::mt19937 rng(7);
   const size_t H = 224, W = 224;
@@ -173,10 +174,34 @@ void bench(bool withCuda) {
             dev ? cuda::weightedChannelSum(wts.data(), a.data(), s, true, raw.data())
                 : cpu::weightedChannelSum(wts.data(), a.data(), s, true, raw.data());
           };
+          std::vector<float> sums(5 * n * k);
+          auto csums = [&] {
+            float* o = sums.data();
+            const size_t nk = n * k;
+            dev ? cuda::channelSums(g.data(), a.data(), s, o, o + nk, o + 2 * nk, o + 3 * nk, o + 4 * nk)
+                : cpu::channelSums(g.data(), a.data(), s, o, o + nk, o + 2 * nk, o + 3 * nk, o + 4 * nk);
+          };
+          auto ewsum = [&] {
+            dev ? cuda::elementwiseChannelSum(g.data(), a.data(), s, ElementwiseOp::ReluGradTimesAct, true, raw.data())
+                : cpu::elementwiseChannelSum(g.data(), a.data(), s, ElementwiseOp::ReluGradTimesAct, true, raw.data());
+          };
+          auto resize = [&] {
+            dev ? cuda::resizeBilinear(low.data(), n, hw, hw, H, W, false, map.data())
+                : cpu::resizeBilinear(low.data(), n, hw, hw, H, W, false, map.data());
+          };
+          auto normalize = [&] {
+            dev ? cuda::minMaxNormalize(map.data(), n, H * W, map.data()) : cpu::minMaxNormalize(map.data(), n, H * W, map.data());
+          };
+          auto guidedOnly = [&] {
+            dev ? cuda::guidedProduct(guided.data(), map.data(), n, 3, H, W, Layout::NCHW, prod.data())
+                : cpu::guidedProduct(guided.data(), map.data(), n, 3, H, W, Layout::NCHW, prod.data());
+          };
           const int reps = n == 1 ? 21 : 7;
           struct { const char* kernel; std::function<void()> fn; } list[] = {
               {"gradcamTail", tail}, {"resizeBilinear+guidedProduct", resizeGuided},
-              {"channelMean", mean}, {"weightedChannelSum", wsum}};
+              {"channelMean", mean}, {"channelSums", csums}, {"weightedChannelSum", wsum},
+              {"elementwiseChannelSum", ewsum}, {"resizeBilinear", resize}, {"minMaxNormalize", normalize},
+              {"guidedProduct", guidedOnly}};
           for (auto& e : list) {
             const double ms = medianMs(e.fn, reps);
             std::printf("{\"kernel\":\"%s\",\"backend\":\"native-%s\",\"n\":%zu,\"k\":%zu,\"h\":%zu,\"w\":%zu,"

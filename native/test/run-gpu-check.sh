@@ -4,7 +4,7 @@
 # Usage: native/test/run-gpu-check.sh [build-dir]   (GRADCAM_CUDA=AUTO to allow a CPU-only build)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-build="${1:-$root/build-gpu-check}"
+build="${1:-${TMPDIR:-/tmp}/gradcam-gpu-check}"
 cuda="${GRADCAM_CUDA:-ON}"
 command -v nvcc >/dev/null 2>&1 || export PATH="/usr/local/cuda/bin:$PATH"
 t0=$(date +%s)
@@ -12,5 +12,5 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGRADCAM_TESTS=ON -DGRA
 cmake --build "$build" --target gradcam_kernels_test -j "$(nproc 2>/dev/null || echo 4)" >/dev/null
 echo "{\"step\":\"build\",\"seconds\":$(( $(date +%s) - t0 ))}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: not available"
-(cd "$build" && ctest --output-on-failure)
+(cd "$build" && ctest -V)
 "$build/gradcam_kernels_test" --bench
