@@ -342,6 +342,45 @@ const CASES: Case[] = [
     ],
     eps: 1e-3,
   },
+  {
+    name: 'Abs, Sqrt, Log, Reciprocal, Exp, Erf, Softplus, Elu', shape: [1, 2, 3], ySize: 48, eps: 1e-3,
+    nodes: [
+      n('Abs', ['x'], ['a']), n('Sqrt', ['a'], ['s']), n('Log', ['a'], ['l']), n('Add', ['a', 'one'], ['a1']), n('Reciprocal', ['a1'], ['r']),
+      n('Mul', ['x', 'half'], ['xh']), n('Exp', ['xh'], ['e']), n('Erf', ['x'], ['f']), n('Softplus', ['x'], ['sp']),
+      n('Elu', ['x'], ['el'], { alpha: { float: 0.7 } }),
+      n('Concat', ['a', 's', 'l', 'r', 'e', 'f', 'sp', 'el'], ['y'], { axis: 1 }),
+    ],
+    inits: [floatTensor('one', [], [1]), floatTensor('half', [], [0.5])],
+  },
+  {
+    name: 'PRelu, Pow (constant and data-dependent exponent), Max, Min, Where', shape: [2, 3, 3], ySize: 6 * 18, eps: 1e-3,
+    avoid: [0, 0.3, 0.659],
+    nodes: [
+      n('PRelu', ['x', 'slope'], ['p']),
+      n('Pow', ['x', 'three'], ['w']),
+      n('Abs', ['x'], ['ax']), n('Add', ['ax', 'half'], ['base']), n('Sigmoid', ['x'], ['sg']), n('Add', ['sg', 'one'], ['ex']),
+      n('Pow', ['base', 'ex'], ['w2']),
+      n('Mul', ['x', 'mhalf'], ['xm']), n('Max', ['x', 'xm'], ['mx']), n('Min', ['x', 'sg'], ['mn']),
+      n('Greater', ['x', 'thr'], ['c']), n('Mul', ['x', 'x'], ['xx']), n('Where', ['c', 'xx', 'x'], ['wh']),
+      n('Concat', ['p', 'w', 'w2', 'mx', 'mn', 'wh'], ['y'], { axis: 1 }),
+    ],
+    inits: [floatTensor('slope', [2, 1, 1], [0.2, -0.4]), floatTensor('three', [], [3]), floatTensor('one', [], [1]), floatTensor('half', [], [0.5]), floatTensor('mhalf', [], [-0.5]), floatTensor('thr', [], [0.3])],
+  },
+  { name: 'GlobalMaxPool', shape: [2, 3, 4], ySize: 2, values: 'distinct', nodes: [n('GlobalMaxPool', ['x'], ['y'])] },
+  {
+    name: 'LayerNormalization (last axis, and axis 2)', shape: [2, 3, 4], ySize: 48, opset: 17, eps: 1e-3,
+    nodes: [
+      n('LayerNormalization', ['x', 'ln_s', 'ln_b'], ['l1'], { epsilon: { float: 1e-5 } }),
+      n('LayerNormalization', ['x', 'ln_s2', 'ln_b2'], ['l2'], { axis: 2, epsilon: { float: 1e-3 } }),
+      n('Concat', ['l1', 'l2'], ['y'], { axis: 1 }),
+    ],
+    inits: [f('ln_s', [4], 31), f('ln_b', [4], 32), f('ln_s2', [3, 4], 33), f('ln_b2', [3, 4], 34)],
+  },
+  {
+    name: 'InstanceNormalization', shape: [2, 3, 4], ySize: 24, eps: 1e-3,
+    nodes: [n('InstanceNormalization', ['x', 'in_s', 'in_b'], ['y'], { epsilon: { float: 1e-4 } })],
+    inits: [f('in_s', [2], 35), f('in_b', [2], 36)],
+  },
   ...[false, true].map((pool): Case => ({
     name: `opset 10 forms (Clip min/max and Pad as attributes, Resize-10, Dropout ratio)${pool ? ' raised to 16 for MaxPool' : ''}`,
     shape: [2, 3, 3], ySize: 2 * 6 * 8, opset: 10, avoid: [0, 1.5], eps: pool ? 1e-3 : 1e-2,
@@ -430,11 +469,11 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
   });
 
   it('names the op and the node of an op without a rule, when the model is built', () => {
-    const m = buildModel({ name: 'erf', shape: [1, 2, 3], ySize: 6, nodes: [node('Erf', ['x'], ['e'], 'my_erf_node'), n('Relu', ['e'], ['y'])] });
+    const m = buildModel({ name: 'cos', shape: [1, 2, 3], ySize: 6, nodes: [node('Cos', ['x'], ['e'], 'my_cos_node'), n('Relu', ['e'], ['y'])] });
     assert.throws(() => buildGradientModel(m, { layers: [], inputGrad: true }), (e: unknown) => {
       assert.ok(e instanceof GradcamError);
-      assert.match(e.message, /Cannot differentiate Erf node 'my_erf_node'/);
-      assert.match(e.message, /no backward rule for op Erf/);
+      assert.match(e.message, /Cannot differentiate Cos node 'my_cos_node'/);
+      assert.match(e.message, /no backward rule for op Cos/);
       return true;
     });
     // a target layer after the unknown op needs no rule for it

@@ -179,6 +179,11 @@ export class Builder {
     return this.op1('ReduceSum', [x], { axes, keepdims });
   }
 
+  reduceMean(x: string, axes: number[], keepdims: 0 | 1): string {
+    if (this.opset >= 18) return this.op1('ReduceMean', [x, this.i64(axes)], { keepdims });
+    return this.op1('ReduceMean', [x], { axes, keepdims });
+  }
+
   unsqueeze(x: string, axes: number[]): string {
     if (this.opset >= 13) return this.op1('Unsqueeze', [x, this.i64(axes)]);
     return this.op1('Unsqueeze', [x], { axes });
@@ -723,6 +728,104 @@ export const RULES: Record<string, Rule> = {
 
 RULES.Upsample = RULES.Resize;
 
+const gOf = (gy: Grad[]) => gy[0] as string;
+Object.assign(RULES, {
+  Erf: {
+    diff: [0],
+    // d erf(x)/dx = 2/sqrt(pi) exp(-x^2)
+    grad: (b, n, gy) => [b.mul(gOf(gy), b.mul(b.f32([2 / Math.sqrt(Math.PI)]), b.op1('Exp', [b.neg(b.mul(inp(n, 0), inp(n, 0)))])))],
+  },
+  Sqrt: { diff: [0], grad: (b, n, gy) => [b.op1('Div', [gOf(gy), b.mul(out(n, 0), b.f32([2]))])] },
+  Exp: { diff: [0], grad: (b, n, gy) => [b.mul(gOf(gy), out(n, 0))] },
+  Log: { diff: [0], grad: (b, n, gy) => [b.op1('Div', [gOf(gy), inp(n, 0)])] },
+  Reciprocal: { diff: [0], grad: (b, n, gy) => [b.neg(b.mul(gOf(gy), b.mul(out(n, 0), out(n, 0))))] },
+  Abs: { diff: [0], grad: (b, n, gy) => [b.mul(gOf(gy), b.op1('Sign', [inp(n, 0)]))] },
+  Softplus: { diff: [0], grad: (b, n, gy) => [b.mul(gOf(gy), b.op1('Sigmoid', [inp(n, 0)]))] },
+  Elu: {
+    diff: [0],
+    grad: (b, n, gy) => {
+      const y = out(n, 0); const g = gOf(gy);
+      const alpha = flt(n, 'alpha', 1);
+      return [b.op1('Where', [b.op1('Greater', [y, b.f32([0])]), g, b.mul(g, b.op1('Add', [y, b.f32([alpha])]))])];
+    },
+  },
+  PRelu: {
+    diff: [0, 1],
+    grad: (b, n, gy, need) => {
+      const x = inp(n, 0); const g = gOf(gy);
+      const pos = b.op1('Greater', [x, b.f32([0])]);
+      return elementwise(b, n, g, need, (i) => (i === 0
+        ? b.op1('Where', [pos, g, b.mul(g, inp(n, 1))])
+        : b.op1('Where', [pos, b.f32([0]), b.mul(g, x)])));
+    },
+  },
+  Pow: {
+    diff: [0, 1],
+    grad: (b, n, gy, need) => {
+      const x = inp(n, 0); const e = inp(n, 1); const g = gOf(gy);
+      return elementwise(b, n, g, need, (i) => {
+        if (i === 0) {
+          const ev = b.value(e);
+          // d x^e / dx = e x^(e-1)
+          const pm1 = ev && ev.length === 1 ? b.op1('Pow', [x, b.f32([ev[0] - 1])]) : b.op1('Pow', [x, b.op1('Sub', [e, b.f32([1])])]);
+          return b.mul(g, b.mul(ev && ev.length === 1 ? b.f32([ev[0]]) : e, pm1));
+        }
+        return b.mul(g, b.mul(out(n, 0), b.op1('Log', [x])));
+      });
+    },
+  },
+  Max: { diff: 'all', grad: (b, n, gy, need) => elementwise(b, n, gOf(gy), need, (i) => b.where(b.op1('Equal', [inp(n, i), out(n, 0)]), gOf(gy))) },
+  Min: { diff: 'all', grad: (b, n, gy, need) => elementwise(b, n, gOf(gy), need, (i) => b.where(b.op1('Equal', [inp(n, i), out(n, 0)]), gOf(gy))) },
+  Where: {
+    diff: [1, 2],
+    grad: (b, n, gy, need) => {
+      const g = gOf(gy); const c = inp(n, 0);
+      return elementwise(b, n, g, need, (i) => (i === 1 ? b.where(c, g) : b.op1('Where', [c, b.f32([0]), g])));
+    },
+  },
+  GlobalMaxPool: {
+    diff: [0],
+    grad: (b, n, gy, need, m) => {
+      const xs = b.needShape(inp(n, 0), n);
+      if (xs.slice(2).some((v) => v < 0)) throw unsupported(n, 'spatial size unknown');
+      const pool: NodeProto = { ...n, opType: 'MaxPool', attribute: [attr('kernel_shape', xs.slice(2))] };
+      return RULES.MaxPool.grad(b, pool, gy, need, m);
+    },
+  },
+  LayerNormalization: {
+    diff: [0],
+    grad: (b, n, gy) => {
+      const xs = b.needShape(inp(n, 0), n);
+      let ax = int(n, 'axis', -1); if (ax < 0) ax += xs.length;
+      const axes = Array.from({ length: xs.length - ax }, (_, i) => ax + i);
+      return [normalizationGrad(b, n, gOf(gy), axes, inp(n, 1), flt(n, 'epsilon', 1e-5))];
+    },
+  },
+  InstanceNormalization: {
+    diff: [0],
+    grad: (b, n, gy) => {
+      const xs = b.needShape(inp(n, 0), n);
+      const axes = Array.from({ length: xs.length - 2 }, (_, i) => i + 2);
+      const scale = b.op1('Reshape', [inp(n, 1), b.i64([-1, ...axes.map(() => 1)])]);
+      return [normalizationGrad(b, n, gOf(gy), axes, scale, flt(n, 'epsilon', 1e-5))];
+    },
+  },
+} as Record<string, Rule>);
+
+/**
+ * Normalization over `axes` (LayerNorm, InstanceNorm): with h = (x - mean) / sigma and gh = g * scale,
+ * dx = (gh - mean(gh) - h * mean(gh * h)) / sigma.
+ */
+function normalizationGrad(b: Builder, n: NodeProto, g: string, axes: number[], scale: string, eps: number): string {
+  const x = inp(n, 0);
+  const xc = b.op1('Sub', [x, b.reduceMean(x, axes, 1)]);
+  const inv = b.op1('Reciprocal', [b.op1('Sqrt', [b.op1('Add', [b.reduceMean(b.mul(xc, xc), axes, 1), b.f32([eps])])])]);
+  const h = b.mul(xc, inv);
+  const gh = b.mul(g, scale);
+  const t = b.op1('Sub', [b.op1('Sub', [gh, b.reduceMean(gh, axes, 1)]), b.mul(h, b.reduceMean(b.mul(gh, h), axes, 1))]);
+  return b.mul(t, inv);
+}
+
 function softmaxAxes(b: Builder, n: NodeProto): number[] {
   const r = b.needShape(out(n, 0), n).length;
   if (b.srcOpset >= 13) {
@@ -945,7 +1048,7 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
   const plainPath = opts.layers.length ? gradientPath(g, opts.layers, logits) : undefined;
   const fullPath = opts.inputGrad ? gradientPath(g, [g.input], logits) : undefined;
   // MaxPool's scatter-add (ScatterElements reduction='add') needs opset 16
-  const needsScatter = [plainPath, fullPath].some((p) => p?.nodes.some((n) => n.opType === 'MaxPool'));
+  const needsScatter = [plainPath, fullPath].some((p) => p?.nodes.some((n) => n.opType === 'MaxPool' || n.opType === 'GlobalMaxPool'));
   const opset = needsScatter && g.opset < 16 ? 16 : g.opset;
   const b = new Builder(g, inf, opset);
 
