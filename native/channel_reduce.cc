@@ -62,24 +62,30 @@ void channelSums(const float* g, const float* a, const FeatureShape& s, float* s
   const size_t hw = s.hw(), k = s.k, rows = s.n * s.k;
   if (s.layout == Layout::NCHW) {
     parallelFor(rows, grainFor(rows, 5 * hw), [&](size_t b, size_t e) {
-      for (size_t r = b; r < e; r++) {
-        const float* gp = g + r * hw;
-        const float* ap = a + r * hw;
-        double s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0;
+      // R channels at once: 5*R independent chains, each in the reference order
+      constexpr size_t R = 4;
+      for (size_t r = b; r < e; r += R) {
+        const size_t m = std::min(R, e - r);
+        double s1[R] = {}, s2[R] = {}, s3[R] = {}, s4[R] = {}, s5[R] = {};
         for (size_t p = 0; p < hw; p++) {
-          const double gv = gp[p], av = ap[p];
-          const double g2 = gv * gv;
-          s1 += gv;
-          s2 += g2;
-          s3 += g2 * gv;
-          s4 += av;
-          s5 += gv * av;
+          for (size_t j = 0; j < R; j++) {
+            if (j >= m) break;
+            const double gv = g[(r + j) * hw + p], av = a[(r + j) * hw + p];
+            const double g2 = gv * gv;
+            s1[j] += gv;
+            s2[j] += g2;
+            s3[j] += g2 * gv;
+            s4[j] += av;
+            s5[j] += gv * av;
+          }
         }
-        sg[r] = (float)s1;
-        sg2[r] = (float)s2;
-        sg3[r] = (float)s3;
-        sa[r] = (float)s4;
-        sga[r] = (float)s5;
+        for (size_t j = 0; j < m; j++) {
+          sg[r + j] = (float)s1[j];
+          sg2[r + j] = (float)s2[j];
+          sg3[r + j] = (float)s3[j];
+          sa[r + j] = (float)s4[j];
+          sga[r + j] = (float)s5[j];
+        }
       }
     });
     return;
