@@ -258,7 +258,9 @@ export function inferShapes(g: GraphIndex, inputShape: Shape): InferredGraph {
         case 'Sqrt': case 'Abs': case 'Erf': case 'Elu': case 'Selu': case 'Softplus': case 'Reciprocal':
         case 'LRN': case 'InstanceNormalization': case 'LayerNormalization': case 'Floor': case 'Ceil':
         case 'Round': case 'Sign': case 'Not': case 'Gelu': case 'Mish': case 'Celu': case 'PRelu':
-        case 'Cos': case 'Sin': case 'Tan': case 'Acos': case 'Asin': case 'Atan': case 'Sinh': case 'Cosh': case 'Asinh': case 'Acosh': case 'Atanh': case 'Shrink': case 'ThresholdedRelu': case 'Hardmax': case 'IsNaN': case 'IsInf':
+        case 'Cos': case 'Sin': case 'Tan': case 'Acos': case 'Asin': case 'Atan': case 'Sinh': case 'Cosh':
+        case 'Asinh': case 'Acosh': case 'Atanh': case 'Shrink': case 'ThresholdedRelu': case 'Hardmax':
+        case 'IsNaN': case 'IsInf':
         case 'BatchNormalization': case 'Dropout':
           set(0, x, op === 'Identity' ? V(ins[0]) : op === 'Neg' && V(ins[0]) ? V(ins[0])!.map((v) => -v) : undefined);
           if (op === 'Dropout' && outs[1]) set(1, x, undefined, DataType.BOOL);
