@@ -402,6 +402,80 @@ describe('tfjs adapter', function () {
     });
   });
 
+  describe('a hand-written GraphModel with shape arithmetic', () => {
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    const f32 = { type: 'DT_FLOAT' };
+    const constNode = (name: string, dtype: string, dims: number[]) => ({
+      name, op: 'Const', attr: { dtype: { type: dtype }, value: { tensor: { dtype, tensorShape: { dim: dims.map((d) => ({ size: String(d) })) } } } },
+    });
+    const nodes = [
+      { name: 'x', op: 'Placeholder', attr: { dtype: f32, shape: { shape: { dim: [{ size: '-1' }, { size: '6' }, { size: '6' }, { size: '1' }] } } } },
+      constNode('w', 'DT_FLOAT', [3, 3, 1, 4]),
+      { name: 'conv', op: 'Conv2D', input: ['x', 'w'], attr: { T: f32, strides: { list: { i: ['1', '2', '2', '1'] } }, padding: { s: b64('SAME') }, data_format: { s: b64('NHWC') }, dilations: { list: { i: ['1', '1', '1', '1'] } } } },
+      { name: 'relu', op: 'Relu', input: ['conv'], attr: { T: f32 } },
+      { name: 'shape', op: 'Shape', input: ['relu'], attr: { T: f32, out_type: { type: 'DT_INT32' } } },
+      constNode('b0', 'DT_INT32', [1]), constNode('e0', 'DT_INT32', [1]), constNode('s0', 'DT_INT32', [1]),
+      { name: 'n', op: 'StridedSlice', input: ['shape', 'b0', 'e0', 's0'], attr: { T: { type: 'DT_INT32' }, Index: { type: 'DT_INT32' }, shrink_axis_mask: { i: '1' } } },
+      constNode('m1', 'DT_INT32', []),
+      { name: 'pack', op: 'Pack', input: ['n', 'm1'], attr: { T: { type: 'DT_INT32' }, N: { i: '2' }, axis: { i: '0' } } },
+      { name: 'flat', op: 'Reshape', input: ['relu', 'pack'], attr: { T: f32, Tshape: { type: 'DT_INT32' } } },
+      constNode('wd', 'DT_FLOAT', [36, 3]),
+      { name: 'logits', op: 'MatMul', input: ['flat', 'wd'], attr: { T: f32, transpose_a: { b: false }, transpose_b: { b: false } } },
+      { name: 'probs', op: 'Softmax', input: ['logits'], attr: { T: f32 } },
+      { name: 'out', op: 'Identity', input: ['probs'], attr: { T: f32 } },
+    ];
+    const specs: Array<{ name: string; shape: number[]; dtype: 'float32' | 'int32'; values: number[] }> = [
+      { name: 'w', shape: [3, 3, 1, 4], dtype: 'float32', values: Array.from({ length: 36 }, (_, i) => Math.sin(i + 1)) },
+      { name: 'b0', shape: [1], dtype: 'int32', values: [0] },
+      { name: 'e0', shape: [1], dtype: 'int32', values: [1] },
+      { name: 's0', shape: [1], dtype: 'int32', values: [1] },
+      { name: 'm1', shape: [], dtype: 'int32', values: [-1] },
+      { name: 'wd', shape: [36, 3], dtype: 'float32', values: Array.from({ length: 108 }, (_, i) => Math.cos(0.7 * i)) },
+    ];
+    let model: tf.GraphModel;
+    let gx: Explainer;
+    before(async () => {
+      const weightData = new Uint8Array(specs.reduce((s, w) => s + 4 * w.values.length, 0));
+      let off = 0;
+      for (const w of specs) {
+        const arr = w.dtype === 'float32' ? new Float32Array(w.values) : new Int32Array(w.values);
+        weightData.set(new Uint8Array(arr.buffer), off);
+        off += arr.byteLength;
+      }
+      model = await tf.loadGraphModel(tf.io.fromMemory({
+        modelTopology: { node: nodes, versions: { producer: 1 } } as unknown as tf.io.ModelArtifacts['modelTopology'],
+        weightSpecs: specs.map(({ name, shape, dtype }) => ({ name, shape, dtype })),
+        weightData: weightData.buffer,
+        format: 'graph-model',
+      }));
+      gx = await createTfjsExplainer(model);
+    });
+    after(() => {
+      gx?.dispose();
+      model?.dispose();
+    });
+
+    it('takes the logits before the final Softmax and runs Shape/StridedSlice/Pack/Reshape', async () => {
+      assert.deepEqual(gx.layers().map((l) => [l.name, l.shape]), [['conv', [null, 3, 3, 4]], ['relu', [null, 3, 3, 4]]]);
+      assert.equal(gx.defaultLayer, 'relu');
+      const data = new Float32Array(2 * 36).map((_, i) => Math.sin(0.3 * i));
+      const r = await expectNoLeak(() => gx.explain({ data, shape: [2, 6, 6, 1], layout: 'nhwc' }, { method: 'guided-gradcam', targets: [0, 2] }));
+      const logits = tf.tidy(() => Array.from((model.execute(tf.tensor4d(data, [2, 6, 6, 1]), 'logits') as tf.Tensor).dataSync()));
+      for (let i = 0; i < logits.length; i++) assert.ok(Math.abs(logits[i] - r.logits[i]) < 1e-5);
+      checkMaps(r, 6, 6);
+      // Grad-CAM weights: the spatial mean of d logit / d relu, i.e. of the Dense weights of that class
+      const wd = specs[5].values;
+      for (const [img, cls] of [[0, 0], [1, 2]]) {
+        const w = r.explanations[img].weights as Float32Array;
+        for (let k = 0; k < 4; k++) {
+          let mean = 0;
+          for (let p = 0; p < 9; p++) mean += wd[(p * 4 + k) * 3 + cls] / 9;
+          assert.ok(Math.abs(w[k] - mean) < 1e-5, `weight ${k}: ${w[k]} vs ${mean}`);
+        }
+      }
+    });
+  });
+
   describe('arguments and failures', () => {
     let model: tf.LayersModel;
     let ex: Explainer;

@@ -67,9 +67,29 @@ function fusedTail(n: GraphNodeLike, y: tf.Tensor, args: tf.Tensor[], mode: RunM
 
 const SUPPORTED_FUSED = new Set(['biasadd', 'relu', 'relu6', 'prelu', 'leakyrelu', 'elu', 'sigmoid', 'tanh']);
 
-function step(n: GraphNodeLike, constValue: (key: string) => number[], backFilterOf: (key: string, depthwise: boolean) => tf.Tensor4D | undefined): Run | undefined {
-  const c = (i: number) => constValue(valueKey(n.inputNames[i]));
+function step(n: GraphNodeLike, constValue: (key: string) => number[], isConst: (key: string) => boolean, backFilterOf: (key: string, depthwise: boolean) => tf.Tensor4D | undefined): Run | undefined {
+  /** an integer parameter input: constant, or computed at run time (shape arithmetic) */
+  const num = (x: tf.Tensor[], i: number): number[] => {
+    const key = valueKey(n.inputNames[i]);
+    return isConst(key) ? constValue(key) : Array.from(x[i].dataSync());
+  };
   switch (n.op) {
+    case 'Shape':
+      return (x) => tf.tensor1d(x[0].shape, 'int32');
+    case 'Cast': {
+      const dtype = attr<string>(n, 'dtype', 'float32') as tf.DataType;
+      return (x) => tf.cast(x[0], dtype);
+    }
+    case 'Pack': {
+      const axis = attr(n, 'axis', 0);
+      return (x) => tf.stack(x, axis);
+    }
+    case 'StridedSlice': {
+      const masks = ['beginMask', 'endMask', 'ellipsisMask', 'newAxisMask', 'shrinkAxisMask'].map((m) => Number(attr(n, m, 0)));
+      return (x) => tf.stridedSlice(x[0], num(x, 1), num(x, 2), num(x, 3), masks[0], masks[1], masks[2], masks[3], masks[4]);
+    }
+    case 'Slice':
+      return (x) => tf.slice(x[0], num(x, 1), num(x, 2));
     case 'Identity':
     case 'StopGradient':
     case 'Snapshot':
@@ -165,11 +185,11 @@ function step(n: GraphNodeLike, constValue: (key: string) => number[], backFilte
     case 'Max': {
       const keep = Boolean(attr(n, 'keepDims', false));
       const fn = n.op === 'Mean' ? tf.mean : n.op === 'Sum' ? tf.sum : tf.max;
-      return (x) => fn(x[0], c(1), keep);
+      return (x) => fn(x[0], num(x, 1), keep);
     }
     case 'Reshape':
       return (x) => {
-        const shape = c(1);
+        const shape = num(x, 1);
         return tf.reshape(x[0], shape.map((d, i) => (i === 0 && d !== -1 ? x[0].shape[0] : d)));
       };
     case 'Squeeze': {
@@ -177,24 +197,24 @@ function step(n: GraphNodeLike, constValue: (key: string) => number[], backFilte
       return (x) => tf.squeeze(x[0], axis.length ? axis : undefined);
     }
     case 'ExpandDims':
-      return (x) => tf.expandDims(x[0], c(1)[0]);
+      return (x) => tf.expandDims(x[0], num(x, 1)[0]);
     case 'ConcatV2':
-      return (x) => tf.concat(x.slice(0, -1), c(n.inputNames.length - 1)[0]);
+      return (x) => tf.concat(x.slice(0, -1), num(x, n.inputNames.length - 1)[0]);
     case 'Concat':
-      return (x) => tf.concat(x.slice(1), c(0)[0]);
+      return (x) => tf.concat(x.slice(1), num(x, 0)[0]);
     case 'Pad':
     case 'PadV2':
     case 'MirrorPad': {
       if (n.op === 'MirrorPad') return undefined;
       return (x) => {
-        const p = c(1);
+        const p = num(x, 1);
         const pairs: Array<[number, number]> = [];
         for (let i = 0; i < p.length; i += 2) pairs.push([p[i], p[i + 1]]);
-        return tf.pad(x[0], pairs, n.op === 'PadV2' ? c(2)[0] : 0);
+        return tf.pad(x[0], pairs, n.op === 'PadV2' ? num(x, 2)[0] : 0);
       };
     }
     case 'Transpose':
-      return (x) => tf.transpose(x[0], c(1));
+      return (x) => tf.transpose(x[0], num(x, 1));
     case 'FusedBatchNorm':
     case 'FusedBatchNormV2':
     case 'FusedBatchNormV3': {
@@ -264,7 +284,7 @@ export function graphProgram(model: tf.GraphModel, logitsNode?: string): Program
       if (i.startsWith('^')) continue;
       visit(valueKey(i));
     }
-    const run = step(n, constValue, backFilterOf);
+    const run = step(n, constValue, (k) => constants.has(k), backFilterOf);
     if (!run) {
       unsupported.add(n.op);
       return;
