@@ -15,9 +15,12 @@
  * (dataSync), since the kernels return Float32Arrays.
  *
  * Usage: node dist/bench/kernels.bench.js [--json] [--quick] [--kernel=resize,tail] [--backend=ts,native]
- *        [--n=1,32] [--k=512] [--map=7,14] [--layout=nchw|nhwc] [--max-time=0.3] [--no-tfjs]
+ *        [--n=1,32] [--k=512] [--map=7,14] [--layout=nchw|nhwc] [--max-time=0.3] [--rounds=3] [--no-tfjs]
  *   --json    one JSON object per line (type 'result' rows, then type 'goal' rows)
  *   --quick   only the goal cases: the fused tail and resize + guided product at N = 32
+ *   --max-time seconds per backend and case, split over --rounds interleaved rounds (the
+ *              backends of a case take turns, so machine load falls on all alike); a row gives
+ *              the median round (opsPerSec) and the fastest sample (bestOpsPerSec)
  */
 
 import Benchmark from 'benchmark';
@@ -38,6 +41,7 @@ interface Options {
   maps: number[];
   layout: Layout;
   maxTime: number;
+  rounds: number;
   tfjs: boolean;
 }
 
@@ -51,7 +55,8 @@ function parseArgs(argv: string[]): Options {
     ks: [512, 1280, 2048],
     maps: [7, 14, 28],
     layout: 'nchw',
-    maxTime: 0.25,
+    maxTime: 0.3,
+    rounds: 3,
     tfjs: true,
   };
   const list = (v: string): string[] => v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -68,9 +73,10 @@ function parseArgs(argv: string[]): Options {
       case '--map': o.maps = nums(value); break;
       case '--layout': o.layout = value === 'nhwc' ? 'nhwc' : 'nchw'; break;
       case '--max-time': o.maxTime = Number(value); break;
+      case '--rounds': o.rounds = Math.max(1, Math.floor(Number(value)) || 1); break;
       case '--no-tfjs': o.tfjs = false; break;
       case '--help':
-        console.log('usage: kernels.bench [--json] [--quick] [--kernel=a,b] [--backend=a,b] [--n=1,32] [--k=512,1280,2048] [--map=7,14,28] [--layout=nchw|nhwc] [--max-time=s] [--no-tfjs]');
+        console.log('usage: kernels.bench [--json] [--quick] [--kernel=a,b] [--backend=a,b] [--n=1,32] [--k=512,1280,2048] [--map=7,14,28] [--layout=nchw|nhwc] [--max-time=s] [--rounds=3] [--no-tfjs]');
         process.exit(0);
         break;
       default:
@@ -380,7 +386,7 @@ async function main(): Promise<void> {
   const tfjs = o.tfjs && (!o.backends || o.backends.some((s) => s.startsWith('tfjs'))) ? await loadTfjs() : null;
   const copies = wantBackend('copy');
 
-  say(`gradcam-node kernel benchmark  (node ${process.version}, ${require('node:os').cpus().length} cores, layout ${o.layout}, maxTime ${o.maxTime}s)`);
+  say(`gradcam-node kernel benchmark  (node ${process.version}, ${require('node:os').cpus().length} cores, load ${require('node:os').loadavg()[0].toFixed(1)}, layout ${o.layout}, maxTime ${o.maxTime}s in ${o.rounds} rounds)`);
   say(`native addon: ${info.native.loaded ? `loaded${info.native.cuda.available ? `, CUDA ${info.native.cuda.deviceName ?? ''}` : `, no CUDA (${info.native.cuda.reason})`}` : `not loaded (${info.native.error})`}`);
   say(`tfjs: ${tfjs ? tfjs.backend : 'not used'}`);
   say('');
@@ -389,20 +395,69 @@ async function main(): Promise<void> {
   say('-'.repeat(header.length));
 
   const rows: Row[] = [];
-  const copyCache = new Map<string, Row>();
   for (const c of cases(o)) {
     const x = makeInputs(c);
     const bytes = valuesMoved(c) * 4;
     const base = { type: 'result' as const, kernel: c.kernel, layout: c.layout, n: c.n, k: c.k, c: c.c, h: c.h, w: c.w, H: c.H, W: c.W, bytes };
-    const record = (backend: string, fn: () => unknown, dispose?: () => void): void => {
-      let row: Row;
+    // every backend of this case, measured in turn for `rounds` rounds, so that load from other
+    // processes falls on all of them alike; a row reports the median round and the best sample
+    interface Candidate { backend: string; fn: () => unknown; hz: number[]; best: number; rme: number[]; samples: number; error?: string }
+    const candidates: Candidate[] = [];
+    const add = (backend: string, fn: () => unknown): void => {
+      candidates.push({ backend, fn, hz: [], best: 0, rme: [], samples: 0 });
+    };
+    for (const { backend, K } of impls) add(backend, kernelCall(K, c, x));
+    let tfCall: { run: () => void; dispose: () => void } | null = null;
+    const tensorsBefore = tfjs ? tfjs.tf.memory().numTensors : 0;
+    if (tfjs) {
       try {
-        const m = measure(`${describeCase(c)} ${backend}`, fn, o.maxTime);
-        row = { ...base, backend, opsPerSec: m.hz, msPerOp: 1000 / m.hz, bestOpsPerSec: m.best, rme: m.rme, samples: m.samples, gbPerSec: (bytes * m.hz) / 1e9 };
+        tfCall = tfjsCall(tfjs.tf, c, x);
+        add(tfjs.backend, tfCall.run);
       } catch (e) {
-        row = { ...base, backend, opsPerSec: 0, msPerOp: 0, bestOpsPerSec: 0, rme: 0, samples: 0, gbPerSec: 0, error: String((e as Error)?.message ?? e).split('\n')[0] };
-      } finally {
-        dispose?.();
+        candidates.push({ backend: tfjs.backend, fn: () => 0, hz: [], best: 0, rme: [], samples: 0, error: String((e as Error)?.message ?? e).split('\n')[0] });
+      }
+    }
+    if (copies) {
+      // half the bytes moved, so a copy (read + write) moves as many bytes as the kernel
+      const half = Math.max(1, Math.round(bytes / 8));
+      const src = randomArray(half, 9);
+      const dst = new Float32Array(half);
+      add('copy-set', () => dst.set(src));
+      const srcBuf = Buffer.from(src.buffer, src.byteOffset, src.byteLength);
+      const dstBuf = Buffer.from(dst.buffer, dst.byteOffset, dst.byteLength);
+      add('copy-buffer', () => srcBuf.copy(dstBuf));
+    }
+    for (let round = 0; round < o.rounds; round++) {
+      for (const cand of candidates) {
+        if (cand.error) continue;
+        try {
+          const m = measure(`${describeCase(c)} ${cand.backend}`, cand.fn, o.maxTime / o.rounds);
+          cand.hz.push(m.hz);
+          cand.rme.push(m.rme);
+          cand.best = Math.max(cand.best, m.best);
+          cand.samples += m.samples;
+        } catch (e) {
+          cand.error = String((e as Error)?.message ?? e).split('\n')[0];
+        }
+      }
+    }
+    tfCall?.dispose();
+    if (tfjs) {
+      const leaked = tfjs.tf.memory().numTensors - tensorsBefore;
+      if (leaked !== 0) console.error(`kernels.bench: ${leaked} tfjs tensors leaked in ${describeCase(c)}`);
+    }
+    const median = (v: number[]): number => {
+      const sorted = [...v].sort((p, q) => p - q);
+      const mid = sorted.length >> 1;
+      return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    };
+    for (const cand of candidates) {
+      let row: Row;
+      if (cand.error || cand.hz.length === 0) {
+        row = { ...base, backend: cand.backend, opsPerSec: 0, msPerOp: 0, bestOpsPerSec: 0, rme: 0, samples: 0, gbPerSec: 0, error: cand.error ?? 'not measured' };
+      } else {
+        const hz = median(cand.hz);
+        row = { ...base, backend: cand.backend, opsPerSec: hz, msPerOp: 1000 / hz, bestOpsPerSec: cand.best, rme: median(cand.rme), samples: cand.samples, gbPerSec: (bytes * hz) / 1e9 };
       }
       rows.push(row);
       if (o.json) emit(row);
@@ -410,46 +465,7 @@ async function main(): Promise<void> {
         const v = row.error
           ? `error: ${row.error}`
           : `${row.opsPerSec.toPrecision(4).padStart(10)} ${row.msPerOp.toPrecision(4).padStart(10)} ${row.gbPerSec.toFixed(2).padStart(8)}  ±${row.rme.toFixed(1)}%`;
-        say(`${describeCase(c).padEnd(46)} ${backend.padEnd(12)} ${v}`);
-      }
-    };
-    for (const { backend, K } of impls) record(backend, kernelCall(K, c, x));
-    if (tfjs) {
-      let call: { run: () => void; dispose: () => void } | null = null;
-      const before = tfjs.tf.memory().numTensors;
-      try {
-        call = tfjsCall(tfjs.tf, c, x);
-        record(tfjs.backend, call.run, call.dispose);
-      } catch (e) {
-        call?.dispose();
-        say(`${describeCase(c).padEnd(46)} ${tfjs.backend.padEnd(12)} error: ${String((e as Error)?.message ?? e).split('\n')[0]}`);
-      }
-      const leaked = tfjs.tf.memory().numTensors - before;
-      if (leaked !== 0) console.error(`kernels.bench: ${leaked} tfjs tensors leaked in ${describeCase(c)}`);
-    }
-    if (copies) {
-      // half the bytes moved, so a copy (read + write) moves as many bytes as the kernel
-      const half = Math.max(1, Math.round(bytes / 8));
-      for (const backend of ['copy-set', 'copy-buffer']) {
-        const key = `${backend}:${half}`;
-        const cached = copyCache.get(key);
-        if (cached) {
-          const row = { ...cached, ...base, backend };
-          rows.push(row);
-          if (o.json) emit(row);
-          else say(`${describeCase(c).padEnd(46)} ${backend.padEnd(12)} ${row.opsPerSec.toPrecision(4).padStart(10)} ${row.msPerOp.toPrecision(4).padStart(10)} ${row.gbPerSec.toFixed(2).padStart(8)}  (same size as above)`);
-          continue;
-        }
-        if (backend === 'copy-set') {
-          const src = randomArray(half, 9);
-          const dst = new Float32Array(half);
-          record(backend, () => dst.set(src));
-        } else {
-          const src = Buffer.from(randomArray(half, 9).buffer);
-          const dst = Buffer.alloc(src.length);
-          record(backend, () => src.copy(dst));
-        }
-        copyCache.set(key, rows[rows.length - 1]);
+        say(`${describeCase(c).padEnd(46)} ${cand.backend.padEnd(12)} ${v}`);
       }
     }
   }
