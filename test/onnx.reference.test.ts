@@ -3,8 +3,10 @@
  * stages, guided backprop and Guided Grad-CAM for smallvgg and mobilenet_v2, both class modes.
  */
 import * as assert from 'node:assert';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createOnnxExplainer, OnnxExplainer } from '../lib/onnx';
+import { buildGradientModel, createOnnxExplainer, OnnxExplainer } from '../lib/onnx';
+import { loadModel, saveModel } from '../lib/onnx/proto';
 import type { ExplainResult, Explanation } from '../lib/types';
 import { hasFile, hasReference, readF32, referenceDir } from './helpers/reference-data';
 
@@ -73,6 +75,15 @@ describe('onnx: equal to pytorch-grad-cam / Captum (../shared/reference)', funct
         ex = (await createOnnxExplainer(path.join(referenceDir(), 'models', `${model}.onnx`))) as OnnxExplainer;
       });
       after(() => ex?.dispose());
+
+      it('the generated forward+backward model stays within 1% of the original size (weights flipped in the graph)', () => {
+        const file = path.join(referenceDir(), 'models', `${model}.onnx`);
+        const original = fs.statSync(file).size;
+        const gm = buildGradientModel(loadModel(file), { layers: [ex.defaultLayer], inputGrad: true });
+        const size = saveModel(gm.model).byteLength;
+        assert.ok(size < original * 1.01, `${size} bytes vs ${original}`);
+        assert.ok(gm.backwardNodes > 10);
+      });
 
       for (const cls of ['argmax', 'class3'] as const) {
         it(`${cls}: dY/dA, Grad-CAM stages, Captum LayerGradCam, guided backprop, Guided Grad-CAM`, async () => {
