@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -40,6 +41,8 @@ class ThreadPool {
 
   unsigned threads() const { return threads_; }
 
+  // Several callers (libuv threads running async kernels, the main thread) may run jobs at
+  // once: each works on its own job, the pool's threads help the oldest job in the queue.
   void run(size_t count, size_t grain, const std::function<void(size_t, size_t)>& fn) {
     if (count == 0) return;
     if (grain == 0) grain = 1;
@@ -48,7 +51,6 @@ class ThreadPool {
       fn(0, count);
       return;
     }
-    std::lock_guard<std::mutex> one(submit_);
     auto job = std::make_shared<Job>();
     job->fn = &fn;
     job->count = count;
@@ -56,14 +58,15 @@ class ThreadPool {
     job->chunks = chunks;
     {
       std::lock_guard<std::mutex> lk(m_);
-      job_ = job;
-      generation_++;
+      queue_.push_back(job);
     }
     wake_.notify_all();
     work(*job);
     std::unique_lock<std::mutex> lk(m_);
     done_.wait(lk, [&] { return job->done.load() == job->chunks; });
-    job_.reset();
+    auto it = std::find(queue_.begin(), queue_.end(), job);
+    if (it != queue_.end()) queue_.erase(it);
+    lk.unlock();
     if (job->error) std::rethrow_exception(job->error);
   }
 
@@ -89,25 +92,23 @@ class ThreadPool {
   }
 
   void workerLoop() {
-    uint64_t seen = 0;
     for (;;) {
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lk(m_);
-        wake_.wait(lk, [&] { return generation_ != seen; });
-        seen = generation_;
-        job = job_;
+        wake_.wait(lk, [&] { return !queue_.empty(); });
+        job = queue_.front();
       }
-      if (job) work(*job);
+      work(*job);  // returns once every chunk of the job is taken
+      std::lock_guard<std::mutex> lk(m_);
+      if (!queue_.empty() && queue_.front() == job) queue_.pop_front();
     }
   }
 
   unsigned threads_;
-  std::mutex submit_;  // one parallel-for at a time
   std::mutex m_;
   std::condition_variable wake_, done_;
-  std::shared_ptr<Job> job_;
-  uint64_t generation_ = 0;
+  std::deque<std::shared_ptr<Job>> queue_;  // jobs that may still have chunks to take
 };
 
 // Never destroyed: detached workers may still wait on it while the process exits.

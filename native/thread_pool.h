@@ -1,6 +1,7 @@
 // A persistent pool of std::threads (hardware_concurrency, GRADCAM_THREADS to override) with a
-// blocking parallel-for. The calling thread works too. One parallel-for runs at a time; a
-// parallel-for started from inside a pool task runs serially on that thread.
+// blocking parallel-for. The calling thread works on its own job while the pool's threads help
+// the oldest pending job, so concurrent callers (async kernels on libuv threads) never wait on
+// each other's locks. A parallel-for started from inside a pool task runs serially there.
 #pragma once
 #include <cstddef>
 #include <functional>
