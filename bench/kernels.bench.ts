@@ -357,7 +357,7 @@ function measure(name: string, fn: () => unknown, maxTime: number): { hz: number
   let sink: unknown;
   const bench = new Benchmark(name, () => {
     sink = fn();
-  }, { maxTime, minSamples: 2, minTime: 0.02, initCount: 1 });
+  }, { maxTime, minSamples: 1, minTime: 0.02, initCount: 1 });
   bench.run();
   if (bench.error) throw bench.error;
   void sink;
