@@ -187,6 +187,25 @@ describe('onnx: Explainer API', function () {
     ex.dispose();
   });
 
+  it('a final Softmax: the score is the pre-softmax logit (or the tensor named by output)', async () => {
+    const plain = tinyModel();
+    const soft = tinyModel();
+    const nodes = soft.graph?.node as NodeProto[];
+    nodes[nodes.length - 1].output = ['z'];
+    nodes.push(node('Softmax', ['z'], ['logits'], 'softmax', { axis: 1 }));
+    const x = randomInput(2, 8, 8, 33);
+    const [ea, eb] = [await createOnnxExplainer(saveModel(plain)), await createOnnxExplainer(saveModel(soft))];
+    const [ra, rb] = [await ea.explain(x, { targets: 2 }), await eb.explain(x, { targets: 2 })];
+    assert.deepStrictEqual(Array.from(rb.logits), Array.from(ra.logits));
+    assert.deepStrictEqual(Array.from(rb.explanations[1].weights as Float32Array), Array.from(ra.explanations[1].weights as Float32Array));
+    const ec = await createOnnxExplainer(saveModel(soft), { output: 'logits' });
+    const rc = await ec.explain(x, { targets: 2 });
+    const row = Array.from(rc.logits.subarray(0, 5));
+    assert.ok(Math.abs(row.reduce((a, v) => a + v, 0) - 1) < 1e-5, 'probabilities as scores');
+    [ea, eb, ec].forEach((e) => e.dispose());
+    await assert.rejects(createOnnxExplainer(saveModel(soft), { output: 'nope' }), /no tensor nope/);
+  });
+
   it('a model exported with a fixed batch of 1 explains batches (one run per image)', async () => {
     const m = tinyModel({ symbolic: false });
     const g = m.graph as NonNullable<ModelProto['graph']>;

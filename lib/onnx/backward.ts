@@ -951,9 +951,22 @@ function accumulate(b: Builder, list: string[] | undefined): string | undefined 
   return sum;
 }
 
-function logitsOf(g: GraphIndex, name?: string): string {
-  const l = name ?? g.outputs[0];
-  if (!l || (!g.producer.has(l) && l !== g.input)) throw new GradcamError(`ONNX model has no output ${name ?? ''}`, 'EBADMODEL');
+/**
+ * The score tensor: `name`, or the model's first output, or, when that output is a Softmax of the
+ * last axis, its input (the paper's score is the pre-softmax logit).
+ */
+export function logitsOf(g: GraphIndex, name?: string): string {
+  if (name !== undefined) {
+    if (!g.producer.has(name)) throw new GradcamError(`ONNX model has no tensor ${name} produced by a node`, 'EBADMODEL');
+    return name;
+  }
+  const l = g.outputs[0];
+  const p = l ? g.producer.get(l) : undefined;
+  if (!l || !p) throw new GradcamError('ONNX model has no output produced by a node', 'EBADMODEL');
+  if (p.opType === 'Softmax') {
+    const axis = int(p, 'axis', g.opset >= 13 ? -1 : 1);
+    if (axis === -1 || axis === 1) return inp(p, 0);
+  }
   return l;
 }
 
@@ -1105,12 +1118,14 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
     valueInfo(SIGN_INPUT, DataType.FLOAT, []),
   ];
   const logitsVi = (g.graph.output ?? []).find((v) => v.name === logits) ?? valueInfo(logits, DataType.FLOAT);
+  graph.valueInfo = (g.graph.valueInfo ?? []).filter((v) => v.name !== logits);
   outputs.push(logitsVi, valueInfo(CLASSES_OUTPUT, DataType.INT64, [-1]));
-  for (const l of opts.layers) outputs.push(valueInfo(l, DataType.FLOAT, inf.shapes.get(l)));
-  for (const [i, name] of gradOutputs.entries()) outputs.push(valueInfo(name, DataType.FLOAT, inf.shapes.get(opts.layers[i])));
-  if (inputGradOutput) outputs.push(valueInfo(inputGradOutput, DataType.FLOAT, inputShape));
+  // new outputs declare their type only: ORT infers their shapes (a declared one could only conflict)
+  for (const l of opts.layers) outputs.push(valueInfo(l, DataType.FLOAT));
+  for (const name of gradOutputs) outputs.push(valueInfo(name, DataType.FLOAT));
+  if (inputGradOutput) outputs.push(valueInfo(inputGradOutput, DataType.FLOAT));
   graph.output = outputs;
-  graph.valueInfo = (g.graph.valueInfo ?? []).filter((v) => !opts.layers.includes(v.name as string));
+  graph.valueInfo = (graph.valueInfo ?? []).filter((v) => !opts.layers.includes(v.name as string));
 
   let opsetImport = model.opsetImport ?? [];
   let irVersion = model.irVersion ?? 7;

@@ -9,7 +9,7 @@ import { resolveTargets, targetRounds } from '../cam/targets';
 import { GradcamError, checkBoolean, checkOneOf, checkPositiveInteger, invalidRange, invalidType } from '../errors';
 import { METHODS } from '../types';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, Method } from '../types';
-import { checkDifferentiable } from './backward';
+import { checkDifferentiable, logitsOf } from './backward';
 import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel } from './proto';
 import {
@@ -30,6 +30,8 @@ export interface OnnxExplainerOptions {
    * concurrent explain() calls run in parallel (the input batch is copied once into a worker).
    */
   workers?: number;
+  /** the score tensor [N, classes]; default: the first output, or the input of a final Softmax (the paper's pre-softmax score) */
+  output?: string;
 }
 
 type SessionKind = 'cam' | 'guided-gradcam' | 'guided-backprop';
@@ -46,6 +48,7 @@ function checkOptions(options: unknown): OnnxExplainerOptions {
   if (o.executionProvider !== undefined) checkOneOf('executionProvider', o.executionProvider, EXECUTION_PROVIDERS);
   if (o.intraOpThreads !== undefined) checkPositiveInteger('intraOpThreads', o.intraOpThreads);
   if (o.workers !== undefined && o.workers !== 0) checkPositiveInteger('workers', o.workers);
+  if (o.output !== undefined && typeof o.output !== 'string') throw invalidType('output', 'tensor name (string)', o.output);
   if (o.unguidedNodes !== undefined && (!Array.isArray(o.unguidedNodes) || o.unguidedNodes.some((x) => typeof x !== 'string'))) {
     throw invalidType('unguidedNodes', 'array of node names', o.unguidedNodes);
   }
@@ -72,12 +75,13 @@ export class OnnxExplainer implements Explainer {
     const def = this.candidates.find((c) => c.isDefault);
     if (!def) throw new GradcamError('The ONNX model has no 4-D activation between its input and its output to explain', 'EBADLAYER');
     this.defaultLayer = def.name;
-    const logitsShape = inferShapes(graph, this.inputShape).shapes.get(graph.outputs[0]);
+    const scores = logitsOf(graph, options.output);
+    const logitsShape = inferShapes(graph, this.inputShape).shapes.get(scores);
     this.numClasses = logitsShape && logitsShape.length === 2 && logitsShape[1] > 0 ? logitsShape[1] : -1;
     // unsupported ops surface now, not halfway through a batch
-    checkDifferentiable(graph, [this.defaultLayer], false);
+    checkDifferentiable(graph, [this.defaultLayer], false, scores);
     try {
-      checkDifferentiable(graph, [], true);
+      checkDifferentiable(graph, [], true, scores);
     } catch (e) {
       if (!(e instanceof GradcamError)) throw e;
       this.guidedError = e;
@@ -106,6 +110,7 @@ export class OnnxExplainer implements Explainer {
         executionProvider: this.options.executionProvider,
         intraOpThreads: this.options.intraOpThreads,
         workers: this.options.workers,
+        output: this.options.output,
         inputSize: size,
       });
       this.sessions.set(key, p);
@@ -135,7 +140,7 @@ export class OnnxExplainer implements Explainer {
     const n = batch.shape[0];
     const size: [number, number] = this.layout === 'nchw' ? [batch.shape[2], batch.shape[3]] : [batch.shape[1], batch.shape[2]];
     if (method !== 'gradcam' && this.guidedError) throw this.guidedError;
-    if (layer !== this.defaultLayer && method !== 'guided-backprop') checkDifferentiable(this.graph, [layer], false);
+    if (layer !== this.defaultLayer && method !== 'guided-backprop') checkDifferentiable(this.graph, [layer], false, this.options.output);
     const kind: SessionKind = method === 'gradcam' ? 'cam' : method;
     const session = await this.session(kind, layer, guidedRelu6, size);
 
