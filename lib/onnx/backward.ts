@@ -343,6 +343,8 @@ function transposeMatrix(m: Float32Array, rows: number, cols: number): Float32Ar
   return t;
 }
 
+const gOf = (gy: Grad[]): string => gy[0] as string;
+
 export const RULES: Record<string, Rule> = {
   Identity: passThrough,
   Dropout: passThrough,
@@ -724,12 +726,6 @@ export const RULES: Record<string, Rule> = {
       return [b.op1('MatMul', [b.f32(Array.from(transposeMatrix(rh, H, h)), [h, H]), t])];
     },
   },
-};
-
-RULES.Upsample = RULES.Resize;
-
-const gOf = (gy: Grad[]) => gy[0] as string;
-Object.assign(RULES, {
   Erf: {
     diff: [0],
     // d erf(x)/dx = 2/sqrt(pi) exp(-x^2)
@@ -810,7 +806,9 @@ Object.assign(RULES, {
       return [normalizationGrad(b, n, gOf(gy), axes, scale, flt(n, 'epsilon', 1e-5))];
     },
   },
-} as Record<string, Rule>);
+};
+
+RULES.Upsample = RULES.Resize;
 
 /**
  * Normalization over `axes` (LayerNorm, InstanceNorm): with h = (x - mean) / sigma and gh = g * scale,
