@@ -1,10 +1,19 @@
 // Guided Grad-CAM's product on CPU threads: out = G * cam, cam [n,H,W] broadcast over the
 // c channels of G (nchw [n,c,H,W] or nhwc [n,H,W,c]). Memory-bound: contiguous runs only.
 #include "kernels.h"
+#include "simd.h"
 #include "thread_pool.h"
 
 namespace gradcam {
 namespace cpu {
+namespace {
+
+GRADCAM_VECTOR_CLONES
+void multiply(const float* __restrict__ g, const float* __restrict__ m, float* __restrict__ o, size_t count) {
+  for (size_t p = 0; p < count; p++) o[p] = g[p] * m[p];
+}
+
+}  // namespace
 
 void guidedProduct(const float* guided, const float* cam, size_t n, size_t c, size_t H, size_t W, Layout layout,
                    float* out) {
@@ -12,12 +21,7 @@ void guidedProduct(const float* guided, const float* cam, size_t n, size_t c, si
   if (layout == Layout::NCHW) {
     const size_t planes = n * c;
     parallelFor(planes, grainFor(planes, hw), [&](size_t b, size_t e) {
-      for (size_t pl = b; pl < e; pl++) {
-        const float* __restrict__ g = guided + pl * hw;
-        const float* __restrict__ m = cam + (pl / c) * hw;
-        float* __restrict__ o = out + pl * hw;
-        for (size_t p = 0; p < hw; p++) o[p] = g[p] * m[p];
-      }
+      for (size_t pl = b; pl < e; pl++) multiply(guided + pl * hw, cam + (pl / c) * hw, out + pl * hw, hw);
     });
     return;
   }

@@ -8,6 +8,7 @@
 
 #include "cpu_internal.h"
 #include "kernels.h"
+#include "simd.h"
 #include "thread_pool.h"
 
 namespace gradcam {
@@ -84,11 +85,15 @@ float subtractMax(const float* x, size_t size, float mn, float* out) {
 
 }  // namespace
 
+GRADCAM_VECTOR_CLONES
+void divideBy(float* out, size_t size, float d) {
+  for (size_t p = 0; p < size; p++) out[p] = out[p] / d;
+}
+
 void normalizeImage(const float* x, size_t size, float* out) {
   const float mn = minOf(x, size);
   const float mx = subtractMax(x, size, mn, out);  // reads x before writing out: x may be out
-  const float d = (float)(1e-7 + (double)mx);
-  for (size_t p = 0; p < size; p++) out[p] = out[p] / d;
+  divideBy(out, size, (float)(1e-7 + (double)mx));
 }
 
 void minMaxOf(const float* x, size_t size, float& mn, float& mx) {
@@ -117,6 +122,7 @@ void minMaxOf(const float* x, size_t size, float& mn, float& mx) {
   mx = hi;
 }
 
+GRADCAM_VECTOR_CLONES
 void normalizeWithMinMax(const float* x, size_t size, float mn, float mx, float* out) {
   // rounding is monotonic, so max over p of float32(x[p] - mn) is float32(mx - mn)
   const float d = (float)(1e-7 + (double)(mx - mn));

@@ -7,6 +7,7 @@
 #include "cpu_internal.h"
 #include "kernels.h"
 #include "resize_index.h"
+#include "simd.h"
 #include "thread_pool.h"
 
 namespace gradcam {
@@ -22,6 +23,7 @@ ResizeColumns::ResizeColumns(size_t w, size_t outW, bool alignCorners) : x0(outW
   }
 }
 
+GRADCAM_VECTOR_CLONES
 void resizeRows(const float* x, size_t h, size_t w, size_t outH, size_t outW, bool alignCorners,
                 const ResizeColumns& cols, size_t q0, size_t q1, float* out) {
   // two cached horizontally interpolated source rows, keyed by (image, source row)
