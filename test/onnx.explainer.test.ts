@@ -6,10 +6,10 @@ import * as assert from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GradcamError } from '../lib/errors';
-import { createOnnxExplainer, listOnnxLayers, OnnxExplainer, OnnxGradientSession } from '../lib/onnx';
+import { createOnnxExplainer, functionalRelus, GraphIndex, listOnnxLayers, OnnxExplainer, OnnxGradientSession } from '../lib/onnx';
 import { DataType, ModelProto, NodeProto, TensorProto, floatTensor, int64Tensor, loadModel, node, saveModel } from '../lib/onnx/proto';
 import type { Explainer, InputBatch } from '../lib/types';
-import { hasReference, readF32, referenceDir } from './helpers/reference-data';
+import { hasReference, readF32, referenceDir, repoRoot } from './helpers/reference-data';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -241,6 +241,16 @@ describe('onnx: Explainer API', function () {
     assert.deepStrictEqual(r.featureShape, { n: 3, k: 4, h: 8, w: 8, layout: 'nchw' });
     await assert.rejects(s.run(x, new Int32Array([0])), /Int32Array of length 3 for classes/);
     await s.dispose();
+  });
+
+  it("unguidedNodes 'auto': the top-level F.relu calls of PyTorch exports, as the fixtures list them", function () {
+    const dir = path.join(repoRoot(), 'test', 'fixtures', 'onnx');
+    if (!fs.existsSync(path.join(dir, 'manifest.json'))) this.skip();
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { fixtures: Array<{ model: string; unguidedNodes: string[] }> };
+    assert.ok(manifest.fixtures.some((fx) => fx.unguidedNodes.length > 0), 'some fixture has an F.relu');
+    for (const fx of manifest.fixtures) {
+      assert.deepStrictEqual(functionalRelus(new GraphIndex(loadModel(path.join(dir, fx.model)))), fx.unguidedNodes, fx.model);
+    }
   });
 
   describe('reference models', () => {

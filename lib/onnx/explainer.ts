@@ -22,8 +22,13 @@ export interface OnnxExplainerOptions {
   executionProvider?: ExecutionProviderRequest;
   /** ORT intra-op threads (default: the number of cores) */
   intraOpThreads?: number;
-  /** ReLU node names that keep the plain rule in guided backprop (e.g. an F.relu the Python libraries do not guide) */
-  unguidedNodes?: string[];
+  /**
+   * ReLU node names that keep the plain rule in guided backprop. pytorch-grad-cam and Captum guide
+   * only nn.ReLU modules, not F.relu calls (DenseNet's last ReLU). 'auto' (default): the ReLUs a
+   * PyTorch export names at the top-level scope ('/Relu', '/Relu_1': F.relu in the model's own
+   * forward); [] guides every ReLU.
+   */
+  unguidedNodes?: string[] | 'auto';
   /**
    * 0 (default): ORT runs in this thread, without copies, and blocks the event loop while it runs.
    * n >= 1: each session runs in n worker threads sharing the cores; the event loop stays free and
@@ -49,8 +54,8 @@ function checkOptions(options: unknown): OnnxExplainerOptions {
   if (o.intraOpThreads !== undefined) checkPositiveInteger('intraOpThreads', o.intraOpThreads);
   if (o.workers !== undefined && o.workers !== 0) checkPositiveInteger('workers', o.workers);
   if (o.output !== undefined && typeof o.output !== 'string') throw invalidType('output', 'tensor name (string)', o.output);
-  if (o.unguidedNodes !== undefined && (!Array.isArray(o.unguidedNodes) || o.unguidedNodes.some((x) => typeof x !== 'string'))) {
-    throw invalidType('unguidedNodes', 'array of node names', o.unguidedNodes);
+  if (o.unguidedNodes !== undefined && o.unguidedNodes !== 'auto' && (!Array.isArray(o.unguidedNodes) || o.unguidedNodes.some((x) => typeof x !== 'string'))) {
+    throw invalidType('unguidedNodes', "'auto' or an array of node names", o.unguidedNodes);
   }
   return o;
 }
@@ -64,6 +69,8 @@ export class OnnxExplainer implements Explainer {
   private readonly numClasses: number;
   private readonly guidedError?: GradcamError;
   private engineName = 'onnxruntime-cpu';
+  /** ReLU nodes that keep the plain rule in guided backprop */
+  readonly unguidedNodes: string[];
   private disposed = false;
 
   constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions) {
@@ -75,6 +82,8 @@ export class OnnxExplainer implements Explainer {
     const def = this.candidates.find((c) => c.isDefault);
     if (!def) throw new GradcamError('The ONNX model has no 4-D activation between its input and its output to explain', 'EBADLAYER');
     this.defaultLayer = def.name;
+    const ug = options.unguidedNodes;
+    this.unguidedNodes = ug === undefined || ug === 'auto' ? functionalRelus(graph) : ug.slice();
     const scores = logitsOf(graph, options.output);
     const logitsShape = inferShapes(graph, this.inputShape).shapes.get(scores);
     this.numClasses = logitsShape && logitsShape.length === 2 && logitsShape[1] > 0 ? logitsShape[1] : -1;
@@ -106,7 +115,7 @@ export class OnnxExplainer implements Explainer {
         inputGrad: kind !== 'cam',
         guided: true,
         guidedRelu6,
-        unguidedNodes: this.options.unguidedNodes,
+        unguidedNodes: this.unguidedNodes,
         executionProvider: this.options.executionProvider,
         intraOpThreads: this.options.intraOpThreads,
         workers: this.options.workers,
@@ -206,6 +215,11 @@ export class OnnxExplainer implements Explainer {
     for (const p of this.sessions.values()) p.then((s) => s.dispose()).catch(() => undefined);
     this.sessions.clear();
   }
+}
+
+/** ReLU nodes a PyTorch export (1.13+) names at the root scope: F.relu calls in the model's own forward. */
+export function functionalRelus(g: GraphIndex): string[] {
+  return g.nodes.filter((n) => n.opType === 'Relu' && /^\/Relu(_\d+)?$/.test(n.name ?? '')).map((n) => n.name as string);
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * ONNX models: gradients computed by ONNX Runtime itself on a backward graph appended to the model.
  */
-export { createOnnxExplainer, listOnnxLayers, OnnxExplainer } from './explainer';
+export { createOnnxExplainer, functionalRelus, listOnnxLayers, OnnxExplainer } from './explainer';
 export type { OnnxExplainerOptions } from './explainer';
 export { OnnxGradientSession, createOrtSession } from './session';
 export type { GradientRun, GradientSessionOptions, ExecutionProviderRequest } from './session';
