@@ -529,6 +529,28 @@ describe('tfjs adapter', function () {
       }
     });
 
+    it('gives the same results when the batch runs in chunks', async () => {
+      const whole = await ex.explain(input, { method: 'guided-gradcam', targets: { topK: 2 } });
+      process.env.GRADCAM_TFJS_CHUNK = '1';
+      try {
+        const parts = await expectNoLeak(() => ex.explain(input, { method: 'guided-gradcam', targets: { topK: 2 } }));
+        assert.deepEqual(parts.logits, whole.logits);
+        assert.equal(parts.explanations.length, 4);
+        for (let i = 0; i < 4; i++) {
+          const a = whole.explanations[i];
+          const b = parts.explanations[i];
+          assert.equal(a.classIndex, b.classIndex);
+          for (const key of ['map', 'weights', 'guidedBackprop', 'guidedGradcam'] as const) {
+            const u = a[key] as Float32Array;
+            const v = b[key] as Float32Array;
+            for (let j = 0; j < u.length; j++) assert.ok(Math.abs(u[j] - v[j]) <= 1e-6 * (1 + Math.abs(u[j])), `${key}[${j}]`);
+          }
+        }
+      } finally {
+        delete process.env.GRADCAM_TFJS_CHUNK;
+      }
+    });
+
     it('explains the pre-softmax logit of a softmax output layer', async () => {
       const r = await ex.explain(input, { targets: 0 });
       const logits = tf.tidy(() => {

@@ -25,6 +25,33 @@ function copyOut(t: tf.Tensor): Float32Array {
   return new Float32Array(t.dataSync() as Float32Array);
 }
 
+function concat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Memory one pass may use, by engine: wasm's heap is 32-bit; tfjs-node's tensors live in native memory. */
+const PASS_BUDGET_BYTES: Record<TfjsEngine, number> = {
+  'tfjs-wasm': 1.5e9,
+  'tfjs-cpu': 2e9,
+  'tfjs-node': 4e9,
+  'tfjs-node-gpu': 4e9,
+};
+
+/** Images per pass: as many as fit the budget (all of them when the size per image is unknown). */
+export function chunkSize(engine: TfjsEngine, bytesPerImage: number, n: number): number {
+  const env = Number(process.env.GRADCAM_TFJS_CHUNK);
+  if (Number.isInteger(env) && env > 0) return Math.min(env, n);
+  if (!(bytesPerImage > 0)) return n;
+  return Math.max(1, Math.min(n, Math.floor(PASS_BUDGET_BYTES[engine] / bytesPerImage)));
+}
+
 /** One-hot selection [n, classes] of each image's class, times the sign. */
 function selection(classes: Int32Array, numClasses: number, sign: number): tf.Tensor2D {
   const n = classes.length;
@@ -45,6 +72,8 @@ export interface GradientSource {
   /** logits as a function of x with the given backward rules (for input gradients) */
   logitsOf(x: tf.Tensor4D, mode: RunMode): tf.Tensor;
   readonly supportsGuided: boolean;
+  /** float32 bytes of all activations of one image (0 = unknown) */
+  bytesPerImage(): number;
   dispose(): void;
 }
 
@@ -123,6 +152,17 @@ export class ProgramSource implements GradientSource {
     return evaluate(this.program, new Map([[this.program.inputKey, x]]), mode);
   }
 
+  bytesPerImage(): number {
+    const [, H, W] = this.inputShape;
+    let total = 0;
+    for (const node of this.program.nodes) {
+      // unknown spatial dims: assume the input's (or 224)
+      const dims = node.shape.slice(1).map((d, i) => d ?? (i === 0 ? H ?? 224 : i === 1 ? W ?? 224 : 1));
+      total += 4 * dims.reduce((a, b) => a * (b as number), 1);
+    }
+    return total;
+  }
+
   dispose(): void {
     for (const t of this.program.owned) t.dispose();
     this.program.owned.length = 0;
@@ -159,6 +199,9 @@ export class SplitSource implements GradientSource {
   }
   logitsOf(x: tf.Tensor4D): tf.Tensor {
     return this.model.head(this.model.features(x));
+  }
+  bytesPerImage(): number {
+    return 0;
   }
   dispose(): void {
     /* nothing owned */
@@ -212,78 +255,118 @@ export class TfjsExplainer implements Explainer {
     ensureBackend(this.engine);
 
     const n = batch.shape[0];
-    const toModel = (): tf.Tensor4D =>
+    const perInput = batch.data.length / n;
+    /** images [start, start+count) as a model-layout tensor */
+    const toModel = (start: number, count: number): tf.Tensor4D =>
       tf.tidy(() => {
-        const t = tf.tensor4d(batch.data, batch.shape);
+        const shape: [number, number, number, number] = [count, batch.shape[1], batch.shape[2], batch.shape[3]];
+        const t = tf.tensor4d(batch.data.subarray(start * perInput, (start + count) * perInput), shape);
         return batch.layout === 'nchw' && this.source.layout === 'nhwc' ? tf.transpose(t, [0, 2, 3, 1]) : t;
       });
     const toInputLayout = (g: tf.Tensor4D): tf.Tensor4D =>
       batch.layout === 'nchw' && this.source.layout === 'nhwc' ? tf.transpose(g, [0, 3, 1, 2]) : g;
 
+    // Images go through in chunks sized to the engine's memory (wasm has a 4 GB heap; a guided
+    // pass keeps about six times the model's activations alive): results do not depend on it.
+    const chunkOf = (factor: number) => chunkSize(this.engine, this.source.bytesPerImage() * factor, n);
+    const forwardChunk = chunkOf(1.5);
+    const gradChunk = needsGuided ? chunkOf(6) : forwardChunk;
+
     const t0 = performance.now();
-    let kept: tf.Tensor[] = [];
-    let x: tf.Tensor4D | undefined;
-    try {
-      let head: ((a: tf.Tensor4D) => tf.Tensor) | undefined;
-      let activationsT: tf.Tensor4D | undefined;
-      let logits: Float32Array;
-      let numClasses: number;
-      let activations: Float32Array = new Float32Array(0);
-      let featureShape = { n, k: 0, h: 0, w: 0, layout: 'nhwc' as Layout };
-      x = toModel();
-      const xin = x;
-      let headFn: ((a: tf.Tensor4D) => tf.Tensor) | undefined;
-      const fwd = tf.tidy(() => {
-        const f = this.source.forward(xin, layer);
-        headFn = f.head;
-        const l = f.logits.rank === 2 ? f.logits : tf.reshape(f.logits, [n, -1]);
-        return [l, f.activations, ...f.state];
-      });
-      kept = fwd;
-      head = headFn;
-      const logitsT = fwd[0];
-      const actT = fwd[1] as tf.Tensor4D;
-      activationsT = actT;
-      if (logitsT.shape[0] !== n) throw new GradcamError(`the model returned ${logitsT.shape[0]} rows of logits for ${n} images`, 'EMODEL');
-      numClasses = logitsT.shape[1] as number;
-      logits = copyOut(logitsT);
-      if (actT.rank !== 4) throw new GradcamError(`layer '${layer}' output is not 4-D`, 'EMODEL');
-      if (needsCam) {
-        const [, d1, d2, d3] = actT.shape;
-        const [k, h, w] = this.source.layout === 'nhwc' ? [d3, d1, d2] : [d1, d2, d3];
-        featureShape = { n, k, h, w, layout: this.source.layout };
-        activations = copyOut(actT);
+    interface Part { start: number; count: number; x: tf.Tensor4D; kept: tf.Tensor[]; head: (a: tf.Tensor4D) => tf.Tensor; activations: tf.Tensor4D }
+    const parts: Part[] = [];
+    const release = () => {
+      for (const part of parts.splice(0)) {
+        for (const t of part.kept) t.dispose();
+        part.x.dispose();
       }
+    };
+    try {
+      let numClasses = 0;
+      const logitRows: Float32Array[] = [];
+      const actParts: Float32Array[] = [];
+      let featureShape = { n, k: 0, h: 0, w: 0, layout: this.source.layout };
+      // forward: logits and activations of every chunk; each chunk keeps what its head pass reads
+      for (let start = 0; start < n; start += forwardChunk) {
+        const count = Math.min(forwardChunk, n - start);
+        const x = toModel(start, count);
+        let headFn: ((a: tf.Tensor4D) => tf.Tensor) | undefined;
+        let kept: tf.Tensor[];
+        try {
+          kept = tf.tidy(() => {
+            const f = this.source.forward(x, layer);
+            headFn = f.head;
+            const l = f.logits.rank === 2 ? f.logits : tf.reshape(f.logits, [count, -1]);
+            return [l, f.activations, ...f.state];
+          });
+        } catch (e) {
+          x.dispose();
+          throw e;
+        }
+        const part: Part = { start, count, x, kept, head: headFn as (a: tf.Tensor4D) => tf.Tensor, activations: kept[1] as tf.Tensor4D };
+        parts.push(part);
+        const logitsT = kept[0];
+        if (logitsT.rank !== 2 || logitsT.shape[0] !== count) {
+          throw new GradcamError(`the model returned logits of shape [${logitsT.shape}] for ${count} images`, 'EMODEL');
+        }
+        numClasses = logitsT.shape[1] as number;
+        logitRows.push(copyOut(logitsT));
+        const actT = part.activations;
+        if (actT.rank !== 4) throw new GradcamError(`layer '${layer}' output is not 4-D`, 'EMODEL');
+        if (needsCam) {
+          const [, d1, d2, d3] = actT.shape;
+          const [k, h, w] = this.source.layout === 'nhwc' ? [d3, d1, d2] : [d1, d2, d3];
+          featureShape = { n, k, h, w, layout: this.source.layout };
+          actParts.push(copyOut(actT));
+        }
+        if (!needsCam) {
+          // guided backprop alone needs nothing more from this forward pass
+          for (const t of kept) t.dispose();
+          part.kept = [];
+        }
+        if (start + count < n) await yieldToLoop();
+      }
+      const logits = concat(logitRows);
+      const activations = needsCam ? concat(actParts) : new Float32Array(0);
       const perImage = resolveTargets(options.targets, logits, n, numClasses);
       const classRounds = targetRounds(perImage);
       const sign = counterfactual ? -1 : 1;
       const rounds: GradientRound[] = [];
       const guidedMode: RunMode = { guided: true, guidedRelu6 };
+      const perFeature = featureShape.k * featureShape.h * featureShape.w;
       for (const classes of classRounds) {
         await yieldToLoop();
         const round: GradientRound = { classes };
-        if (needsCam && head && activationsT) {
-          const h = head;
-          const a = activationsT;
-          round.grads = tf.tidy(() => {
-            const sel = selection(classes, numClasses, sign);
-            const g = tf.grad((ai: tf.Tensor) => tf.sum(tf.mul(tf.reshape(h(ai as tf.Tensor4D), [n, numClasses]), sel)))(a);
-            return copyOut(g);
-          });
+        if (needsCam) {
+          const grads = new Float32Array(n * perFeature);
+          for (const part of parts) {
+            const { head, activations: a, start, count } = part;
+            const g = tf.tidy(() => {
+              const sel = selection(classes.subarray(start, start + count), numClasses, sign);
+              return copyOut(tf.grad((ai: tf.Tensor) => tf.sum(tf.mul(tf.reshape(head(ai as tf.Tensor4D), [count, numClasses]), sel)))(a));
+            });
+            grads.set(g, start * perFeature);
+          }
+          round.grads = grads;
         }
         if (needsGuided) {
-          round.guided = tf.tidy(() => {
-            const sel = selection(classes, numClasses, sign);
-            const g = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(tf.reshape(this.source.logitsOf(xi as tf.Tensor4D, guidedMode), [n, numClasses]), sel)))(xin);
-            return copyOut(toInputLayout(g as tf.Tensor4D));
-          });
+          const guided = new Float32Array(batch.data.length);
+          for (let start = 0; start < n; start += gradChunk) {
+            const count = Math.min(gradChunk, n - start);
+            if (start > 0) await yieldToLoop();
+            const g = tf.tidy(() => {
+              const xi0 = toModel(start, count);
+              const sel = selection(classes.subarray(start, start + count), numClasses, sign);
+              const gx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(tf.reshape(this.source.logitsOf(xi as tf.Tensor4D, guidedMode), [count, numClasses]), sel)))(xi0);
+              return copyOut(toInputLayout(gx as tf.Tensor4D));
+            });
+            guided.set(g, start * perInput);
+          }
+          round.guided = guided;
         }
         rounds.push(round);
       }
-      for (const t of kept) t.dispose();
-      kept = [];
-      x.dispose();
-      x = undefined;
+      release();
       const gradientsMs = performance.now() - t0;
       return await assembleResult({
         method, layer, counterfactual,
@@ -292,8 +375,7 @@ export class TfjsExplainer implements Explainer {
         engine: this.engine, device: options.device, gradientsMs, startedAt,
       });
     } finally {
-      for (const t of kept) t.dispose();
-      x?.dispose();
+      release();
     }
   }
 }
