@@ -22,7 +22,7 @@ interface FileInfo { shape: number[]; dtype: string }
 interface Fixture {
   name: string; opset: number; model: string; input: string; output: string;
   inputShape: [number, number, number, number]; numClasses: number;
-  target: string; targetShape: number[]; unguidedNodes: string[]; guidedRelu6: boolean;
+  target: string; targetShape: number[]; unguidedNodes: string[]; guidedRelu6: boolean; dynamicBatch: boolean;
   classes: { argmax: number[]; fixed: number[] }; fixedClass: number; ops: string[];
   files: Record<string, FileInfo>;
 }
@@ -185,6 +185,21 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
           const r = await s.run(input(), argmaxRequest);
           assertClose(r.inputGrad, readF32(fx, 'argmax/guided_relu6.bin'), 'guided-ReLU6 dY/dx');
           assertClose(r.grads, readF32(fx, 'argmax/grads.bin'), 'grads (guided-ReLU6 session)');
+        });
+      }
+
+      if (fx.dynamicBatch) {
+        // misc_*: the batch flows through Shape/Gather/Unsqueeze/Concat/Reshape (x.view(x.size(0), c, -1))
+        it('a batch of 1 equals that image of the batch (dynamic batch axis)', async () => {
+          const x = input();
+          const per = x.data.length / n;
+          const one: InputBatch = { data: x.data.slice(per, 2 * per), shape: [1, ...fx.inputShape.slice(1)] as [number, number, number, number], layout: 'nchw' };
+          const r = await (await guided()).run(one, new Int32Array([-1]));
+          assert.deepStrictEqual(Array.from(r.classes), [fx.classes.argmax[1]]);
+          const slice = (rel: string) => { const a = readF32(fx, rel); const m = a.length / n; return a.slice(m, 2 * m); };
+          assertClose(r.logits, slice('logits.bin'), 'logits (batch of 1)');
+          assertClose(r.grads, slice('argmax/grads.bin'), 'grads (batch of 1)');
+          assertClose(r.inputGrad, slice('argmax/guided.bin'), 'guided dY/dx (batch of 1)');
         });
       }
 
