@@ -476,6 +476,13 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
       assert.match(e.message, /no backward rule for op Cos/);
       return true;
     });
+    // a data-dependent Conv weight is refused, not ignored
+    const dyn = buildModel({
+      name: 'dynamic conv', shape: [1, 3, 3], ySize: 9,
+      nodes: [n('Reshape', ['x', 'wshape'], ['w']), n('Conv', ['x', 'w'], ['y'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })],
+      inits: [int64Tensor('wshape', [4], [1, 1, 3, 3])],
+    });
+    assert.throws(() => buildGradientModel(dyn, { layers: [], inputGrad: true }), /Cannot differentiate Conv node 'Conv_y': input 1 \(w\) depends on x but has no backward rule/);
     // a target layer after the unknown op needs no rule for it
     assert.doesNotThrow(() => buildGradientModel(m, { layers: ['y'], inputGrad: false }));
   });

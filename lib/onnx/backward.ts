@@ -908,7 +908,13 @@ export function gradientPath(g: GraphIndex, sources: string[], logits: string): 
         `Cannot differentiate ${dom}${n.opType} node '${n.name ?? '(unnamed)'}' (output ${out(n, 0)}): no backward rule for op ${dom}${n.opType}. ` +
         `Choose a target layer after it, or a method that does not need the input gradient.`, 'EUNSUPPORTED');
     }
-    for (const i of diffInputs(rule, n)) { const x = (n.input ?? [])[i]; if (x && tracked.has(x)) needed.add(x); }
+    const di = diffInputs(rule, n);
+    (n.input ?? []).forEach((x, i) => {
+      if (!x || !tracked.has(x)) return;
+      if (di.includes(i)) needed.add(x);
+      // e.g. a Conv weight computed from the input: its gradient would be silently dropped
+      else throw unsupported(n, `input ${i} (${x}) depends on ${sources.join(', ')} but has no backward rule`);
+    });
     nodes.push(n);
   }
   nodes.reverse();
