@@ -249,6 +249,18 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
           assertClose(e.guidedBackprop, guidedRef.subarray(e.image * per, (e.image + 1) * per), `explainer guided backprop image ${e.image}`);
         }
       });
+
+      it('createOnnxExplainer with default options: guided backprop as PyTorch (F.relu found without unguidedNodes)', async () => {
+        const ex: Explainer = await createOnnxExplainer(bytes, { executionProvider: 'cpu' });
+        opened.push(ex);
+        const res = await ex.explain(input(), { layer: fx.target, method: 'guided-backprop' });
+        const guidedRef = readF32(fx, 'argmax/guided.bin');
+        const per = guidedRef.length / n;
+        for (const e of res.explanations) {
+          assertClose(e.guidedBackprop, guidedRef.subarray(e.image * per, (e.image + 1) * per),
+            `default-options guided backprop image ${e.image} (PyTorch leaves ${fx.unguidedNodes.join(', ') || 'no node'} unguided)`);
+        }
+      });
     });
   }
 });
