@@ -594,6 +594,7 @@ describe('tfjs adapter', function () {
         const names = nx.layers().map((l) => l.name);
         assert.ok(names.includes('inner_conv') && names.includes('inner_up'), names.join(', '));
         assert.equal(nx.defaultLayer, 'inner_up');
+        assert.deepEqual((nx as unknown as { fallbackLayers: string[] }).fallbackLayers, ['UpSampling2D']);
         const data = new Float32Array(2 * 6 * 6 * 2).map((_, i) => Math.cos(i));
         const r = await expectNoLeak(() => nx.explain({ data, shape: [2, 6, 6, 2], layout: 'nhwc' }, { method: 'guided-gradcam', layer: 'inner_conv' }));
         const pred = tf.tidy(() => Array.from((outer.predict(tf.tensor4d(data, [2, 6, 6, 2])) as tf.Tensor).dataSync()));

@@ -212,6 +212,14 @@ export class TfjsExplainer implements Explainer {
   private disposed = false;
   constructor(private readonly source: GradientSource & { hasLayer(name: string): boolean }, readonly engine: TfjsEngine) {}
 
+  /**
+   * Layer types the interpreter ran through layer.apply (unknown to it): ReLUs inside them keep
+   * the plain backward rule in guided backprop. Empty for the common CNN layers.
+   */
+  get fallbackLayers(): string[] {
+    return this.source instanceof ProgramSource ? [...new Set(this.source.program.fallbacks)] : [];
+  }
+
   get layout(): Layout {
     return this.source.layout;
   }

@@ -22,6 +22,8 @@ export interface RunMode {
 export const PLAIN: RunMode = { guided: false, guidedRelu6: false };
 
 type CustomGradFn = Parameters<typeof tf.customGrad>[0];
+// Backward rules get their forward input through save(), not the closure: tf.grad disposes the
+// forward pass's intermediate tensors before running the backward pass (save() keeps a copy).
 /** tf.customGrad for a one-input op (the typings want a variadic function). */
 function unaryCustomGrad(
   f: (x: tf.Tensor, save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor },
