@@ -96,14 +96,17 @@ def guided_backprop(guided_model, x, cls=None):
     return g
 
 
-def median_rate(fn, batch, runs):
+def median_rate(fn, batch, runs, threads=2):
+    """images/s from the median wall time, and the CPU-time estimate batch / (process CPU time / threads),
+    which is what `threads` idle cores would give on a busy machine (as bench/onnx.bench.ts reports it)."""
     fn()
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t)
-    return batch / statistics.median(times)
+        cpu.append(time.process_time() - c)
+    return batch / statistics.median(times), batch * threads / statistics.median(cpu)
 
 
 def main():
@@ -113,11 +116,13 @@ def main():
     ap.add_argument('--opset', type=int, default=17)
     ap.add_argument('--models', default='resnet18,resnet50')
     ap.add_argument('--batches', default='1,8')
+    ap.add_argument('--no-export', action='store_true', help='time only, keep the existing ONNX files')
     args = ap.parse_args()
     torch.set_num_threads(2)
     for name in args.models.split(','):
         model = build(name)
-        export(name, model, args.opset)
+        if not args.no_export:
+            export(name, model, args.opset)
         if not args.time:
             continue
         guided = copy.deepcopy(model)
@@ -140,9 +145,11 @@ def main():
                 cam, cls = gradcam(model, layer, x)
                 return guided_backprop(guided, x, cls) * cam
 
-            row = {'engine': 'torch-cpu-2threads', 'model': name, 'batch': b}
+            row = {'engine': 'torch-cpu-2threads', 'model': name, 'batch': b, 'loadavg1': round(os.getloadavg()[0], 1)}
             for key, fn in (('forward', fwd), ('gradcam', gc), ('guided-backprop', gb), ('guided-gradcam', ggc)):
-                row[key] = round(median_rate(fn, b, args.runs), 2)
+                wall, cpu = median_rate(fn, b, args.runs)
+                row[key] = round(wall, 2)
+                row[key + ':cpuEstimate'] = round(cpu, 2)
             print(json.dumps(row), flush=True)
 
 
