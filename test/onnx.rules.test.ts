@@ -242,6 +242,8 @@ const CASES: Case[] = [
   { name: 'MaxPool 3x3 s2 p1 (overlapping windows)', shape: [2, 7, 7], ySize: 2 * 16, values: 'distinct', nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })] },
   { name: 'MaxPool 3x3 s1 (shared maxima)', shape: [1, 5, 5], ySize: 9, values: 'distinct', nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [3, 3] })] },
   { name: 'MaxPool 2x2 s2 ceil_mode', shape: [2, 5, 5], ySize: 18, values: 'distinct', nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 })] },
+  { name: 'MaxPool 2x2 s2 (MaxUnpool)', shape: [2, 4, 6], ySize: 12, values: 'distinct', nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2] })] },
+  { name: 'MaxPool 2x3 s(2,3) pads (MaxUnpool)', shape: [1, 5, 7], ySize: 6, values: 'distinct', nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [2, 3], strides: [2, 3], pads: [1, 1, 0, 0] })] },
   { name: 'AveragePool 3x3 s2 p1 count_include_pad=0', shape: [2, 7, 7], ySize: 32, nodes: [n('AveragePool', ['x'], ['y'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })] },
   { name: 'AveragePool 3x3 s2 p1 count_include_pad=1', shape: [2, 8, 8], ySize: 32, nodes: [n('AveragePool', ['x'], ['y'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], count_include_pad: 1 })] },
   { name: 'AveragePool 2x2 s2 ceil_mode', shape: [1, 5, 5], ySize: 9, nodes: [n('AveragePool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 })] },
@@ -404,10 +406,18 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
     });
   }
 
-  it('raises the opset to 16 for MaxPool (ScatterElements with reduction=add) and ORT accepts it', () => {
+  it('raises the opset to 16 for overlapping MaxPool windows (ScatterElements with reduction=add) and ORT accepts it', () => {
     const gm = buildGradientModel(buildModel(CASES.find((c) => c.name.startsWith('MaxPool 3x3 s2')) as Case), { layers: [], inputGrad: true });
     assert.strictEqual(gm.opset, 16);
     assert.ok(gm.model.graph?.node?.some((x) => x.opType === 'ScatterElements'));
+  });
+
+  it('non-overlapping MaxPool windows use MaxUnpool and keep the opset', () => {
+    const c: Case = { name: 'MaxPool 2x2 s2', shape: [2, 4, 6], ySize: 12, values: 'distinct', nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2] })] };
+    const gm = buildGradientModel(buildModel(c), { layers: [], inputGrad: true });
+    assert.strictEqual(gm.opset, 13);
+    assert.ok(gm.model.graph?.node?.some((x) => x.opType === 'MaxUnpool'));
+    assert.ok(!gm.model.graph?.node?.some((x) => x.opType === 'ScatterElements'));
   });
 
   it('flips conv weights in the graph: no new weight-sized initializers', () => {

@@ -548,6 +548,13 @@ export const RULES: Record<string, Rule> = {
         }
         idx = b.op('MaxPool', [x], attrs, 2)[1];
       }
+      if (!maxPoolOverlaps(n, b.shape(x))) {
+        // windows do not overlap: every input position receives at most one gradient, and
+        // MaxUnpool places it (cheaper than the scatter-add, and no opset 16 needed)
+        const xs = b.needShape(x, n);
+        const geo = windowGeometry(n, xs.slice(2));
+        return [b.op1('MaxUnpool', [gy[0] as string, idx, b.shapeOf(x)], { kernel_shape: geo.kernel, strides: geo.strides, pads: geo.pads })];
+      }
       // scatter-add into a flat zero tensor: overlapping windows that share a maximum sum up
       const flat = b.i64([-1]);
       const zeros = b.op1('ConstantOfShape', [b.shapeOf(b.op1('Reshape', [x, flat]))], { value: floatTensor('', [1], [0]) });
@@ -824,6 +831,18 @@ function normalizationGrad(b: Builder, n: NodeProto, g: string, axes: number[], 
   return b.mul(t, inv);
 }
 
+/** Can two windows of this MaxPool (or GlobalMaxPool) share an input position? Unknown shapes: assume so. */
+export function maxPoolOverlaps(n: NodeProto, xs: Shape | undefined): boolean {
+  if (n.opType === 'GlobalMaxPool') return false;
+  if (!xs || xs.slice(2).some((v) => v < 0)) return true;
+  if ((ints(n, 'dilations') ?? []).some((v) => v !== 1)) return true;
+  const nd = xs.length - 2;
+  const geo = windowGeometry(n, xs.slice(2));
+  // MaxUnpool also refuses ceil-mode windows that hang over the end: those take the scatter-add too
+  const overhang = geo.kernel.some((k, i) => (geo.out[i] - 1) * geo.strides[i] + k - geo.pads[i] - geo.pads[nd + i] > xs[2 + i]);
+  return overhang || geo.kernel.some((k, i) => geo.out[i] > 1 && k > geo.strides[i]);
+}
+
 function softmaxAxes(b: Builder, n: NodeProto): number[] {
   const r = b.needShape(out(n, 0), n).length;
   if (b.srcOpset >= 13) {
@@ -1065,7 +1084,7 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
   const plainPath = opts.layers.length ? gradientPath(g, opts.layers, logits) : undefined;
   const fullPath = opts.inputGrad ? gradientPath(g, [g.input], logits) : undefined;
   // MaxPool's scatter-add (ScatterElements reduction='add') needs opset 16
-  const needsScatter = [plainPath, fullPath].some((p) => p?.nodes.some((n) => n.opType === 'MaxPool' || n.opType === 'GlobalMaxPool'));
+  const needsScatter = [plainPath, fullPath].some((p) => p?.nodes.some((n) => n.opType === 'MaxPool' && maxPoolOverlaps(n, inf.shapes.get(inp(n, 0)))));
   const opset = needsScatter && g.opset < 16 ? 16 : g.opset;
   const b = new Builder(g, inf, opset);
 
