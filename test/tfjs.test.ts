@@ -402,6 +402,31 @@ describe('tfjs adapter', function () {
     });
   });
 
+  describe('nsfwjs MobileNetV2 "mid" (GraphModel with fused depthwise convolutions and Relu6)', () => {
+    it('reproduces model.execute and gives guided maps without leaks, ReLU6 guided only on request', async () => {
+      const dir = path.join(ROOT, 'node_modules', 'nsfwjs', 'dist', 'models', 'mobilenet_v2_mid');
+      const model = (await loadTfjsModel(path.join(dir, 'model.min.js'))) as tf.GraphModel;
+      const gx = await createTfjsExplainer(model);
+      try {
+        assert.ok(model instanceof tf.GraphModel);
+        assert.match(gx.defaultLayer, /Conv_1\/Relu6$/);
+        const data = (await rgbBatch(IMAGES.slice(0, 1), 224));
+        const input = { data, shape: [1, 224, 224, 3] as [number, number, number, number], layout: 'nhwc' as const };
+        const r = await expectNoLeak(() => gx.explain(input, { method: 'guided-gradcam' }));
+        const probs = tf.tidy(() => Array.from((model.execute(tf.tensor4d(data, [1, 224, 224, 3])) as tf.Tensor).dataSync()));
+        for (let i = 0; i < probs.length; i++) assert.ok(Math.abs(probs[i] - r.probabilities[i]) < 1e-4);
+        checkMaps(r, 224, 224);
+        const g6 = await expectNoLeak(() => gx.explain(input, { method: 'guided-backprop', guidedRelu6: true }));
+        const plain = r.explanations[0].guidedBackprop as Float32Array;
+        const guided6 = g6.explanations[0].guidedBackprop as Float32Array;
+        assert.ok(meanAbsDiff(plain, guided6) > 0, 'guiding ReLU6 changes the input gradient');
+      } finally {
+        gx.dispose();
+        model.dispose();
+      }
+    });
+  });
+
   describe('a hand-written GraphModel with shape arithmetic', () => {
     const b64 = (t: string) => Buffer.from(t).toString('base64');
     const f32 = { type: 'DT_FLOAT' };
