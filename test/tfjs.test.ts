@@ -124,28 +124,35 @@ describe('tfjs adapter', function () {
       { k: 1, s: 2, pad: 'same', H: 29, W: 28 },
       { k: 3, s: 2, pad: 'valid', H: 10, W: 11 },
     ];
-    for (const c of cases) {
-      it(`conv and depthwise input gradients equal tfjs's (k${c.k} s${c.s} ${c.pad} ${c.H}x${c.W})`, () => {
-        tf.tidy(() => {
-          const x = tf.randomNormal([2, c.H, c.W, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-          const f = tf.randomNormal([c.k, c.k, 3, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
-          const d = tf.randomNormal([c.k, c.k, 3, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
-          const pads = ops.windowPads(c.pad, c.H, c.W, c.k, c.k, c.s, c.s);
-          const back = ops.backwardFilter(d, true);
-          const w1 = tf.randomNormal(tf.conv2d(x, f, c.s, c.pad).shape, 0, 1, 'float32', 4);
-          const w2 = tf.randomNormal(tf.depthwiseConv2d(x, d, c.s, c.pad).shape, 0, 1, 'float32', 5);
-          const ours = tf.grad((a: tf.Tensor) => tf.add(
-            tf.sum(tf.mul(ops.conv(a as tf.Tensor4D, f, [c.s, c.s], pads), w1)),
-            tf.sum(tf.mul(ops.depthwiseConv(a as tf.Tensor4D, d, [c.s, c.s], pads, [1, 1], back), w2))))(x);
-          const theirs = tf.grad((a: tf.Tensor) => tf.add(
-            tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, f, c.s, c.pad), w1)),
-            tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, d, c.s, c.pad), w2))))(x);
-          const err = tf.max(tf.abs(tf.sub(ours, theirs))).dataSync()[0];
-          assert.ok(err < 1e-4, `max difference ${err}`);
-          // and the values: our padded forward equals tfjs's 'same'/'valid'
-          const fwd = tf.max(tf.abs(tf.sub(ops.conv(x, f, [c.s, c.s], pads), tf.conv2d(x, f, c.s, c.pad)))).dataSync()[0];
-          assert.ok(fwd < 1e-4, `forward difference ${fwd}`);
-        });
+    for (const [i, c] of cases.entries()) {
+      // the odd cases run with tf.pad + 'valid' instead of explicit pads (the tfjs-node path)
+      const explicitPads = i % 2 === 0;
+      it(`conv and depthwise input gradients equal tfjs's (k${c.k} s${c.s} ${c.pad} ${c.H}x${c.W}, ${explicitPads ? 'explicit pads' : 'tf.pad'})`, () => {
+        ops.setExplicitPadding(explicitPads);
+        try {
+          tf.tidy(() => {
+            const x = tf.randomNormal([2, c.H, c.W, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+            const f = tf.randomNormal([c.k, c.k, 3, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
+            const d = tf.randomNormal([c.k, c.k, 3, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
+            const pads = ops.windowPads(c.pad, c.H, c.W, c.k, c.k, c.s, c.s);
+            const back = ops.backwardFilter(d, true);
+            const w1 = tf.randomNormal(tf.conv2d(x, f, c.s, c.pad).shape, 0, 1, 'float32', 4);
+            const w2 = tf.randomNormal(tf.depthwiseConv2d(x, d, c.s, c.pad).shape, 0, 1, 'float32', 5);
+            const ours = tf.grad((a: tf.Tensor) => tf.add(
+              tf.sum(tf.mul(ops.conv(a as tf.Tensor4D, f, [c.s, c.s], pads), w1)),
+              tf.sum(tf.mul(ops.depthwiseConv(a as tf.Tensor4D, d, [c.s, c.s], pads, [1, 1], back), w2))))(x);
+            const theirs = tf.grad((a: tf.Tensor) => tf.add(
+              tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, f, c.s, c.pad), w1)),
+              tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, d, c.s, c.pad), w2))))(x);
+            const err = tf.max(tf.abs(tf.sub(ours, theirs))).dataSync()[0];
+            assert.ok(err < 1e-4, `max difference ${err}`);
+            // and the values: our padded forward equals tfjs's 'same'/'valid'
+            const fwd = tf.max(tf.abs(tf.sub(ops.conv(x, f, [c.s, c.s], pads), tf.conv2d(x, f, c.s, c.pad)))).dataSync()[0];
+            assert.ok(fwd < 1e-4, `forward difference ${fwd}`);
+          });
+        } finally {
+          ops.setExplicitPadding('auto');
+        }
       });
     }
 

@@ -155,7 +155,34 @@ function dilate(dy: tf.Tensor4D, sH: number, sW: number): tf.Tensor4D {
 
 type Pads = [number, number, number, number];
 type Explicit = [[number, number], [number, number], [number, number], [number, number]];
-const explicit = ([t, b, l, r]: Pads): Explicit => [[0, 0], [t, b], [l, r], [0, 0]];
+
+let explicitPadding: 'auto' | boolean = 'auto';
+/**
+ * Whether convolutions take explicit pads. The cpu and wasm kernels do; with tfjs-node
+ * (backend 'tensorflow') we pad with tf.pad and run 'valid' rather than rely on TensorFlow's
+ * EXPLICIT padding for every op. Tests force either path.
+ */
+export function setExplicitPadding(mode: 'auto' | boolean): void {
+  explicitPadding = mode;
+}
+
+/** (input, pad argument) for a convolution of x with [top, bottom, left, right] pads. */
+function padded(x: tf.Tensor4D, [t, b, l, r]: Pads): [tf.Tensor4D, 'valid' | Explicit] {
+  if (t === 0 && b === 0 && l === 0 && r === 0) return [x, 'valid'];
+  const direct = explicitPadding === 'auto' ? tf.getBackend() !== 'tensorflow' : explicitPadding;
+  if (direct) return [x, [[0, 0], [t, b], [l, r], [0, 0]]];
+  return [tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]]), 'valid'];
+}
+
+function conv2dPadded(x: tf.Tensor4D, f: tf.Tensor4D, strides: [number, number] | number, pads: Pads, dilations: [number, number] = [1, 1]): tf.Tensor4D {
+  const [xp, pad] = padded(x, pads);
+  return tf.conv2d(xp, f, strides, pad, 'NHWC', dilations);
+}
+
+function depthwisePadded(x: tf.Tensor4D, f: tf.Tensor4D, strides: [number, number] | number, pads: Pads, dilations: [number, number] = [1, 1]): tf.Tensor4D {
+  const [xp, pad] = padded(x, pads);
+  return tf.depthwiseConv2d(xp, f, strides, pad, 'NHWC', dilations);
+}
 
 /**
  * Pads of the input-gradient convolution dx = conv(dilate(dy), flipped filter, stride 1, pads) for
@@ -179,7 +206,7 @@ function convInputOnly(x: tf.Tensor4D, filter: tf.Tensor4D, strides: [number, nu
   const [sH, sW] = strides;
   const [n, inH, inW] = x.shape;
   const forward = (xi: tf.Tensor4D) =>
-    depthwise ? tf.depthwiseConv2d(xi, filter, strides, explicit(pads)) : tf.conv2d(xi, filter, strides, explicit(pads));
+    depthwise ? depthwisePadded(xi, filter, strides, pads) : conv2dPadded(xi, filter, strides, pads);
   const outH = Math.floor((inH + pads[0] + pads[1] - kH) / sH) + 1;
   const outW = Math.floor((inW + pads[2] + pads[3] - kW) / sW) + 1;
   const back = backwardPads(inH, inW, outH, outW, kH, kW, sH, sW, pads);
@@ -198,7 +225,7 @@ function convInputOnly(x: tf.Tensor4D, filter: tf.Tensor4D, strides: [number, nu
           p[3] = Math.max(p[3], 0);
         }
         const bf = backFilter ?? backwardFilter(filter, depthwise);
-        return depthwise ? tf.depthwiseConv2d(dyd, bf, 1, explicit(p)) : tf.conv2d(dyd, bf, 1, explicit(p));
+        return depthwise ? depthwisePadded(dyd, bf, 1, p) : conv2dPadded(dyd, bf, 1, p);
       },
     };
   });
@@ -222,7 +249,7 @@ export function depthwiseConv(
   pads: Pads, dilations: [number, number] = [1, 1], backFilter?: tf.Tensor4D,
 ): tf.Tensor4D {
   if (filter.shape[3] === 1 && dilations[0] === 1 && dilations[1] === 1) return convInputOnly(x, filter, strides, pads, true, backFilter);
-  return tf.depthwiseConv2d(x, filter, strides, explicit(pads), 'NHWC', dilations);
+  return depthwisePadded(x, filter, strides, pads, dilations);
 }
 
 /** A 2-D convolution with explicit [top, bottom, left, right] pads. */
@@ -231,7 +258,7 @@ export function conv(
   pads: Pads, dilations: [number, number] = [1, 1], backFilter?: tf.Tensor4D,
 ): tf.Tensor4D {
   if (dilations[0] === 1 && dilations[1] === 1) return convInputOnly(x, filter, strides, pads, false, backFilter);
-  return tf.conv2d(x, filter, strides, explicit(pads), 'NHWC', dilations);
+  return conv2dPadded(x, filter, strides, pads, dilations);
 }
 
 /** Max pooling with explicit pads (-Infinity padding, which never wins a window). */
