@@ -86,13 +86,13 @@ function inputValues(c: Case): Float32Array {
   });
 }
 
-async function checkCase(c: Case): Promise<void> {
+async function checkCase(c: Case, stridedConv?: 'polyphase' | 'convtranspose'): Promise<void> {
   const model = buildModel(c);
   const x = inputValues(c);
   const cls = c.classIndex ?? 1;
   const shape4 = [1, ...c.shape] as [number, number, number, number];
   assert.strictEqual(shape4.length, 4, 'test inputs are 4-D');
-  const gs = await OnnxGradientSession.create(saveModel(model), { layer: null, inputGrad: true, guided: false, executionProvider: 'cpu', intraOpThreads: 1 });
+  const gs = await OnnxGradientSession.create(saveModel(model), { layer: null, inputGrad: true, guided: false, executionProvider: 'cpu', intraOpThreads: 1, stridedConv });
   const run = await gs.run({ data: x, shape: shape4, layout: 'nchw' }, new Int32Array([cls]));
   await gs.dispose();
   const analytic = run.inputGrad as Float32Array;
@@ -405,6 +405,17 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
       await checkCase(c);
     });
   }
+  for (const c of CASES.filter((x) => x.name.startsWith('conv'))) {
+    it(`${c.name}, polyphase backward`, async () => {
+      await checkCase(c, 'polyphase');
+    });
+  }
+  it('conv 7x7 s2 p3 (a ResNet stem), polyphase backward', async () => {
+    await checkCase(convCase('conv 7x7 s2 p3', [3, 12, 11], 4, [7, 7], { pads: [3, 3, 3, 3], strides: [2, 2] }, 1, 4 * 6 * 6), 'polyphase');
+  });
+  it('conv 1x1 s2 (a ResNet downsample), polyphase backward', async () => {
+    await checkCase(convCase('conv 1x1 s2', [4, 7, 8], 6, [1, 1], { strides: [2, 2] }, 1, 6 * 4 * 4), 'polyphase');
+  });
 
   it('raises the opset to 16 for overlapping MaxPool windows (ScatterElements with reduction=add) and ORT accepts it', () => {
     const gm = buildGradientModel(buildModel(CASES.find((c) => c.name.startsWith('MaxPool 3x3 s2')) as Case), { layers: [], inputGrad: true });

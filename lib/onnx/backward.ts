@@ -39,6 +39,8 @@ export interface BackwardOptions {
   inputShape?: Shape;
   /** the logits tensor; default: the model's first output */
   logits?: string;
+  /** strided Conv backward: 'convtranspose' (default) or 'polyphase' (stride-1 convolutions per output phase) */
+  stridedConv?: 'auto' | 'polyphase' | 'convtranspose';
 }
 
 export interface GradientModel {
@@ -96,6 +98,9 @@ export class Builder {
   readonly inits: TensorProto[] = [];
   private count = 0;
   private readonly cse = new Map<string, string[]>();
+
+  /** how strided Conv layers backpropagate (see convInputGrad) */
+  stridedConv: 'auto' | 'polyphase' | 'convtranspose' = 'convtranspose';
 
   /** emitOpset: the opset of the generated model (what emitted nodes follow) */
   constructor(readonly g: GraphIndex, readonly inf: InferredGraph, readonly emitOpset: number = g.opset) {}
@@ -278,22 +283,76 @@ function convInputGrad(b: Builder, n: NodeProto, gy: string): string {
   if (s.every((v) => v === 1) && flipPads.every((v) => v >= 0)) {
     // dX = Conv(dY, W') with W' the per-group transposed, spatially flipped weight, built in the
     // graph from W (ORT folds it once at session creation; the file does not grow)
-    const co = ws[0]; const cig = ws[1];
-    let wt = w;
-    if (group === 1) {
-      wt = b.op1('Transpose', [w], { perm: [1, 0, ...k.map((_, i) => i + 2)] });
-    } else if (!(cig === 1 && co === group)) {
-      wt = b.op1('Reshape', [w, b.i64([group, co / group, cig, ...k])]);
-      wt = b.op1('Transpose', [wt], { perm: [0, 2, 1, ...k.map((_, i) => i + 3)] });
-      wt = b.op1('Reshape', [wt, b.i64([group * cig, co / group, ...k])]);
-    }
     const axes = k.map((_, i) => i + 2);
-    const flipped = b.slice(wt, k.map(() => -1), k.map(() => INT64_MIN), axes, k.map(() => -1));
+    const flipped = b.slice(transposedWeight(b, w, ws, group), k.map(() => -1), k.map(() => INT64_MIN), axes, k.map(() => -1));
     return b.op1('Conv', [gy, flipped], { dilations: d, group, kernel_shape: k, pads: flipPads, strides: k.map(() => 1) });
+  }
+  const polyphase = b.stridedConv === 'polyphase' || (b.stridedConv === 'auto' && k.every((kk, i) => kk <= s[i]));
+  if (polyphase && nd === 2 && d.every((v) => v === 1) && p.every((v) => v >= 0)) {
+    return convInputGradPolyphase(b, gy, xs, ys, ws, w, group, k, s, p);
   }
   const outPad = xs.slice(2).map((xin, i) => xin - ((ys[2 + i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 - p[i] - p[nd + i]));
   if (outPad.some((v) => v < 0)) throw unsupported(n, `negative output padding ${outPad}`);
   return b.op1('ConvTranspose', [gy, w], { dilations: d, group, kernel_shape: k, pads: p, strides: s, output_padding: outPad });
+}
+
+/** The conv weight [Co, Ci/g, k...] as the weight of its transpose: [Ci, Co/g, k...], per group. */
+function transposedWeight(b: Builder, w: string, ws: Shape, group: number): string {
+  const co = ws[0]; const cig = ws[1]; const k = ws.slice(2);
+  if (group === 1) return b.op1('Transpose', [w], { perm: [1, 0, ...k.map((_, i) => i + 2)] });
+  if (cig === 1 && co === group) return w;
+  let wt = b.op1('Reshape', [w, b.i64([group, co / group, cig, ...k])]);
+  wt = b.op1('Transpose', [wt], { perm: [0, 2, 1, ...k.map((_, i) => i + 3)] });
+  return b.op1('Reshape', [wt, b.i64([group * cig, co / group, ...k])]);
+}
+
+/**
+ * Strided 2-D Conv backward as stride-1 convolutions, one per output phase (polyphase): the input
+ * positions x with (x + pad) = rho (mod s) receive dY convolved with the taps rho, rho+s, ... of W.
+ * The s*s phase results are interleaved back with Concat + Reshape. Same MACs as ConvTranspose,
+ * but ORT runs them as ordinary (NCHWc) convolutions.
+ */
+function convInputGradPolyphase(b: Builder, gy: string, xs: Shape, ys: Shape, ws: Shape, w: string, group: number,
+  k: number[], s: number[], p: number[]): string {
+  const wt = transposedWeight(b, w, ws, group);
+  const ci = ws[1] * group;
+  const X = [xs[2], xs[3]]; const ho = [ys[2], ys[3]];
+  const L = X.map((x, i) => Math.ceil(x / s[i]));
+  const batch = b.slice(b.shapeOf(gy), [0], [1], [0]);
+  // residue[c_h][c_w]: dX at positions c + s*j, [N, Ci, L_h, L_w]
+  const residue: string[][] = Array.from({ length: s[0] }, () => new Array<string>(s[1]));
+  for (let rh = 0; rh < s[0]; rh++) {
+    for (let rw = 0; rw < s[1]; rw++) {
+      const rho = [rh, rw];
+      const M = rho.map((r, i) => Math.ceil((k[i] - r) / s[i]));
+      const c = rho.map((r, i) => (((r - p[i]) % s[i]) + s[i]) % s[i]);
+      if (M.some((m) => m <= 0)) {
+        residue[c[0]][c[1]] = b.op1('ConstantOfShape', [b.op1('Concat', [batch, b.i64([ci, L[0], L[1]])], { axis: 0 })], { value: floatTensor('', [1], [0]) });
+        continue;
+      }
+      // taps rho + s*m, flipped (a full convolution of dY with the sub-kernel)
+      let sub = wt;
+      for (let i = 0; i < 2; i++) {
+        const taps = Array.from({ length: M[i] }, (_, m) => rho[i] + s[i] * (M[i] - 1 - m));
+        sub = b.op1('Gather', [sub, b.i64(taps)], { axis: 2 + i });
+      }
+      const full = b.op1('Conv', [gy, sub], { group, kernel_shape: M, pads: [M[0] - 1, M[1] - 1, M[0] - 1, M[1] - 1], strides: [1, 1] });
+      // q = j + delta for the positions x = c + s*j of this residue
+      const F = ho.map((h, i) => h + M[i] - 1);
+      const delta = c.map((ci2, i) => (ci2 + p[i] - rho[i]) / s[i]);
+      const st = delta.map((dl) => Math.max(dl, 0));
+      const en = delta.map((dl, i) => Math.min(dl + L[i], F[i]));
+      let r = b.slice(full, st, en, [2, 3]);
+      const before = delta.map((dl) => Math.max(0, -dl));
+      const after = en.map((e, i) => L[i] - before[i] - (e - st[i]));
+      r = b.pad(r, [0, 0, before[0], before[1], 0, 0, after[0], after[1]]);
+      residue[c[0]][c[1]] = r;
+    }
+  }
+  const rows = residue.map((row) => b.op1('Concat', row.map((r) => b.unsqueeze(r, [3, 5])), { axis: 5 }));
+  const stacked = b.op1('Concat', rows, { axis: 3 });
+  const inter = b.op1('Reshape', [stacked, b.i64([0, ci, L[0] * s[0], L[1] * s[1]])]);
+  return L[0] * s[0] === X[0] && L[1] * s[1] === X[1] ? inter : b.slice(inter, [0, 0], X, [2, 3]);
 }
 
 /** Resize interpolation matrix [outLen, inLen] along one axis, following ORT's coordinate rules. */
@@ -1087,6 +1146,7 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
   const needsScatter = [plainPath, fullPath].some((p) => p?.nodes.some((n) => n.opType === 'MaxPool' && maxPoolOverlaps(n, inf.shapes.get(inp(n, 0)))));
   const opset = needsScatter && g.opset < 16 ? 16 : g.opset;
   const b = new Builder(g, inf, opset);
+  if (opts.stridedConv) b.stridedConv = opts.stridedConv;
 
   // seed = sign * onehot(class), class = argmax(logits) where gradcam_class is -1
   const argmax = b.op1('ArgMax', [logits], { axis: 1, keepdims: 0 });

@@ -43,6 +43,8 @@ export interface GradientSessionOptions {
   inputSize?: [number, number];
   /** the score tensor [N, classes]; default: the first output, or the input of a final Softmax */
   output?: string;
+  /** strided Conv backward (see BackwardOptions) */
+  stridedConv?: 'auto' | 'polyphase' | 'convtranspose';
   /**
    * 0 (default): run in this thread (no copies; a run blocks the event loop).
    * n >= 1: run in n worker threads sharing the cores (the event loop stays free; the input is copied once).
@@ -141,7 +143,7 @@ export class OnnxGradientSession {
     const bopts: BackwardOptions = {
       layers: layer ? [layer] : [], inputGrad: !!opts.inputGrad, guided: opts.guided ?? true,
       guidedRelu6: !!opts.guidedRelu6, unguidedNodes: opts.unguidedNodes ?? [], inputShape: shape,
-      logits: opts.output,
+      logits: opts.output, stridedConv: opts.stridedConv,
     };
     const gm = buildGradientModel(proto, bopts);
     const workers = opts.workers === undefined || opts.workers === 0 ? 0 : checkPositiveInteger('workers', opts.workers);
