@@ -240,6 +240,8 @@ describe('onnx: Explainer API', function () {
     for (let i = 0; i < 2 * per; i++) assert.strictEqual(c.grads[i], -r.grads[i]);
     assert.deepStrictEqual(r.featureShape, { n: 3, k: 4, h: 8, w: 8, layout: 'nchw' });
     await assert.rejects(s.run(x, new Int32Array([0])), /Int32Array of length 3 for classes/);
+    await assert.rejects(OnnxGradientSession.create(saveModel(tinyModel()), { layer: 'f', inputSize: [8, 8] }), /Expected a 4-D activation \(f is 2-D\) for layer but received 'f'/);
+    await assert.rejects(OnnxGradientSession.create(saveModel(tinyModel()), { layer: 'zz', inputSize: [8, 8] }), /for layer but received 'zz'/);
     await s.dispose();
   });
 

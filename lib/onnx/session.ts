@@ -138,6 +138,8 @@ export class OnnxGradientSession {
     else {
       layer = opts.layer;
       if (!g.producer.has(layer)) throw invalidRange('layer', `a tensor of the model (e.g. ${defaultLayerOf(g, shape)})`, layer);
+      const ls = inferShapes(g, shape).shapes.get(layer);
+      if (ls && ls.length !== 4) throw invalidRange('layer', `a 4-D activation (${layer} is ${ls.length}-D)`, layer);
     }
     if (!layer && !opts.inputGrad) throw invalidRange('options', 'a layer or inputGrad: true', opts);
     const bopts: BackwardOptions = {
