@@ -91,6 +91,20 @@ describe('tfjs adapter', function () {
       await assert.rejects(selectTfjsEngine('gpu' as never), { name: 'RangeError', message: /for engine/ });
     });
 
+    it("wasm's Identity shares buffers safely (clones outlive their source)", () => {
+      if (tf.getBackend() !== 'wasm') return;
+      const before = tf.memory().numTensors;
+      const a = tf.tensor1d([1, 2, 3]);
+      const b = tf.clone(a);
+      a.dispose();
+      assert.deepEqual(Array.from(b.dataSync()), [1, 2, 3]);
+      const c = tf.add(b, 1);
+      b.dispose();
+      assert.deepEqual(Array.from(c.dataSync()), [2, 3, 4]);
+      c.dispose();
+      assert.equal(tf.memory().numTensors, before);
+    });
+
     it('the delegated wasm kernels agree with the cpu backend', async () => {
       if (tf.getBackend() !== 'wasm') return;
       const run = () =>
