@@ -273,7 +273,12 @@ export function floatTensor(name: string, dims: number[], data: ArrayLike<number
 
 export function int64Tensor(name: string, dims: number[], data: ArrayLike<number>): TensorProto {
   const b = new BigInt64Array(data.length);
-  for (let i = 0; i < data.length; i++) b[i] = BigInt(Math.trunc(data[i]));
+  // Saturate like protobufjs's Long.fromNumber: 2**63 (what Number(INT64_MAX) rounds to) must not wrap to INT64_MIN.
+  const max = 2n ** 63n - 1n, min = -(2n ** 63n);
+  for (let i = 0; i < data.length; i++) {
+    const v = BigInt(Math.trunc(data[i]));
+    b[i] = v > max ? max : v < min ? min : v;
+  }
   return { name, dims, dataType: DataType.INT64, rawData: new Uint8Array(b.buffer) };
 }
 
