@@ -104,6 +104,8 @@ export interface Explainer {
   readonly engine: string;
   /** the input layout the model expects */
   readonly layout: Layout;
+  /** the model's declared input shape in that layout, null where unknown (the batch size, symbolic sizes) */
+  readonly inputShape: Array<number | null>;
   /** candidate target layers: every 4-D activation, with the default marked */
   layers(): LayerInfo[];
   readonly defaultLayer: string;

@@ -2,46 +2,47 @@
 import { invalidRange, invalidType } from '../errors';
 import type { InputBatch, Layout } from '../types';
 
-export interface ExpectedInput {
-  layout?: Layout;
-  /** channels the model expects (undefined: any) */
-  channels?: number;
-  /** spatial size the model expects (undefined or -1: any) */
-  height?: number;
-  width?: number;
-}
-
-/** Checks an InputBatch: a Float32Array whose length multiplies out from a 4-D positive integer shape. */
-export function checkInputBatch(input: unknown, expected: ExpectedInput = {}, name = 'input'): InputBatch {
-  if (typeof input !== 'object' || input === null) throw invalidType(name, 'object { data, shape, layout }', input);
+/**
+ * Checks an InputBatch: a Float32Array of finite values whose length multiplies out from a 4-D
+ * positive integer shape, in the model's layout when `layout` is given, and matching the model's
+ * declared shape `expected` (same order as input.shape; null, -1 or 0 = any) in every dim but the batch.
+ */
+export function checkInputBatch(input: unknown, layout?: Layout, expected?: ReadonlyArray<number | null>): InputBatch {
+  if (typeof input !== 'object' || input === null) throw invalidType('input', 'object { data, shape, layout }', input);
   const b = input as Partial<InputBatch>;
-  if (!(b.data instanceof Float32Array)) throw invalidType(`${name}.data`, 'Float32Array', b.data);
-  if (!Array.isArray(b.shape) || b.shape.length !== 4) throw invalidType(`${name}.shape`, 'array of 4 positive integers', b.shape);
+  if (!(b.data instanceof Float32Array)) throw invalidType('input.data', 'Float32Array', b.data);
+  if (!Array.isArray(b.shape) || b.shape.length !== 4) throw invalidType('input.shape', 'array of 4 positive integers', b.shape);
   b.shape.forEach((d, i) => {
-    if (typeof d !== 'number') throw invalidType(`${name}.shape[${i}]`, 'positive integer', d);
-    if (!Number.isInteger(d) || d <= 0) throw invalidRange(`${name}.shape[${i}]`, 'positive integer', d);
+    if (typeof d !== 'number') throw invalidType(`input.shape[${i}]`, 'positive integer', d);
+    if (!Number.isInteger(d) || d <= 0) throw invalidRange(`input.shape[${i}]`, 'positive integer', d);
   });
-  if (b.layout !== 'nchw' && b.layout !== 'nhwc') throw invalidRange(`${name}.layout`, "one of 'nchw', 'nhwc'", b.layout);
-  const [n, d1, d2, d3] = b.shape;
-  const length = n * d1 * d2 * d3;
-  if (!Number.isSafeInteger(length) || length > 2 ** 31 - 1) throw invalidRange(`${name}.shape`, 'a shape of at most 2^31-1 elements', b.shape);
-  if (b.data.length !== length) throw invalidRange(`${name}.data`, `Float32Array of length ${length} (shape [${b.shape.join(',')}])`, b.data);
-  if (expected.layout && b.layout !== expected.layout) {
-    throw invalidRange(`${name}.layout`, `'${expected.layout}' (the model's layout)`, b.layout);
+  if (b.layout !== 'nchw' && b.layout !== 'nhwc') {
+    if (typeof b.layout !== 'string') throw invalidType('input.layout', "one of 'nchw', 'nhwc'", b.layout);
+    throw invalidRange('input.layout', "one of 'nchw', 'nhwc'", b.layout);
   }
-  const [c, h, w] = b.layout === 'nchw' ? [d1, d2, d3] : [d3, d1, d2];
-  if (expected.channels !== undefined && expected.channels > 0 && c !== expected.channels) {
-    throw invalidRange(`${name}.shape`, `${expected.channels} channels (${b.layout})`, b.shape);
+  const length = b.shape.reduce((a, c) => a * c, 1);
+  if (length > 2 ** 31 - 1) throw invalidRange('input.shape', 'a shape of at most 2^31-1 elements', b.shape);
+  if (b.data.length !== length) {
+    throw invalidRange('input.data', `Float32Array of length ${length} (input.shape ${b.shape.join('x')})`, b.data);
   }
-  if (expected.height !== undefined && expected.height > 0 && h !== expected.height) {
-    throw invalidRange(`${name}.shape`, `height ${expected.height} (${b.layout})`, b.shape);
+  if (layout !== undefined && b.layout !== layout) {
+    throw invalidRange('input.layout', `'${layout}' (the model's layout)`, b.layout);
   }
-  if (expected.width !== undefined && expected.width > 0 && w !== expected.width) {
-    throw invalidRange(`${name}.shape`, `width ${expected.width} (${b.layout})`, b.shape);
+  if (expected) {
+    const known = (v: number | null | undefined): v is number => typeof v === 'number' && v > 0;
+    b.shape.forEach((d, i) => {
+      const e = expected[i];
+      if (i > 0 && known(e) && e !== d) {
+        const model = expected.map((v, j) => (j === 0 ? 'N' : known(v) ? v : '?')).join(',');
+        throw invalidRange(`input.shape[${i}]`, `${e} (the model's input is [${model}], ${b.layout})`, d);
+      }
+    });
   }
-  for (let i = 0; i < b.data.length; i++) {
-    if (!Number.isFinite(b.data[i])) {
-      throw new RangeError(`Expected finite values for ${name}.data but received ${b.data[i]} at index ${i}`);
+  const data = b.data;
+  for (let i = 0; i < data.length; i++) {
+    // x - x is NaN exactly for NaN and +-Infinity: one cheap test per element
+    if (data[i] - data[i] !== 0) {
+      throw new RangeError(`Expected finite values for input.data but received ${data[i]} at index ${i}`);
     }
   }
   return b as InputBatch;

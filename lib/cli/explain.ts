@@ -61,10 +61,9 @@ export interface ExplainReport {
 
 /** The model's input shape as [H, W, C] where the explainer exposes it (null where unknown). */
 export function modelInputSize(explainer: Explainer): { height: number | null; width: number | null; channels: number | null } | undefined {
-  const e = explainer as unknown as { inputShape?: unknown; source?: { inputShape?: unknown } };
-  const shape = Array.isArray(e.inputShape) ? e.inputShape : Array.isArray(e.source?.inputShape) ? e.source?.inputShape : undefined;
-  if (!Array.isArray(shape) || shape.length !== 4) return undefined;
-  const dim = (d: unknown) => (typeof d === 'number' && d > 0 ? d : null);
+  const shape = explainer.inputShape;
+  if (shape.length !== 4) return undefined;
+  const dim = (d: number | null) => (typeof d === 'number' && d > 0 ? d : null);
   const [, a, b, c] = shape;
   return explainer.layout === 'nhwc'
     ? { height: dim(a), width: dim(b), channels: dim(c) }

@@ -5,6 +5,7 @@
  * the CAM pipeline (lib/cam/pipeline.ts) does the rest.
  */
 import { assembleResult, GradientRound } from '../cam/pipeline';
+import { checkInputBatch } from '../cam/input';
 import { resolveTargets, targetRounds } from '../cam/targets';
 import { GradcamError, checkBoolean, checkOneOf, checkPositiveInteger, invalidRange, invalidType } from '../errors';
 import { METHODS } from '../types';
@@ -14,7 +15,7 @@ import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel } from './proto';
 import {
   EXECUTION_PROVIDERS, ExecutionProviderRequest, GradientRun, LayerCandidate, OnnxGradientSession,
-  checkInputBatch, featureShapeOf, inputLayout, layerCandidates,
+  featureShapeOf, inputLayout, layerCandidates,
 } from './session';
 
 export interface OnnxExplainerOptions {
@@ -65,7 +66,7 @@ export class OnnxExplainer implements Explainer {
   readonly defaultLayer: string;
   private readonly sessions = new Map<string, Promise<OnnxGradientSession>>();
   private readonly candidates: LayerCandidate[];
-  private readonly inputShape: Shape;
+  private readonly modelShape: Shape;
   private readonly numClasses: number;
   private readonly guidedError?: GradcamError;
   private engineName = 'onnxruntime-cpu';
@@ -75,17 +76,17 @@ export class OnnxExplainer implements Explainer {
 
   constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions) {
     const declared = graph.inputShape();
-    this.inputShape = declared.slice();
-    if (!(this.inputShape[0] > 0)) this.inputShape[0] = -1;
+    this.modelShape = declared.slice();
+    if (!(this.modelShape[0] > 0)) this.modelShape[0] = -1;
     this.layout = inputLayout(declared);
-    this.candidates = layerCandidates(graph, this.inputShape);
+    this.candidates = layerCandidates(graph, this.modelShape);
     const def = this.candidates.find((c) => c.isDefault);
     if (!def) throw new GradcamError('The ONNX model has no 4-D activation between its input and its output to explain', 'EBADLAYER');
     this.defaultLayer = def.name;
     const ug = options.unguidedNodes;
     this.unguidedNodes = ug === undefined || ug === 'auto' ? functionalRelus(graph) : ug.slice();
     const scores = logitsOf(graph, options.output);
-    const logitsShape = inferShapes(graph, this.inputShape).shapes.get(scores);
+    const logitsShape = inferShapes(graph, this.modelShape).shapes.get(scores);
     this.numClasses = logitsShape && logitsShape.length === 2 && logitsShape[1] > 0 ? logitsShape[1] : -1;
     // unsupported ops surface now, not halfway through a batch
     checkDifferentiable(graph, [this.defaultLayer], false, scores);
@@ -95,6 +96,11 @@ export class OnnxExplainer implements Explainer {
       if (!(e instanceof GradcamError)) throw e;
       this.guidedError = e;
     }
+  }
+
+  /** the model's declared input shape in its layout; null where symbolic */
+  get inputShape(): Array<number | null> {
+    return this.modelShape.map((d) => (d > 0 ? d : null));
   }
 
   get engine(): string {
@@ -145,7 +151,7 @@ export class OnnxExplainer implements Explainer {
       }
       layer = options.layer;
     }
-    const batch = checkInputBatch(input, this.layout, this.inputShape);
+    const batch = checkInputBatch(input, this.layout, this.modelShape);
     const n = batch.shape[0];
     const size: [number, number] = this.layout === 'nchw' ? [batch.shape[2], batch.shape[3]] : [batch.shape[1], batch.shape[2]];
     if (method !== 'gradcam' && this.guidedError) throw this.guidedError;

@@ -8,6 +8,7 @@
 import { GradcamError, checkPositiveInteger, invalidRange, invalidType } from '../errors';
 import type { FeatureShape } from '../kernels/types';
 import type { InputBatch, Layout } from '../types';
+import { checkInputBatch } from '../cam/input';
 import { BackwardOptions, GradientModel, buildGradientModel } from './backward';
 import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel, saveModel } from './proto';
@@ -50,32 +51,6 @@ export interface GradientSessionOptions {
    * n >= 1: run in n worker threads sharing the cores (the event loop stays free; the input is copied once).
    */
   workers?: number;
-}
-
-/** Check an InputBatch; names the offending field. */
-export function checkInputBatch(input: unknown, layout?: Layout, expected?: Shape): InputBatch {
-  if (typeof input !== 'object' || input === null) throw invalidType('input', 'InputBatch object', input);
-  const b = input as InputBatch;
-  if (!(b.data instanceof Float32Array)) throw invalidType('input.data', 'Float32Array', b.data);
-  if (!Array.isArray(b.shape) || b.shape.length !== 4) throw invalidType('input.shape', 'array of 4 positive integers', b.shape);
-  b.shape.forEach((d, i) => {
-    if (typeof d !== 'number') throw invalidType(`input.shape[${i}]`, 'positive integer', d);
-    if (!Number.isInteger(d) || d <= 0) throw invalidRange(`input.shape[${i}]`, 'positive integer', d);
-  });
-  const len = b.shape.reduce((a, c) => a * c, 1);
-  if (b.data.length !== len) throw invalidRange('input.data', `Float32Array of length ${len} (input.shape ${b.shape.join('x')})`, b.data);
-  if (layout !== undefined && b.layout !== layout) {
-    if (typeof b.layout !== 'string') throw invalidType('input.layout', `'${layout}'`, b.layout);
-    throw invalidRange('input.layout', `'${layout}' (the model's layout)`, b.layout);
-  }
-  if (expected) {
-    b.shape.forEach((d, i) => {
-      if (i > 0 && expected[i] > 0 && expected[i] !== d) {
-        throw invalidRange(`input.shape[${i}]`, `${expected[i]} (the model's input is [${expected.map((v) => (v > 0 ? v : 'N')).join(',')}])`, d);
-      }
-    });
-  }
-  return b;
 }
 
 /** Layout of a model's 4-D input: channels-last when dim 3 is 1..4 and dim 1 is not. */

@@ -212,6 +212,11 @@ export class TfjsExplainer implements Explainer {
   private disposed = false;
   constructor(private readonly source: GradientSource & { hasLayer(name: string): boolean }, readonly engine: TfjsEngine) {}
 
+  /** the model's declared input shape, NHWC; null where unknown */
+  get inputShape(): Array<number | null> {
+    return this.source.inputShape.slice();
+  }
+
   /**
    * Layer types the interpreter ran through layer.apply (unknown to it): ReLUs inside them keep
    * the plain backward rule in guided backprop. Empty for the common CNN layers.
@@ -256,7 +261,10 @@ export class TfjsExplainer implements Explainer {
       throw new GradcamError(`method '${method}' needs a LayersModel or GraphModel: guided ReLUs cannot be placed inside a SplitModel`, 'EUNSUPPORTED');
     }
     const [, H, W, C] = this.source.inputShape;
-    const batch = checkInputBatch(input, { layout: this.source.layout === 'nhwc' ? undefined : this.source.layout, channels: C ?? undefined, height: H ?? undefined, width: W ?? undefined });
+    // tfjs models are NHWC but NCHW batches are accepted (transposed in-graph): compare in the batch's own order
+    const nchwBatch = (input as Partial<InputBatch> | null)?.layout === 'nchw';
+    const batch = checkInputBatch(input, this.source.layout === 'nhwc' ? undefined : this.source.layout,
+      nchwBatch ? [null, C, H, W] : [null, H, W, C]);
     if (batch.layout === 'nchw' && this.source.layout !== 'nhwc') {
       throw invalidRange('input.layout', `'${this.source.layout}' (the model's layout)`, batch.layout);
     }
