@@ -132,13 +132,16 @@ class WorkerSession {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      this.busy--;
+      // an idle worker must not keep the process alive; a busy one must (the caller awaits it)
+      if (--this.busy === 0) this.worker.unref();
       if (m.error !== undefined) p.reject(new GradcamError(`ONNX Runtime failed: ${m.error}`, 'EORT'));
       else p.resolve(m.outputs as Record<string, TensorData>);
     });
     worker.on('error', (e) => {
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
+      this.busy = 0;
+      worker.unref();
     });
     worker.unref();
   }
@@ -164,7 +167,7 @@ class WorkerSession {
 
   run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
     const id = this.nextId++;
-    this.busy++;
+    if (this.busy++ === 0) this.worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       // the caller keeps its input arrays: they are copied (structured clone), not transferred
