@@ -18,8 +18,13 @@ export interface InputBatch {
   layout: Layout;
 }
 
-/** A custom differentiable score: given the logits of the batch, return one scalar per image. Adapter-specific (tfjs: a tf.Tensor fn). */
-export type ScoreFunction = (logits: unknown) => unknown;
+/**
+ * A custom differentiable score (TensorFlow.js models): given the logits of the images, a tf.Tensor2D
+ * [n, numClasses], return a tf.Tensor1D [n], one score per image, built from tf operations (it is
+ * differentiated). E.g. the margin of class 3 over class 5: `(l) => tf.sub(l.gather(3, 1), l.gather(5, 1))`
+ * (on the wasm engine prefer slicing: `tf.slice(l, [0, 3], [-1, 1]).squeeze([1])`).
+ */
+export type ScoreFunction = (logits: any) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /**
  * Which class(es) to explain, per image:
@@ -28,7 +33,13 @@ export type ScoreFunction = (logits: unknown) => unknown;
  *  - an array of length n: one class (number) or several (number[]) per image
  *  - { topK: k }: the k best classes of each image
  */
-export type TargetSpec = 'argmax' | number | ReadonlyArray<number | readonly number[]> | { topK: number };
+export type TargetSpec =
+  | 'argmax'
+  | number
+  | ReadonlyArray<number | readonly number[]>
+  | { topK: number }
+  /** a custom score (TensorFlow.js models only); its explanations have classIndex -1 and probability NaN */
+  | { score: ScoreFunction };
 
 export interface ExplainOptions {
   /** target layer (tfjs layer/node name, or ONNX tensor name). Default: the adapter's defaultLayer. */
@@ -49,11 +60,11 @@ export interface ExplainOptions {
 export interface Explanation {
   /** index of the image in the batch */
   image: number;
-  /** the class explained */
+  /** the class explained; -1 for a custom score function */
   classIndex: number;
   /** the raw pre-softmax score (logit) of that class, as differentiated (negated when counterfactual) */
   score: number;
-  /** its softmax probability */
+  /** its softmax probability (NaN for a custom score function) */
   probability: number;
   /** [k] channel weights alpha (gradcam methods) */
   weights?: Float32Array;

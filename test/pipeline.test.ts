@@ -51,6 +51,13 @@ describe('CAM pipeline (assembleResult)', () => {
     assert.equal(r.counterfactual, true);
   });
 
+  it('a custom-score round explains every image with classIndex -1 and its own score', async () => {
+    const scores = Float32Array.from([0.5, -1, 2]);
+    const r = await assembleResult({ ...base, method: 'gradcam', rounds: [{ classes: new Int32Array(3).fill(-1), grads: round0.grads, scores }] });
+    assert.deepEqual(r.explanations.map((e) => [e.image, e.classIndex, e.score]), [[0, -1, 0.5], [1, -1, -1], [2, -1, 2]]);
+    assert.ok(r.explanations.every((e) => Number.isNaN(e.probability)));
+  });
+
   it('guided-backprop needs no gradients at the layer', async () => {
     const rounds = [{ classes: round0.classes, guided: round0.guided }];
     const r = await assembleResult({ ...base, method: 'guided-backprop', rounds });

@@ -33,6 +33,11 @@ describe('targets', () => {
     assert.deepEqual(Array.from(rounds[2]), [-1, -1, 1]);
   });
 
+  it('custom score functions are recognised and refused where there are only class indices', () => {
+    assert.throws(() => resolveTargets({ score: (l: unknown) => l }, logits, 3, 4), { name: 'GradcamError', message: /needs a TensorFlow.js model/ });
+    assert.throws(() => resolveTargets({ score: 1 } as never, logits, 3, 4), { name: 'TypeError', message: 'Expected function (logits) => scores for targets.score but received 1 of type number' });
+  });
+
   it('errors name the argument', () => {
     assert.throws(() => resolveTargets(4, logits, 3, 4),
       { name: 'RangeError', message: 'Expected integer class index in [0, 3] for targets but received 4 of type number' });

@@ -15,6 +15,8 @@ export interface GradientRound {
   grads?: Float32Array;
   /** guided-ReLU input gradient dY/dx for the same Y, in the input's layout */
   guided?: Float32Array;
+  /** a custom score's value per image (then classes are all -1 and every image is explained) */
+  scores?: Float32Array;
 }
 
 export interface PipelineInput {
@@ -93,13 +95,13 @@ export async function assembleResult(p: PipelineInput): Promise<ExplainResult> {
     const img = c * H * W;
     for (let i = 0; i < n; i++) {
       const cls = round.classes[i];
-      if (cls < 0) continue;
-      const logit = p.logits[i * p.numClasses + cls];
+      if (cls < 0 && !round.scores) continue;
+      const raw = round.scores ? round.scores[i] : p.logits[i * p.numClasses + cls];
       const e: Explanation = {
         image: i,
-        classIndex: cls,
-        score: p.counterfactual ? -logit : logit,
-        probability: probabilities[i * p.numClasses + cls],
+        classIndex: round.scores ? -1 : cls,
+        score: p.counterfactual ? -raw : raw,
+        probability: round.scores ? NaN : probabilities[i * p.numClasses + cls],
       };
       if (tail) {
         e.weights = tail.weights.subarray(i * fs.k, (i + 1) * fs.k);

@@ -2,8 +2,8 @@
  * Which classes to explain. Targets resolve to a list of classes per image; adapters then run one
  * backward pass per "round" (the r-th class of every image), so top-k costs k passes, not n*k.
  */
-import { invalidRange, invalidType } from '../errors';
-import type { TargetSpec } from '../types';
+import { GradcamError, invalidRange, invalidType } from '../errors';
+import type { ScoreFunction, TargetSpec } from '../types';
 
 function checkClass(name: string, c: unknown, numClasses: number): number {
   if (typeof c !== 'number') throw invalidType(name, `integer class index in [0, ${numClasses - 1}]`, c);
@@ -47,13 +47,24 @@ export function resolveTargets(spec: TargetSpec | undefined, logits: Float32Arra
       return [checkClass(`targets[${i}]`, entry, numClasses)];
     });
   }
+  if (isCustomScore(spec)) {
+    throw new GradcamError('A custom score function (targets.score) needs a TensorFlow.js model: ONNX models are explained for class indices', 'EUNSUPPORTED');
+  }
   if (typeof spec === 'object' && spec !== null && 'topK' in spec) {
     const k = (spec as { topK: unknown }).topK;
     if (typeof k !== 'number') throw invalidType('targets.topK', `integer in [1, ${numClasses}]`, k);
     if (!Number.isInteger(k) || k < 1 || k > numClasses) throw invalidRange('targets.topK', `integer in [1, ${numClasses}]`, k);
     return Array.from({ length: n }, (_, i) => topK(logits, i, numClasses, k));
   }
-  throw invalidType('targets', "'argmax', a class index, an array of length n or { topK }", spec);
+  throw invalidType('targets', "'argmax', a class index, an array of length n, { topK } or { score }", spec);
+}
+
+/** A { score: fn } target, checked: fn must be a function. */
+export function isCustomScore(spec: unknown): spec is { score: ScoreFunction } {
+  if (typeof spec !== 'object' || spec === null || !('score' in spec)) return false;
+  const fn = (spec as { score: unknown }).score;
+  if (typeof fn !== 'function') throw invalidType('targets.score', 'function (logits) => scores', fn);
+  return true;
 }
 
 /** Round r holds every image's r-th class, or -1 for an image with fewer classes. */

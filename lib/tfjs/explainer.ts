@@ -9,10 +9,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { assembleResult, type GradientRound } from '../cam/pipeline';
-import { resolveTargets, targetRounds } from '../cam/targets';
+import { isCustomScore, resolveTargets, targetRounds } from '../cam/targets';
 import { checkInputBatch } from '../cam/input';
-import { GradcamError, checkBoolean, checkOneOf, invalidRange, invalidType } from '../errors';
-import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, Method } from '../types';
+import { GradcamError, checkBoolean, checkOneOf, describe, invalidRange, invalidType } from '../errors';
+import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, Method, ScoreFunction } from '../types';
 import { METHODS } from '../types';
 import { ensureBackend, type TfjsEngine } from './engine';
 import type { RunMode } from './ops';
@@ -58,6 +58,16 @@ function selection(classes: Int32Array, numClasses: number, sign: number): tf.Te
   const sel = new Float32Array(n * numClasses);
   for (let i = 0; i < n; i++) if (classes[i] >= 0) sel[i * numClasses + classes[i]] = sign;
   return tf.tensor2d(sel, [n, numClasses]);
+}
+
+/** A custom score function's output for `count` images, checked: a tf.Tensor of n scores. */
+function customScores(fn: ScoreFunction, logits: tf.Tensor2D, count: number): tf.Tensor1D {
+  const out: unknown = fn(logits);
+  if (!(out instanceof tf.Tensor) || out.size !== count || (out.rank !== 1 && !(out.rank === 2 && out.shape[1] === 1))) {
+    const got = out instanceof tf.Tensor ? `a tf.Tensor of shape [${out.shape}]` : describe(out);
+    throw new TypeError(`Expected function returning a tf.Tensor of shape [${count}] (one score per image) for targets.score but received ${got}`);
+  }
+  return tf.reshape(out, [count]) as tf.Tensor1D;
 }
 
 /** What the explainer needs from a model: a forward pass and a gradient for each rule. */
@@ -344,23 +354,33 @@ export class TfjsExplainer implements Explainer {
       }
       const logits = concat(logitRows);
       const activations = needsCam ? concat(actParts) : new Float32Array(0);
-      const perImage = resolveTargets(options.targets, logits, n, numClasses);
-      const classRounds = targetRounds(perImage);
+      const custom = isCustomScore(options.targets) ? options.targets.score : undefined;
       const sign = counterfactual ? -1 : 1;
+      /** the differentiated objective for images [start, start+count): sum of their (signed) scores */
+      const objective = (l: tf.Tensor, classes: Int32Array, start: number, count: number): tf.Scalar => {
+        const l2 = tf.reshape(l, [count, numClasses]) as tf.Tensor2D;
+        if (custom) return tf.mul(tf.sum(customScores(custom, l2, count)), sign);
+        return tf.sum(tf.mul(l2, selection(classes.subarray(start, start + count), numClasses, sign)));
+      };
+      const classRounds = custom ? [new Int32Array(n).fill(-1)] : targetRounds(resolveTargets(options.targets, logits, n, numClasses));
+      let customValues: Float32Array | undefined;
+      if (custom) {
+        customValues = new Float32Array(n);
+        for (const part of parts) {
+          customValues.set(tf.tidy(() => copyOut(customScores(custom, part.kept[0] as tf.Tensor2D, part.count))), part.start);
+        }
+      }
       const rounds: GradientRound[] = [];
       const guidedMode: RunMode = { guided: true, guidedRelu6 };
       const perFeature = featureShape.k * featureShape.h * featureShape.w;
       for (const classes of classRounds) {
         await yieldToLoop();
-        const round: GradientRound = { classes };
+        const round: GradientRound = { classes, scores: customValues };
         if (needsCam) {
           const grads = new Float32Array(n * perFeature);
           for (const part of parts) {
             const { head, activations: a, start, count } = part;
-            const g = tf.tidy(() => {
-              const sel = selection(classes.subarray(start, start + count), numClasses, sign);
-              return copyOut(tf.grad((ai: tf.Tensor) => tf.sum(tf.mul(tf.reshape(head(ai as tf.Tensor4D), [count, numClasses]), sel)))(a));
-            });
+            const g = tf.tidy(() => copyOut(tf.grad((ai: tf.Tensor) => objective(head(ai as tf.Tensor4D), classes, start, count))(a)));
             grads.set(g, start * perFeature);
           }
           round.grads = grads;
@@ -372,8 +392,7 @@ export class TfjsExplainer implements Explainer {
             if (start > 0) await yieldToLoop();
             const g = tf.tidy(() => {
               const xi0 = toModel(start, count);
-              const sel = selection(classes.subarray(start, start + count), numClasses, sign);
-              const gx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(tf.reshape(this.source.logitsOf(xi as tf.Tensor4D, guidedMode), [count, numClasses]), sel)))(xi0);
+              const gx = tf.grad((xi: tf.Tensor) => objective(this.source.logitsOf(xi as tf.Tensor4D, guidedMode), classes, start, count))(xi0);
               return copyOut(toInputLayout(gx as tf.Tensor4D));
             });
             guided.set(g, start * perInput);
