@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
+import { concatFloat32 } from '../lib/arrays';
 import { createExplainer } from '../lib/index';
 import type { Explainer, Explanation } from '../lib/types';
 import { preprocessImages, readNpy, showCamOnImage, writeNpy } from '../lib/image';
@@ -83,14 +84,7 @@ async function makeImages(): Promise<string[]> {
 }
 
 function concat(list: Explanation[], key: 'map' | 'guidedBackprop' | 'guidedGradcam'): Float32Array {
-  const parts = list.map((e) => e[key] as Float32Array);
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatFloat32(list.map((e) => e[key] as Float32Array));
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {

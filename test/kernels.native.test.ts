@@ -15,18 +15,8 @@ import { nativeKernels, nativeStatus } from '../lib/kernels/native';
 import { reference } from '../lib/kernels/reference';
 import type { FeatureShape, KernelsSync, Layout } from '../lib/kernels/types';
 import { validate } from '../lib/kernels/validate';
+import { rng } from './helpers/random';
 
-/** mulberry32: a small seeded generator, so every failure can be replayed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function int(r: () => number, lo: number, hi: number): number {
   return lo + Math.floor(r() * (hi - lo + 1));

@@ -8,21 +8,11 @@ import assert from 'node:assert/strict';
 import { getKernels, kernelInfo } from '../lib/kernels';
 import { reference } from '../lib/kernels/reference';
 import type { FeatureShape, KernelDevice, KernelsAsync, KernelsSync, Layout } from '../lib/kernels/types';
+import { rng } from './helpers/random';
 import { hasFile, hasReference, readF32, shapeOf } from './helpers/reference-data';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomArray(len: number, rand: () => number, lo = -1, hi = 1): Float32Array {
   const a = new Float32Array(len);

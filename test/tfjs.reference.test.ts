@@ -7,6 +7,7 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { concatFloat32 } from '../lib/arrays';
 import { createTfjsExplainer } from '../lib/tfjs';
 import type { Explainer, ExplainResult } from '../lib/types';
 import { onnxToTfjs, type OnnxAsTfjs } from './helpers/onnx-to-tfjs';
@@ -42,14 +43,7 @@ function relL2(a: ArrayLike<number>, ref: ArrayLike<number>): number {
 }
 /** Concatenate one field of the explanations (image-major, one class per image). */
 function gather(r: ExplainResult, key: 'map' | 'guidedBackprop' | 'guidedGradcam'): Float32Array {
-  const parts = r.explanations.map((e) => e[key] as Float32Array);
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatFloat32(r.explanations.map((e) => e[key] as Float32Array));
 }
 
 const TARGET = {

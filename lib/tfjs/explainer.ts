@@ -8,6 +8,7 @@
  * to the event loop between them, and nothing outlives a call except the model's own tensors.
  */
 import * as tf from '@tensorflow/tfjs';
+import { concatFloat32 } from '../arrays';
 import { assembleResult, type GradientRound } from '../cam/pipeline';
 import { isCustomScore, resolveTargets, targetRounds } from '../cam/targets';
 import { checkInputBatch } from '../cam/input';
@@ -23,17 +24,6 @@ const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function copyOut(t: tf.Tensor): Float32Array {
   return new Float32Array(t.dataSync() as Float32Array);
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** Memory one pass may use, by engine: wasm's heap is 32-bit; tfjs-node's tensors live in native memory. */
@@ -352,8 +342,8 @@ export class TfjsExplainer implements Explainer {
         }
         if (start + count < n) await yieldToLoop();
       }
-      const logits = concat(logitRows);
-      const activations = needsCam ? concat(actParts) : new Float32Array(0);
+      const logits = concatFloat32(logitRows);
+      const activations = needsCam ? concatFloat32(actParts) : new Float32Array(0);
       const custom = isCustomScore(options.targets) ? options.targets.score : undefined;
       const sign = counterfactual ? -1 : 1;
       /** the differentiated objective for images [start, start+count): sum of their (signed) scores */
