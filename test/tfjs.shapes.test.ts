@@ -68,6 +68,7 @@ interface Case {
 
 function casesOf(results: ExplainResult[], images: readonly ShapeImage[]): Case[] {
   const cases: Case[] = [];
+  const seen = new Set<string>();
   results.forEach((r, chunk) => {
     assert.equal(r.explanations.length, 2 * Math.min(CHUNK, images.length - chunk * CHUNK));
     for (const e of r.explanations) {
@@ -76,6 +77,9 @@ function casesOf(results: ExplainResult[], images: readonly ShapeImage[]): Case[
       const own = objs.find((o) => o.cls === e.classIndex);
       assert.ok(own, `explanation of class ${e.classIndex} for image ${image} whose classes are ${objs.map((o) => o.cls)}`);
       const other = objs.find((o) => o !== own)!;
+      const key = `${image}:${e.classIndex}`;
+      assert.ok(!seen.has(key), `class ${e.classIndex} of image ${image} explained twice`);
+      seen.add(key);
       assert.ok(e.map && e.map.length === IMAGE_SIZE * IMAGE_SIZE);
       cases.push({ image, own, other, map: e.map });
     }
@@ -90,9 +94,10 @@ describe('tfjs: class discrimination on synthetic shapes (the paper\'s cat-and-d
   let model: tf.LayersModel;
   let explainer: Explainer;
   let composites: ShapeImage[];
-  const t0 = Date.now();
+  let t0 = 0;
 
   before(async () => {
+    t0 = Date.now();
     const loaded = await loadTfjsModel(path.join(repoRoot(), 'test', 'fixtures', 'shapes-cnn', 'model.json'));
     assert.ok(loaded instanceof tf.LayersModel, 'the shapes fixture is a LayersModel');
     model = loaded;
