@@ -85,6 +85,11 @@ describe('tfjs adapter', function () {
         for (const k of WASM_MISSING_GRADIENT_KERNELS) assert.ok(tf.getKernel(k, 'wasm'), `${k} registered for wasm`);
       }
       assert.equal(await selectTfjsEngine('auto'), engine, 'chosen once');
+      // an explicit choice is for that caller only: 'auto' still resolves to the automatic choice
+      assert.equal(await selectTfjsEngine('cpu'), 'tfjs-cpu');
+      assert.equal(tf.getBackend(), 'cpu');
+      assert.equal(await selectTfjsEngine(), engine);
+      assert.equal(tf.getBackend(), hasNode ? 'tensorflow' : 'wasm');
     });
 
     it('rejects an unknown engine naming the argument', async () => {

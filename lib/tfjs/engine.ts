@@ -23,8 +23,8 @@ export const WASM_MISSING_GRADIENT_KERNELS = [
   'UnsortedSegmentSum',
 ] as const;
 
-let selected: Promise<TfjsEngine> | undefined;
-let selectedPreference: TfjsEnginePreference | undefined;
+/** one selection per preference ('auto' included), made once */
+const choices = new Map<TfjsEnginePreference, Promise<TfjsEngine>>();
 let current: TfjsEngine | undefined;
 
 /** The engine chosen so far, or undefined before the first selectTfjsEngine(). */
@@ -116,34 +116,35 @@ async function select(preference: TfjsEnginePreference): Promise<TfjsEngine> {
 }
 
 /**
- * Picks the engine once per process and reports it (a console warning naming the engine and why,
- * unless GRADCAM_QUIET=1; the environment variable GRADCAM_TFJS_ENGINE=tfjs-node|wasm|cpu overrides
- * the automatic choice). A later call with the same preference (or
- * 'auto') returns the first choice; a different explicit preference switches backends (tfjs has
- * one global backend), which is what benchmarks comparing engines need.
+ * Picks the engine and activates its tfjs backend. 'auto' is decided once per process and reported
+ * (a console warning naming the engine and why, unless GRADCAM_QUIET=1; GRADCAM_TFJS_ENGINE=
+ * tfjs-node|wasm|cpu overrides the automatic choice). An explicit preference is honoured for that
+ * call only (benchmarks comparing engines, an explainer created with { engine }): it does not change
+ * what a later 'auto' resolves to. tfjs has one global backend, so each explainer re-activates its
+ * own engine's backend when it runs (ensureBackend).
  */
 export async function selectTfjsEngine(preference: TfjsEnginePreference = 'auto'): Promise<TfjsEngine> {
   checkOneOf('engine', preference, TFJS_ENGINE_PREFERENCES);
-  if (preference === 'auto' && !selected && process.env.GRADCAM_TFJS_ENGINE) {
+  if (preference === 'auto' && process.env.GRADCAM_TFJS_ENGINE && !choices.has('auto')) {
     // process-wide override of the automatic choice (tests, benchmarks, troubleshooting)
-    preference = checkOneOf('GRADCAM_TFJS_ENGINE', process.env.GRADCAM_TFJS_ENGINE, TFJS_ENGINE_PREFERENCES);
+    const forced = checkOneOf('GRADCAM_TFJS_ENGINE', process.env.GRADCAM_TFJS_ENGINE, TFJS_ENGINE_PREFERENCES);
+    choices.set('auto', selectTfjsEngine(forced));
   }
-  if (selected && (preference === 'auto' || preference === selectedPreference)) {
-    const engine = await selected;
-    ensureBackend(engine);
-    return engine;
+  let attempt = choices.get(preference);
+  if (!attempt) {
+    attempt = select(preference);
+    choices.set(preference, attempt);
   }
-  selectedPreference = preference;
-  const attempt = select(preference);
-  selected = attempt;
+  let engine: TfjsEngine;
   try {
-    current = await attempt;
+    engine = await attempt;
   } catch (e) {
-    selected = undefined;
-    selectedPreference = undefined;
+    choices.delete(preference);
     throw e;
   }
-  return current;
+  ensureBackend(engine);
+  current = engine;
+  return engine;
 }
 
 const BACKEND_OF: Record<TfjsEngine, string> = {
