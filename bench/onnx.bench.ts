@@ -322,40 +322,30 @@ async function main(): Promise<void> {
   for (const m of o.models.filter((x) => !missing.includes(x))) await benchModel(m, o, emit);
 
   const get = (model: string, batch: number, method: Column) => rows.find((r) => r.model === model && r.batch === batch && r.method === method);
-  if (!o.json) {
-    console.log('\nimages/second (pytorch-grad-cam on a 2-core machine in brackets)');
+  /** one table of img/s per (model, batch) and method, read from `rate` (wall clock or CPU-time estimate) */
+  const table = (rate: (r: Row) => number) => {
     console.log(`${'model'.padEnd(14)}${'batch'.padStart(6)}${COLUMNS.map((c) => c.padStart(22)).join('')}   gradcam/forward`);
     for (const m of o.models) {
       for (const b of o.batches) {
         if (!rows.some((r) => r.model === m && r.batch === b)) continue;
         const cells = COLUMNS.map((c) => {
           const r = get(m, b, c);
-          if (!r) return '-'.padStart(22);
-          return `${r.imgPerSec.toFixed(1)}${r.pytorch ? ` (${r.pytorch})` : ''}`.padStart(22);
+          return (r ? `${rate(r).toFixed(1)}${r.pytorch ? ` (${r.pytorch})` : ''}` : '-').padStart(22);
         });
         const f = get(m, b, 'forward');
         const gc = get(m, b, 'gradcam');
-        const ratio = f && gc ? `${((gc.imgPerSec / f.imgPerSec) * 100).toFixed(0)}%` : '-';
+        const ratio = f && gc ? `${((rate(gc) / rate(f)) * 100).toFixed(0)}%` : '-';
         console.log(`${m.padEnd(14)}${String(b).padStart(6)}${cells.join('')}   ${ratio.padStart(8)}`);
       }
     }
+  };
+  if (!o.json) {
+    console.log('\nimages/second (pytorch-grad-cam on a 2-core machine in brackets)');
+    table((r) => r.imgPerSec);
   }
   if (!o.json && load > os.cpus().length * 0.75) {
     console.log(`\nCPU-time estimate (batch / (process CPU time / ${o.threads} threads)): what ${o.threads} idle cores would give; use these on a busy machine`);
-    console.log(`${'model'.padEnd(14)}${'batch'.padStart(6)}${COLUMNS.map((c) => c.padStart(22)).join('')}   gradcam/forward`);
-    for (const m of o.models) {
-      for (const b of o.batches) {
-        if (!rows.some((r) => r.model === m && r.batch === b)) continue;
-        const cells = COLUMNS.map((c) => {
-          const r = get(m, b, c);
-          return (r ? `${r.cpuImgPerSec.toFixed(1)}${r.pytorch ? ` (${r.pytorch})` : ''}` : '-').padStart(22);
-        });
-        const f = get(m, b, 'forward');
-        const gc = get(m, b, 'gradcam');
-        const ratio = f && gc ? `${((gc.cpuImgPerSec / f.cpuImgPerSec) * 100).toFixed(0)}%` : '-';
-        console.log(`${m.padEnd(14)}${String(b).padStart(6)}${cells.join('')}   ${ratio.padStart(8)}`);
-      }
-    }
+    table((r) => r.cpuImgPerSec);
   }
   // goals of the ONNX issue, at batch 8
   const goals: Array<{ type: 'goal'; model: string; goal: string; ratio: boolean; value: number | null; cpuEstimate: number | null; target: number; met: boolean }> = [];

@@ -24,28 +24,13 @@ import warnings
 
 import torch
 import torch.nn as nn
+
+from guided_relu import GuidedReLU  # noqa: E402  (scripts/ is on sys.path: it holds this script)
 import torch.nn.functional as F
 import torchvision
 
 warnings.filterwarnings('ignore')
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'bench', 'models')
-
-
-class GuidedReLUFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(min=0)
-
-    @staticmethod
-    def backward(ctx, g):
-        x, = ctx.saved_tensors
-        return g * (x > 0).type_as(g) * (g > 0).type_as(g)
-
-
-class GuidedReLU(nn.Module):
-    def forward(self, x):
-        return GuidedReLUFn.apply(x)
 
 
 def replace_relu(m):

@@ -33,6 +33,8 @@ import warnings
 import onnx
 import torch
 import torch.nn as nn
+
+from guided_relu import GuidedReLU  # noqa: E402  (scripts/ is on sys.path: it holds this script)
 import torch.nn.functional as F
 
 warnings.filterwarnings('ignore')
@@ -412,19 +414,6 @@ def conv_to_auto_pad(m, node_name):
 
 # ---------------------------------------------------------------- references
 
-class GuidedReLUFn(torch.autograd.Function):
-    """pytorch-grad-cam's GuidedBackpropReLU: grad_in = grad_out * (x>0) * (grad_out>0)."""
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(min=0)
-
-    @staticmethod
-    def backward(ctx, g):
-        x, = ctx.saved_tensors
-        return g * (x > 0).type_as(g) * (g > 0).type_as(g)
-
-
 class GuidedReLU6Fn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
@@ -435,11 +424,6 @@ class GuidedReLU6Fn(torch.autograd.Function):
     def backward(ctx, g):
         x, = ctx.saved_tensors
         return g * ((x > 0) & (x < 6)).type_as(g) * (g > 0).type_as(g)
-
-
-class GuidedReLU(nn.Module):
-    def forward(self, x):
-        return GuidedReLUFn.apply(x)
 
 
 class GuidedReLU6(nn.Module):
