@@ -384,6 +384,18 @@ const CASES: Case[] = [
     inits: [f('in_s', [2], 35), f('in_b', [2], 36)],
   },
   ...[false, true].map((pool): Case => ({
+    name: `opset 9 forms (Slice and Clip arguments as attributes, BatchNormalization-9) raised to ${pool ? 16 : 13}`,
+    shape: [2, 3, 4], ySize: 2 * 3 * 3, opset: 9, avoid: [0, 6], eps: 1e-3,
+    nodes: [
+      n('Conv', ['x', 'w9'], ['c9'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+      n('BatchNormalization', ['c9', 'bn_s', 'bn_b', 'bn_m', 'bn_v'], ['b9'], { epsilon: { float: 1e-3 } }),
+      ...(pool ? [n('MaxPool', ['b9'], ['b9p'], { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] })] : [n('Identity', ['b9'], ['b9p'])]),
+      n('Clip', ['b9p'], ['k9'], { min: { float: 0 }, max: { float: 6 } }),
+      n('Slice', ['k9'], ['y'], { starts: [1], ends: [2 ** 63], axes: [3] }),
+    ],
+    inits: [f('w9', [2, 2, 3, 3], 41, 2), f('bn_s', [2], 42), f('bn_b', [2], 43), f('bn_m', [2], 44), floatTensor('bn_v', [2], [1.5, 0.5])],
+  })),
+  ...[false, true].map((pool): Case => ({
     name: `opset 10 forms (Clip min/max and Pad as attributes, Resize-10, Dropout ratio)${pool ? ' raised to 16 for MaxPool' : ''}`,
     shape: [2, 3, 3], ySize: 2 * 6 * 8, opset: 10, avoid: [0, 1.5], eps: pool ? 1e-3 : 1e-2,
     nodes: [

@@ -1053,7 +1053,7 @@ export function logitsOf(g: GraphIndex, name?: string): string {
 }
 
 /**
- * The model's nodes rewritten for a newer opset (raised to 16 for the scatter-add): the ops whose
+ * The model's nodes rewritten for a newer opset (raised to 16 for the scatter-add, to 13 from opset 9): the ops whose
  * arguments moved from attributes to inputs at opset 13 (Squeeze, Unsqueeze, ReduceSum, Split),
  * and Softmax-family axis defaults. Other ops of the rule set mean the same at 16.
  */
@@ -1078,6 +1078,15 @@ function upgradeNodes(g: GraphIndex, inf: InferredGraph, to: number, b: Builder)
           };
         case 'Dropout':
           return { ...n, attribute: withoutAttr(n, 'ratio') };
+        case 'Slice': {
+          // opset 9: starts/ends/axes as attributes
+          if (g.opset >= 10) break;
+          const axes = ints(n, 'axes');
+          return {
+            ...n, attribute: [],
+            input: [inp(n, 0), b.i64(ints(n, 'starts') ?? []), b.i64(ints(n, 'ends') ?? []), ...(axes ? [b.i64(axes)] : [])],
+          };
+        }
         case 'Upsample': case 'Resize': {
           const mode = str(n, 'mode', 'nearest');
           const attrs = [attr('mode', mode), attr('coordinate_transformation_mode', 'asymmetric')];
@@ -1133,7 +1142,7 @@ function valueInfo(name: string, elemType: number, dims?: Shape): ValueInfoProto
 /** Build the forward+backward model. Throws a GradcamError naming the op for an unsupported node. */
 export function buildGradientModel(model: ModelProto, opts: BackwardOptions): GradientModel {
   const g = new GraphIndex(model);
-  if (g.opset < 10) throw new GradcamError(`ONNX opset ${g.opset} is not supported (10 or newer is)`, 'EUNSUPPORTED');
+  if (g.opset < 9) throw new GradcamError(`ONNX opset ${g.opset} is not supported (9 or newer is)`, 'EUNSUPPORTED');
   const logits = logitsOf(g, opts.logits);
   const inputShape = opts.inputShape ?? g.inputShape();
   const inf = inferShapes(g, inputShape);
@@ -1144,7 +1153,8 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
   const fullPath = opts.inputGrad ? gradientPath(g, [g.input], logits) : undefined;
   // MaxPool's scatter-add (ScatterElements reduction='add') needs opset 16
   const needsScatter = [plainPath, fullPath].some((p) => p?.nodes.some((n) => n.opType === 'MaxPool' && maxPoolOverlaps(n, inf.shapes.get(inp(n, 0)))));
-  const opset = needsScatter && g.opset < 16 ? 16 : g.opset;
+  // the generated nodes use opset-10+ forms (Slice with inputs): older models are raised to 13
+  const opset = needsScatter && g.opset < 16 ? 16 : g.opset < 10 ? 13 : g.opset;
   const b = new Builder(g, inf, opset);
   if (opts.stridedConv) b.stridedConv = opts.stridedConv;
 
