@@ -6,7 +6,9 @@
  *                             tf.mul, tf.image.resizeBilinear with halfPixelCenters ...) on the
  *                             fastest installed backend: tfjs-node, else wasm, else cpu
  *   copy-set / copy-buffer    a memory-bandwidth baseline measured in the same run: copying a
- *                             buffer with Float32Array.prototype.set / Buffer.copy
+ *                             buffer with Float32Array.prototype.set / Buffer.copy into a warm one
+ *   copy-alloc                the same copy into a freshly allocated array (Float32Array.slice):
+ *                             what every call that returns a new array pays (page faults, zeroing)
  *
  * Bytes moved = the bytes a kernel must read plus the bytes it must write (float32 inputs and
  * outputs, intermediates not counted). The copy baseline copies a buffer of half that size, so
@@ -426,6 +428,9 @@ async function main(): Promise<void> {
       const srcBuf = Buffer.from(src.buffer, src.byteOffset, src.byteLength);
       const dstBuf = Buffer.from(dst.buffer, dst.byteOffset, dst.byteLength);
       add('copy-buffer', () => srcBuf.copy(dstBuf));
+      let sink: Float32Array = dst;
+      add('copy-alloc', () => { sink = src.slice(); });
+      void sink;
     }
     for (let round = 0; round < o.rounds; round++) {
       for (const cand of candidates) {
@@ -479,6 +484,7 @@ async function main(): Promise<void> {
     const ts = same('ts');
     const tf = tfjs ? same(tfjs.backend) : undefined;
     const copy = [same('copy-set'), same('copy-buffer')].filter((q): q is Row => !!q).sort((p, q) => q.gbPerSec - p.gbPerSec)[0];
+    const allocCopy = same('copy-alloc');
     const goal = {
       type: 'goal',
       kernel: r.kernel,
@@ -498,6 +504,9 @@ async function main(): Promise<void> {
       tfjsBackend: tfjs?.backend ?? null,
       ofCopyBandwidth: copy ? r.gbPerSec / copy.gbPerSec : null,
       copyGbPerSec: copy?.gbPerSec ?? null,
+      // against a copy into a fresh array, which a kernel returning a new output must also make
+      ofAllocCopyBandwidth: allocCopy ? r.gbPerSec / allocCopy.gbPerSec : null,
+      allocCopyGbPerSec: allocCopy?.gbPerSec ?? null,
       // the same ratios from each row's fastest sample
       bestVsTs: ts ? r.bestOpsPerSec / ts.bestOpsPerSec : null,
       bestVsTfjs: tf ? r.bestOpsPerSec / tf.bestOpsPerSec : null,
@@ -507,7 +516,7 @@ async function main(): Promise<void> {
     else {
       const f = (v: number | null, unit: string): string => (v === null ? 'n/a' : `${v.toFixed(2)}${unit}`);
       say(
-        `${describeCase({ ...r, kernel: r.kernel as KernelName }).padEnd(46)} ${r.backend.padEnd(12)} vs ts ${f(goal.vsTs, 'x')}, vs ${goal.tfjsBackend ?? 'tfjs'} ${f(goal.vsTfjs, 'x')}, ${f(goal.ofCopyBandwidth === null ? null : goal.ofCopyBandwidth * 100, '%')} of copy bandwidth (${f(goal.copyGbPerSec, ' GB/s')})` +
+        `${describeCase({ ...r, kernel: r.kernel as KernelName }).padEnd(46)} ${r.backend.padEnd(12)} vs ts ${f(goal.vsTs, 'x')}, vs ${goal.tfjsBackend ?? 'tfjs'} ${f(goal.vsTfjs, 'x')}, ${f(goal.ofCopyBandwidth === null ? null : goal.ofCopyBandwidth * 100, '%')} of copy bandwidth (${f(goal.copyGbPerSec, ' GB/s')}), ${f(goal.ofAllocCopyBandwidth === null ? null : goal.ofAllocCopyBandwidth * 100, '%')} of a copy into a new array` +
           `  | best samples: ${f(goal.bestVsTs, 'x')}, ${f(goal.bestVsTfjs, 'x')}, ${f(goal.bestOfCopyBandwidth === null ? null : goal.bestOfCopyBandwidth * 100, '%')}`,
       );
     }
