@@ -20,6 +20,8 @@ export { resolveTargets, targetRounds } from './cam/targets';
 export * from './image';
 
 export type CreateExplainerOptions = TfjsExplainerOptions & OnnxExplainerOptions;
+export type { SplitModel, TfjsExplainerOptions, TfjsModelExplainer } from './tfjs';
+export type { OnnxExplainerOptions } from './onnx';
 
 /** A tfjs LayersModel or GraphModel (duck-typed so that this module does not load tfjs). */
 interface TfjsModelLike {

@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
-import { createTfjsExplainer, loadTfjsModel, selectTfjsEngine, WASM_MISSING_GRADIENT_KERNELS } from '../lib/tfjs';
+import { createTfjsExplainer, loadTfjsModel, selectTfjsEngine, WASM_MISSING_GRADIENT_KERNELS, type TfjsModelExplainer } from '../lib/tfjs';
 import { ProgramSource } from '../lib/tfjs/explainer';
 import { layersProgram } from '../lib/tfjs/layers-adapter';
 import * as ops from '../lib/tfjs/ops';
@@ -529,7 +529,7 @@ describe('tfjs adapter', function () {
 
   describe('arguments and failures', () => {
     let model: tf.LayersModel;
-    let ex: Explainer;
+    let ex: TfjsModelExplainer;
     const input = { data: new Float32Array(2 * 8 * 8 * 3).map((_, i) => Math.sin(i)), shape: [2, 8, 8, 3] as [number, number, number, number], layout: 'nhwc' as const };
     before(async () => {
       model = tf.sequential({
@@ -560,6 +560,20 @@ describe('tfjs adapter', function () {
       await expectNoLeak(() => assert.rejects(ex.explain({ ...input, shape: [2, 8, 8, 4] }), { name: 'RangeError', message: /input/ }));
       await expectNoLeak(() => assert.rejects(ex.explain({ ...input, data: new Float32Array(5) }), { name: 'RangeError', message: /input.data/ }));
       await expectNoLeak(() => assert.rejects(ex.explain({ ...input, shape: [2, 9, 9, 3], data: new Float32Array(2 * 9 * 9 * 3) }), { name: 'RangeError', message: "Expected 8 (the model's input is [N,8,8,3], nhwc) for input.shape[1] but received 9 of type number" }));
+    });
+
+    it('takes a tf.Tensor4D as input, leaves it to the caller, and rejects other ranks', async () => {
+      const t = tf.tensor4d(input.data, input.shape);
+      const a = await ex.explain(input, { method: 'guided-gradcam', targets: 1 });
+      const b = await expectNoLeak(() => ex.explain(t, { method: 'guided-gradcam', targets: 1 }));
+      assert.ok(!t.isDisposed);
+      assert.deepEqual(b.explanations[1].map, a.explanations[1].map);
+      assert.deepEqual(b.explanations[0].guidedGradcam, a.explanations[0].guidedGradcam);
+      const t3 = tf.zeros([2, 8, 8]);
+      await expectNoLeak(() => assert.rejects(ex.explain(t3 as never), { name: 'RangeError', message: 'Expected a 4-D tf.Tensor [n, H, W, C] (NHWC) for input but received a tf.Tensor of shape [2,8,8]' }));
+      t.dispose();
+      t3.dispose();
+      await assert.rejects(ex.explain(t), { name: 'RangeError', message: 'Expected a live tf.Tensor for input but received a disposed tf.Tensor' });
     });
 
     it('takes NCHW input and returns guided outputs in NCHW', async () => {

@@ -50,6 +50,15 @@ function selection(classes: Int32Array, numClasses: number, sign: number): tf.Te
   return tf.tensor2d(sel, [n, numClasses]);
 }
 
+/** A 4-D NHWC tensor as an InputBatch (float32 values copied out of the backend). */
+function tensorToBatch(t: tf.Tensor): InputBatch {
+  if (t.isDisposed) throw new RangeError('Expected a live tf.Tensor for input but received a disposed tf.Tensor');
+  if (t.rank !== 4) throw new RangeError(`Expected a 4-D tf.Tensor [n, H, W, C] (NHWC) for input but received a tf.Tensor of shape [${t.shape}]`);
+  const values = t.dataSync();
+  const data = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  return { data, shape: t.shape as [number, number, number, number], layout: 'nhwc' };
+}
+
 /** A custom score function's output for `count` images, checked: a tf.Tensor of n scores. */
 function customScores(fn: ScoreFunction, logits: tf.Tensor2D, count: number): tf.Tensor1D {
   const out: unknown = fn(logits);
@@ -241,9 +250,14 @@ export class TfjsExplainer implements Explainer {
     this.source.dispose();
   }
 
-  async explain(input: InputBatch, options: ExplainOptions = {}): Promise<ExplainResult> {
+  /**
+   * `input`: an InputBatch, or a 4-D tf.Tensor [n,H,W,C] (NHWC, as tfjs models take it; read once,
+   * not disposed: it stays the caller's).
+   */
+  async explain(input: InputBatch | tf.Tensor, options: ExplainOptions = {}): Promise<ExplainResult> {
     const startedAt = performance.now();
     if (this.disposed) throw new GradcamError('this explainer has been disposed', 'EDISPOSED');
+    if (input instanceof tf.Tensor) input = tensorToBatch(input);
     if (typeof options !== 'object' || options === null) throw invalidType('options', 'object', options);
     const method: Method = options.method === undefined ? 'gradcam' : checkOneOf('method', options.method, METHODS);
     const counterfactual = options.counterfactual === undefined ? false : checkBoolean('counterfactual', options.counterfactual);

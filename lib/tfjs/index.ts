@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { GradcamError, invalidType } from '../errors';
-import type { Explainer } from '../types';
+import type { ExplainOptions, ExplainResult, Explainer, InputBatch } from '../types';
 import { selectTfjsEngine, TFJS_ENGINE_PREFERENCES, type TfjsEnginePreference } from './engine';
 import { ProgramSource, SplitSource, TfjsExplainer, type SplitModel } from './explainer';
 import { graphProgram, inferShapes } from './graph-adapter';
@@ -37,6 +37,11 @@ function isSplitModel(m: unknown): m is SplitModel {
   return typeof m === 'object' && m !== null && typeof (m as SplitModel).features === 'function' && typeof (m as SplitModel).head === 'function';
 }
 
+/** An Explainer for a tfjs model, which also takes a 4-D NHWC tf.Tensor as input. */
+export interface TfjsModelExplainer extends Explainer {
+  explain(input: InputBatch | tf.Tensor, options?: ExplainOptions): Promise<ExplainResult>;
+}
+
 /**
  * An Explainer for a tfjs model. LayersModels and GraphModels run through an interpreter of their
  * layers/ops (every ReLU guidable, unfused convolutions); a SplitModel ({ features, head }) gets
@@ -45,7 +50,7 @@ function isSplitModel(m: unknown): m is SplitModel {
 export async function createTfjsExplainer(
   model: tf.LayersModel | tf.GraphModel | SplitModel,
   options: TfjsExplainerOptions = {},
-): Promise<Explainer> {
+): Promise<TfjsModelExplainer> {
   if (typeof options !== 'object' || options === null) throw invalidType('options', 'object', options);
   const pref = options.engine === undefined ? 'auto' : checkOneOf('engine', options.engine, TFJS_ENGINE_PREFERENCES);
   if (options.logitsNode !== undefined && typeof options.logitsNode !== 'string') throw invalidType('logitsNode', 'string', options.logitsNode);
