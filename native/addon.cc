@@ -70,6 +70,13 @@ struct Job {
       single = keep.size() - 1;
     return a.Data();
   }
+  // the caller's own output array, written in place and returned
+  float* given(Napi::Value v) {
+    Napi::Float32Array a = v.As<Napi::Float32Array>();
+    keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
+    single = keep.size() - 1;
+    return a.Data();
+  }
   Napi::Value result(Napi::Env env) {
     if (fields.empty()) return keep[single].Value();
     Napi::Object o = Napi::Object::New(env);
@@ -156,9 +163,10 @@ std::unique_ptr<Job> parseResizeBilinear(const Napi::CallbackInfo& info, Device 
   const size_t len = checkCount(env, "x", {dn, dh, dw});
   const size_t outLen = checkCount(env, "out", {dn, dH, dW});
   const size_t n = (size_t)dn, h = (size_t)dh, w = (size_t)dw, outH = (size_t)dH, outW = (size_t)dW;
-  const float* x = job->input(checkFloat32Array("x", info[1], len));
+  Napi::Float32Array xa = checkFloat32Array("x", info[1], len);
+  const float* x = job->input(xa);
   const bool ac = parseResizeOptions(info[7], "options");
-  float* out = job->output(env, outLen);
+  float* out = checkOptionalOut(info[8], outLen, {{"x", xa}}) ? job->given(info[8]) : job->output(env, outLen);
   job->run = [=] { GRADCAM_DISPATCH(dev, resizeBilinear, x, n, h, w, outH, outW, ac, out); };
   return job;
 }
@@ -186,9 +194,11 @@ std::unique_ptr<Job> parseGuidedProduct(const Napi::CallbackInfo& info, Device d
   const Layout layout = checkLayout("layout", info[7]);
   const size_t len = checkCount(env, "guided", {dn, dc, dH, dW});
   const size_t n = (size_t)dn, c = (size_t)dc, H = (size_t)dH, W = (size_t)dW;
-  const float* guided = job->input(checkFloat32Array("guided", info[1], len));
-  const float* cam = job->input(checkFloat32Array("cam", info[2], n * H * W));
-  float* out = job->output(env, len);
+  Napi::Float32Array ga = checkFloat32Array("guided", info[1], len);
+  Napi::Float32Array ca = checkFloat32Array("cam", info[2], n * H * W);
+  const float* guided = job->input(ga);
+  const float* cam = job->input(ca);
+  float* out = checkOptionalOut(info[8], len, {{"guided", ga}, {"cam", ca}}) ? job->given(info[8]) : job->output(env, len);
   job->run = [=] { GRADCAM_DISPATCH(dev, guidedProduct, guided, cam, n, c, H, W, layout, out); };
   return job;
 }

@@ -104,6 +104,19 @@ inline Napi::Float32Array checkFloat32Array(const std::string& name, Napi::Value
   return a;
 }
 
+// An optional output array (undefined: none): exactly `length` floats, sharing no memory with `inputs`.
+inline bool checkOptionalOut(Napi::Value v, size_t length, std::initializer_list<std::pair<const char*, Napi::Float32Array>> inputs) {
+  if (v.IsUndefined()) return false;
+  Napi::Float32Array o = checkFloat32Array("out", v, length);
+  const char* po = reinterpret_cast<const char*>(o.Data());
+  for (const auto& in : inputs) {
+    const char* pi = reinterpret_cast<const char*>(in.second.Data());
+    if (po < pi + in.second.ByteLength() && pi < po + o.ByteLength())
+      GRADCAM_THROW_RANGE("out", std::string("Float32Array not overlapping ") + in.first, v);
+  }
+  return true;
+}
+
 inline std::string checkOneOf(const std::string& name, Napi::Value v, std::initializer_list<const char*> allowed) {
   std::string list;
   for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + "'" + a + "'";

@@ -214,6 +214,25 @@ describe('native kernels (addon) against the TypeScript twins', function () {
       }
     });
 
+    it('writes into a given `out` array (sync and async, resize and guided product) and returns it', async function () {
+      const r = rng(17);
+      for (let i = 0; i < 40; i++) {
+        const n = int(r, 1, 4), c = oneOf(r, [1, 3]), h = int(r, 1, 9), w = int(r, 1, 9), H = int(r, 1, 30), W = int(r, 1, 30);
+        const layout: Layout = i % 2 ? 'nhwc' : 'nchw';
+        const x = randomArray(r, n * h * w, 0, 1);
+        const guided = randomArray(r, n * c * H * W);
+        const cam = new Float32Array(n * H * W).fill(NaN); // overwritten completely
+        assert.equal(cpu.resizeBilinear(x, n, h, w, H, W, undefined, cam), cam);
+        assertClose(cam, reference.resizeBilinear(x, n, h, w, H, W), `resize into out ${n}x${h}x${w}->${H}x${W}`);
+        const out = new Float32Array(guided.length).fill(NaN);
+        assert.equal(cpu.guidedProduct(guided, cam, n, c, H, W, layout, out), out);
+        assertClose(out, reference.guidedProduct(guided, cam, n, c, H, W, layout), `guided into out n=${n} c=${c} ${layout}`);
+        const out2 = new Float32Array(guided.length);
+        assert.equal(await nativeKernels('cpu').async.guidedProduct(guided, cam, n, c, H, W, layout, out2), out2);
+        assertClose(out2, out, 'async guided into out');
+      }
+    });
+
     it('gradcamTail, every stage, relu and alignCorners both ways: 200 shapes', function () {
       const r = rng(8);
       featureShapes(108, 200).forEach((s, i) => {
@@ -308,6 +327,7 @@ describe('native kernels (addon) against the TypeScript twins', function () {
 
   describe('argument checks in C++ (same messages as lib/kernels/validate.ts)', function () {
     const f = (n: number): Float32Array => new Float32Array(n);
+    const shared = new Float32Array(64); // one buffer, for outputs overlapping inputs
     const shape = (o: Record<string, unknown> = {}): unknown => ({ n: 1, k: 2, h: 3, w: 4, layout: 'nchw', ...o });
     // [kernel, arguments (after the device), expected error class, expected message]
     const cases: [keyof KernelsSync, unknown[], string, string][] = [
@@ -346,6 +366,12 @@ describe('native kernels (addon) against the TypeScript twins', function () {
       ['minMaxNormalize', [new Float32Array(new ArrayBuffer(64), 8, 5), 1, 6], 'RangeError', 'Expected Float32Array of length 6 for x but received Float32Array(5)'],
       ['guidedProduct', [f(24), f(12), 2, 1, 3, 4, 'chw'], 'RangeError', "Expected one of 'nchw', 'nhwc' for layout but received 'chw' of type string"],
       ['guidedProduct', [f(24), f(11), 2, 1, 3, 4, 'nhwc'], 'RangeError', 'Expected Float32Array of length 24 for cam but received Float32Array(11)'],
+      ['guidedProduct', [f(24), f(24), 2, 1, 3, 4, 'nhwc', f(23)], 'RangeError', 'Expected Float32Array of length 24 for out but received Float32Array(23)'],
+      ['guidedProduct', [f(24), f(24), 2, 1, 3, 4, 'nhwc', new Float64Array(24)], 'TypeError', 'Expected Float32Array for out but received Float64Array(24)'],
+      ['guidedProduct', [shared.subarray(0, 24), f(24), 2, 1, 3, 4, 'nhwc', shared.subarray(23, 47)], 'RangeError', 'Expected Float32Array not overlapping guided for out but received Float32Array(24)'],
+      ['guidedProduct', [f(24), shared.subarray(40, 64), 2, 1, 3, 4, 'nhwc', shared.subarray(20, 44)], 'RangeError', 'Expected Float32Array not overlapping cam for out but received Float32Array(24)'],
+      ['resizeBilinear', [shared.subarray(0, 6), 1, 2, 3, 4, 5, undefined, shared.subarray(5, 25)], 'RangeError', 'Expected Float32Array not overlapping x for out but received Float32Array(20)'],
+      ['resizeBilinear', [f(6), 1, 2, 3, 4, 5, undefined, f(21)], 'RangeError', 'Expected Float32Array of length 20 for out but received Float32Array(21)'],
       ['gradcamTail', [f(24), f(24), shape(), null], 'TypeError', 'Expected object for options but received null'],
       ['gradcamTail', [f(24), f(24), shape(), { outH: 4 }], 'TypeError', 'Expected positive integer for options.outW but received undefined'],
       ['gradcamTail', [f(24), f(24), shape({ n: 2 }), { outH: 46341, outW: 46341 }], 'RangeError', 'Expected at most 2147483647 elements for map but received 4294976562 of type number'],

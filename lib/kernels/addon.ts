@@ -58,9 +58,11 @@ export interface NativeAddon {
 
   resizeBilinear(
     device: NativeDevice, x: Float32Array, n: number, h: number, w: number, outH: number, outW: number, options?: ResizeOptions,
+    out?: Float32Array,
   ): Float32Array;
   resizeBilinearAsync(
     device: NativeDevice, x: Float32Array, n: number, h: number, w: number, outH: number, outW: number, options?: ResizeOptions,
+    out?: Float32Array,
   ): Promise<Float32Array>;
 
   minMaxNormalize(device: NativeDevice, x: Float32Array, n: number, size: number): Float32Array;
@@ -68,9 +70,11 @@ export interface NativeAddon {
 
   guidedProduct(
     device: NativeDevice, guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout,
+    out?: Float32Array,
   ): Float32Array;
   guidedProductAsync(
     device: NativeDevice, guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout,
+    out?: Float32Array,
   ): Promise<Float32Array>;
 
   gradcamTail(device: NativeDevice, a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions): GradcamTailResult;

@@ -144,6 +144,20 @@ export function jsKernelPool(): KernelWorkerPool {
 /** KernelsAsync over the reference kernels, each call run in the worker pool (arguments NOT validated here). */
 export function jsAsyncKernels(pool: KernelWorkerPool = jsKernelPool()): KernelsAsync {
   const out: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
-  for (const name of KERNEL_NAMES) out[name] = (...args: unknown[]) => pool.run(name, args);
+  for (const name of KERNEL_NAMES) {
+    const at = OUT_ARGUMENT[name];
+    out[name] = async (...args: unknown[]) => {
+      const dst = at === undefined ? undefined : (args[at] as Float32Array | undefined);
+      if (!dst) return pool.run(name, args);
+      // the worker writes into its own array; the caller's `out` receives the result here
+      const rest = args.slice();
+      rest[at as number] = undefined;
+      dst.set((await pool.run(name, rest)) as Float32Array);
+      return dst;
+    };
+  }
   return out as unknown as KernelsAsync;
 }
+
+/** Position of the optional `out` argument of the kernels that take one. */
+const OUT_ARGUMENT: Partial<Record<keyof KernelsSync, number>> = { resizeBilinear: 7, guidedProduct: 7 };

@@ -44,9 +44,9 @@ function bind(addon: NativeAddon, device: NativeDevice): { sync: KernelsSync; as
     channelSums: (g, a, shape) => addon.channelSums(device, g, a, shape),
     weightedChannelSum: (weights, a, shape, relu) => addon.weightedChannelSum(device, weights, a, shape, relu),
     elementwiseChannelSum: (g, a, shape, op, relu) => addon.elementwiseChannelSum(device, g, a, shape, op, relu),
-    resizeBilinear: (x, n, h, w, outH, outW, options) => addon.resizeBilinear(device, x, n, h, w, outH, outW, options),
+    resizeBilinear: (x, n, h, w, outH, outW, options, out) => addon.resizeBilinear(device, x, n, h, w, outH, outW, options, out),
     minMaxNormalize: (x, n, size) => addon.minMaxNormalize(device, x, n, size),
-    guidedProduct: (guided, cam, n, c, H, W, layout) => addon.guidedProduct(device, guided, cam, n, c, H, W, layout),
+    guidedProduct: (guided, cam, n, c, H, W, layout, out) => addon.guidedProduct(device, guided, cam, n, c, H, W, layout, out),
     gradcamTail: (a, g, shape, options) => addon.gradcamTail(device, a, g, shape, options),
   };
   const async: KernelsAsync = {
@@ -54,11 +54,11 @@ function bind(addon: NativeAddon, device: NativeDevice): { sync: KernelsSync; as
     channelSums: (g, a, shape) => addon.channelSumsAsync(device, g, a, shape),
     weightedChannelSum: (weights, a, shape, relu) => addon.weightedChannelSumAsync(device, weights, a, shape, relu),
     elementwiseChannelSum: (g, a, shape, op, relu) => addon.elementwiseChannelSumAsync(device, g, a, shape, op, relu),
-    resizeBilinear: (x, n, h, w, outH, outW, options) =>
-      addon.resizeBilinearAsync(device, x, n, h, w, outH, outW, options),
+    resizeBilinear: (x, n, h, w, outH, outW, options, out) =>
+      addon.resizeBilinearAsync(device, x, n, h, w, outH, outW, options, out),
     minMaxNormalize: (x, n, size) => addon.minMaxNormalizeAsync(device, x, n, size),
-    guidedProduct: (guided, cam, n, c, H, W, layout) =>
-      addon.guidedProductAsync(device, guided, cam, n, c, H, W, layout),
+    guidedProduct: (guided, cam, n, c, H, W, layout, out) =>
+      addon.guidedProductAsync(device, guided, cam, n, c, H, W, layout, out),
     gradcamTail: (a, g, shape, options) => addon.gradcamTailAsync(device, a, g, shape, options),
   };
   return { sync, async };

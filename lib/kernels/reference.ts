@@ -198,6 +198,7 @@ function resizeBilinear(
   outH: number,
   outW: number,
   options?: ResizeOptions,
+  into?: Float32Array,
 ): Float32Array {
   const ac = options?.alignCorners === true;
   // index and weight tables, computed once per output row and column
@@ -210,7 +211,7 @@ function resizeBilinear(
   const lx = new Float64Array(outW);
   for (let xx = 0; xx < outW; xx++) [x0[xx], x1[xx], lx[xx]] = sourceIndex(xx, w, outW, ac);
 
-  const out = new Float32Array(n * outH * outW);
+  const out = into ?? new Float32Array(n * outH * outW);
   for (let b = 0; b < n; b++) {
     const src = b * h * w;
     const dst = b * outH * outW;
@@ -257,9 +258,10 @@ function guidedProduct(
   H: number,
   W: number,
   layout: Layout,
+  into?: Float32Array,
 ): Float32Array {
   const hw = H * W;
-  const out = new Float32Array(n * c * hw);
+  const out = into ?? new Float32Array(n * c * hw);
   if (layout === 'nchw') {
     for (let b = 0; b < n; b++) {
       for (let ch = 0; ch < c; ch++) {

@@ -80,15 +80,20 @@ export interface KernelsSync {
   weightedChannelSum(weights: Float32Array, a: Float32Array, shape: FeatureShape, relu: boolean): Float32Array;
   /** [n,h,w] cam = sum_k f(g,A), then max(cam,0) when relu. */
   elementwiseChannelSum(g: Float32Array, a: Float32Array, shape: FeatureShape, op: ElementwiseOp, relu: boolean): Float32Array;
-  /** [n,outH,outW] bilinear resize of n single-channel maps [n,h,w]; up or down, any sizes. */
-  resizeBilinear(x: Float32Array, n: number, h: number, w: number, outH: number, outW: number, options?: ResizeOptions): Float32Array;
+  /**
+   * [n,outH,outW] bilinear resize of n single-channel maps [n,h,w]; up or down, any sizes.
+   * `out`: write into this array (length n*outH*outW, not overlapping x) and return it, instead of a new one.
+   */
+  resizeBilinear(x: Float32Array, n: number, h: number, w: number, outH: number, outW: number, options?: ResizeOptions, out?: Float32Array): Float32Array;
   /** per image: x = x - min; x = x / (max(x) + 1e-7) (pytorch-grad-cam's scale_cam_image). Returns a new array. */
   minMaxNormalize(x: Float32Array, n: number, size: number): Float32Array;
   /**
    * out[n,c,y,x] = G[n,c,y,x] * cam[n,y,x], broadcast over c; G in `layout`
    * (nchw: [n,c,H,W]; nhwc: [n,H,W,c]), cam [n,H,W]. The output has G's layout.
+   * `out`: write into this array (G's length, overlapping neither input) and return it, instead of a new one:
+   * a pipeline that reuses its buffers saves the page faults of a fresh array.
    */
-  guidedProduct(guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout): Float32Array;
+  guidedProduct(guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout, out?: Float32Array): Float32Array;
   /** The whole Grad-CAM tail in one call: weights -> weighted sum -> ReLU -> normalize -> resize -> normalize. */
   gradcamTail(a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions): GradcamTailResult;
 }

@@ -70,6 +70,18 @@ function checkOptionalBoolean(name: string, v: unknown): void {
   if (v !== undefined) checkBoolean(name, v);
 }
 
+/** An optional output array: a Float32Array of exactly `length` elements sharing no memory with the inputs. */
+function checkOut(out: unknown, length: number, inputs: Record<string, Float32Array>): void {
+  if (out === undefined) return;
+  checkFloat32Array('out', out, length);
+  const o = out as Float32Array;
+  for (const [name, a] of Object.entries(inputs)) {
+    if (o.buffer === a.buffer && o.byteOffset < a.byteOffset + a.byteLength && a.byteOffset < o.byteOffset + o.byteLength) {
+      throw invalidRange('out', `Float32Array not overlapping ${name}`, out);
+    }
+  }
+}
+
 function checkResizeOptions(name: string, v: unknown): void {
   if (v === undefined) return;
   const o = checkObject(name, v);
@@ -106,16 +118,17 @@ export const validate: { [K in keyof KernelsSync]: (...args: Parameters<KernelsS
     checkBoolean('relu', relu);
   },
 
-  resizeBilinear(x: Float32Array, n: number, h: number, w: number, outH: number, outW: number, options?: ResizeOptions): void {
+  resizeBilinear(x: Float32Array, n: number, h: number, w: number, outH: number, outW: number, options?: ResizeOptions, out?: Float32Array): void {
     checkPositiveInteger('n', n);
     checkPositiveInteger('h', h);
     checkPositiveInteger('w', w);
     checkPositiveInteger('outH', outH);
     checkPositiveInteger('outW', outW);
     const len = checkCount('x', n, h, w);
-    checkCount('out', n, outH, outW);
+    const outLen = checkCount('out', n, outH, outW);
     checkFloat32Array('x', x, len);
     checkResizeOptions('options', options);
+    checkOut(out, outLen, { x });
   },
 
   minMaxNormalize(x: Float32Array, n: number, size: number): void {
@@ -125,7 +138,7 @@ export const validate: { [K in keyof KernelsSync]: (...args: Parameters<KernelsS
     checkFloat32Array('x', x, len);
   },
 
-  guidedProduct(guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout): void {
+  guidedProduct(guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout, out?: Float32Array): void {
     checkPositiveInteger('n', n);
     checkPositiveInteger('c', c);
     checkPositiveInteger('H', H);
@@ -134,6 +147,7 @@ export const validate: { [K in keyof KernelsSync]: (...args: Parameters<KernelsS
     const len = checkCount('guided', n, c, H, W);
     checkFloat32Array('guided', guided, len);
     checkFloat32Array('cam', cam, n * H * W);
+    checkOut(out, len, { guided, cam });
   },
 
   gradcamTail(a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions): void {
