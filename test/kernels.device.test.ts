@@ -221,6 +221,19 @@ describe("kernels: the 'js' Promise API runs in worker threads", () => {
     assert.deepEqual(sums, reference.channelSums(g, a, shape));
   });
 
+  it('writes results into the caller\'s `out` arrays (the worker computes on its own copy)', async () => {
+    const js = getKernels('js');
+    const x = Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => (i * 7) % 5);
+    const cam = new Float32Array(2 * 6 * 8).fill(NaN);
+    assert.equal(await js.async.resizeBilinear(x, 2, 3, 4, 6, 8, { alignCorners: true }, cam), cam);
+    assert.deepEqual(cam, reference.resizeBilinear(x, 2, 3, 4, 6, 8, { alignCorners: true }));
+    const g = Float32Array.from({ length: 2 * 6 * 8 * 3 }, (_, i) => Math.sin(i));
+    const out = new Float32Array(g.length);
+    assert.equal(await js.async.guidedProduct(g, cam, 2, 3, 6, 8, 'nhwc', out), out);
+    assert.deepEqual(out, reference.guidedProduct(g, cam, 2, 3, 6, 8, 'nhwc'));
+    await assert.rejects(js.async.guidedProduct(g, cam, 2, 3, 6, 8, 'nhwc', g), { name: 'RangeError', message: 'Expected Float32Array not overlapping guided for out but received Float32Array(288)' });
+  });
+
   it('idle workers do not keep the process alive', () => {
     const index = path.join(__dirname, '..', 'lib', 'kernels', 'index.js');
     const script = `
