@@ -669,6 +669,23 @@ describe('tfjs adapter', function () {
       }
       await assert.rejects(sx.explain(input, { method: 'guided-backprop' }), { name: 'GradcamError' });
       sx.dispose();
+      // a channels-first SplitModel takes NCHW batches (and only those), with the same maps
+      const toNchw = (t: tf.Tensor4D) => tf.transpose(t, [0, 3, 1, 2]) as tf.Tensor4D;
+      const nchwSplit = {
+        layout: 'nchw' as const,
+        features: (x: tf.Tensor4D) => toNchw(split.features(tf.transpose(x, [0, 2, 3, 1]) as tf.Tensor4D)),
+        head: (a: tf.Tensor4D) => split.head(tf.transpose(a, [0, 2, 3, 1]) as tf.Tensor4D),
+      };
+      const cx = await createTfjsExplainer(nchwSplit);
+      const nchwData = tf.tidy(() => toNchw(tf.tensor4d(input.data, input.shape)).dataSync() as Float32Array);
+      const c = await expectNoLeak(() => cx.explain({ data: nchwData, shape: [2, 3, 8, 8], layout: 'nchw' }, { targets: 2 }));
+      for (let n = 0; n < 2; n++) {
+        const ma = a.explanations[n].map as Float32Array;
+        const mc = c.explanations[n].map as Float32Array;
+        for (let i = 0; i < ma.length; i++) assert.ok(Math.abs(ma[i] - mc[i]) < 1e-5);
+      }
+      await assert.rejects(cx.explain(input), { name: 'RangeError', message: "Expected 'nchw' (the model's layout) for input.layout but received 'nhwc' of type string" });
+      cx.dispose();
     });
 
     it('inlines nested models and runs unknown layers through layer.apply', async () => {

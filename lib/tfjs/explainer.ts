@@ -279,9 +279,6 @@ export class TfjsExplainer implements Explainer {
     const nchwBatch = (input as Partial<InputBatch> | null)?.layout === 'nchw';
     const batch = checkInputBatch(input, this.source.layout === 'nhwc' ? undefined : this.source.layout,
       nchwBatch ? [null, C, H, W] : [null, H, W, C]);
-    if (batch.layout === 'nchw' && this.source.layout !== 'nhwc') {
-      throw invalidRange('input.layout', `'${this.source.layout}' (the model's layout)`, batch.layout);
-    }
     ensureBackend(this.engine);
 
     const n = batch.shape[0];
