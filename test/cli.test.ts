@@ -83,7 +83,7 @@ async function makeImages(): Promise<string[]> {
   return files;
 }
 
-function concat(list: Explanation[], key: 'map' | 'guidedBackprop' | 'guidedGradcam'): Float32Array {
+function concat(list: Explanation[], key: 'map' | 'inputGradient' | 'guidedMap'): Float32Array {
   return concatFloat32(list.map((e) => e[key] as Float32Array));
 }
 
@@ -227,16 +227,16 @@ describe('cli: gradcam explain / layers on a tiny tfjs model', function () {
     assert.deepEqual(gb.shape, [6, 3, 16, 16]);
     assert.deepEqual(gg.shape, [6, 3, 16, 16]);
     assert.ok(maxAbsDiff(maps.data, concat(ref.explanations, 'map')) < 1e-5);
-    assert.ok(maxAbsDiff(gb.data, concat(ref.explanations, 'guidedBackprop')) < 1e-5);
-    assert.ok(maxAbsDiff(gg.data, concat(ref.explanations, 'guidedGradcam')) < 1e-5);
+    assert.ok(maxAbsDiff(gb.data, concat(ref.explanations, 'inputGradient')) < 1e-5);
+    assert.ok(maxAbsDiff(gg.data, concat(ref.explanations, 'guidedMap')) < 1e-5);
     assert.deepEqual(doc.npy.gradcam.shape, [6, 16, 16]);
     doc.images.forEach((img: any, i: number) => {
       assert.equal(img.explained.length, 2);
       img.explained.forEach((e: any, r: number) => {
         assert.equal(e.npyIndex, i * 2 + r);
         assert.equal(e.classIndex, ref.explanations[i * 2 + r].classIndex);
-        assert.deepEqual(Object.keys(e.files).sort(), ['guidedBackprop', 'guidedGradcam', 'heatmap', 'overlay']);
-        assert.ok(e.files.guidedGradcam.endsWith(`img${i}.c${e.classIndex}.guided-gradcam.png`));
+        assert.deepEqual(Object.keys(e.files).sort(), ['inputGradient', 'guidedMap', 'heatmap', 'overlay']);
+        assert.ok(e.files.guidedMap.endsWith(`img${i}.c${e.classIndex}.guided-gradcam.png`));
       });
     });
   });
@@ -268,9 +268,9 @@ describe('cli: gradcam explain / layers on a tiny tfjs model', function () {
     assert.deepEqual(gb.shape, [1, 16, 16, 3]); // the model's layout (nhwc)
     const { batch } = await preprocessImages([images[1]], { width: 16, height: 16, layout: 'nhwc' });
     const ref = await api.explain(batch, { method: 'guided-backprop' });
-    assert.ok(maxAbsDiff(gb.data, ref.explanations[0].guidedBackprop as Float32Array) < 1e-6);
+    assert.ok(maxAbsDiff(gb.data, ref.explanations[0].inputGradient as Float32Array) < 1e-6);
     assert.ok(['cat', 'dog', 'bird'].includes(doc.images[0].explained[0].label));
-    assert.deepEqual(Object.keys(doc.images[0].explained[0].files), ['guidedBackprop']);
+    assert.deepEqual(Object.keys(doc.images[0].explained[0].files), ['inputGradient']);
     assert.equal(fs.existsSync(path.join(out, 'gradcam.npy')), false);
   });
 
@@ -443,7 +443,7 @@ describe('cli: ONNX model against pytorch-grad-cam (../shared/reference smallvgg
     const scale = rgb.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     assert.ok(maxAbsDiff(gb.data, rgb) / scale < 1e-3);
     // the picture: deprocess_image of Guided Grad-CAM, compared byte for byte (a float-rounding tie may flip a few by 1)
-    const png = await sharp(doc.images[0].explained[0].files.guidedGradcam).raw().toBuffer();
+    const png = await sharp(doc.images[0].explained[0].files.guidedMap).raw().toBuffer();
     const want = fs.readFileSync(path.join(dir, 'outputs', 'smallvgg', 'b1', 'argmax', 'guided_gradcam.lib.deprocessed.bin'));
     const hw = 224 * 224;
     let off = 0;

@@ -85,8 +85,8 @@ describe('onnx: Explainer API', function () {
         assert.strictEqual(r.explanations.length, 2);
         for (const e of r.explanations) {
           assert.strictEqual(e.map?.length, h * w);
-          assert.strictEqual(e.guidedBackprop?.length, 3 * h * w);
-          assert.strictEqual(e.guidedGradcam?.length, 3 * h * w);
+          assert.strictEqual(e.inputGradient?.length, 3 * h * w);
+          assert.strictEqual(e.guidedMap?.length, 3 * h * w);
         }
       }
     });
@@ -123,8 +123,8 @@ describe('onnx: Explainer API', function () {
       const r = await ex.explain(randomInput(1, 8, 8), { method: 'guided-backprop' });
       const e = r.explanations[0];
       assert.strictEqual(e.map, undefined);
-      assert.strictEqual(e.guidedBackprop?.length, 3 * 64);
-      assert.ok((e.guidedBackprop as Float32Array).some((v) => v !== 0));
+      assert.strictEqual(e.inputGradient?.length, 3 * 64);
+      assert.ok((e.inputGradient as Float32Array).some((v) => v !== 0));
     });
 
     it('rejects bad arguments with errors naming them', async () => {
@@ -221,7 +221,7 @@ describe('onnx: Explainer API', function () {
     assert.strictEqual(all.explanations.length, 3);
     const per = 3 * 16 * 16;
     const one = await ex.explain({ data: x.data.slice(per, 2 * per), shape: [1, 3, 16, 16], layout: 'nchw' }, { method: 'guided-gradcam', targets: 2 });
-    assert.deepStrictEqual(Array.from(all.explanations[1].guidedGradcam as Float32Array), Array.from(one.explanations[0].guidedGradcam as Float32Array));
+    assert.deepStrictEqual(Array.from(all.explanations[1].guidedMap as Float32Array), Array.from(one.explanations[0].guidedMap as Float32Array));
     assert.deepStrictEqual(Array.from(all.logits.subarray(5, 10)), Array.from(one.logits));
     ex.dispose();
   });
@@ -279,9 +279,9 @@ describe('onnx: Explainer API', function () {
       const inProc = (await createOnnxExplainer(file)) as OnnxExplainer;
       const inWorkers = (await createOnnxExplainer(file, { workers: 2 })) as OnnxExplainer;
       const [a, b] = [await inProc.explain(x, { method: 'guided-gradcam' }), await inWorkers.explain(x, { method: 'guided-gradcam' })];
-      assert.deepStrictEqual(Array.from(b.explanations[3].guidedBackprop as Float32Array), Array.from(a.explanations[3].guidedBackprop as Float32Array));
+      assert.deepStrictEqual(Array.from(b.explanations[3].inputGradient as Float32Array), Array.from(a.explanations[3].inputGradient as Float32Array));
       assert.deepStrictEqual(Array.from(b.explanations[2].lowresRaw as Float32Array), Array.from(a.explanations[2].lowresRaw as Float32Array));
-      const s = await inWorkers.session('guided-gradcam', inWorkers.defaultLayer, false, [224, 224]);
+      const s = await inWorkers.adapter.session({ layers: [inWorkers.defaultLayer], inputGradient: 'guided', guidedRelu6: false }, [224, 224]);
       let ticks = 0;
       const timer = setInterval(() => { ticks++; }, 1);
       const [r1, r2] = await Promise.all([s.run(x, new Int32Array(4).fill(-1)), s.run(x, new Int32Array(4).fill(3))]);

@@ -246,7 +246,7 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
         const guidedRef = readF32(fx, 'argmax/guided.bin');
         const per = guidedRef.length / n;
         for (const e of res.explanations) {
-          assertClose(e.guidedBackprop, guidedRef.subarray(e.image * per, (e.image + 1) * per), `explainer guided backprop image ${e.image}`);
+          assertClose(e.inputGradient, guidedRef.subarray(e.image * per, (e.image + 1) * per), `explainer guided backprop image ${e.image}`);
         }
       });
 
@@ -257,7 +257,7 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
         const guidedRef = readF32(fx, 'argmax/guided.bin');
         const per = guidedRef.length / n;
         for (const e of res.explanations) {
-          assertClose(e.guidedBackprop, guidedRef.subarray(e.image * per, (e.image + 1) * per),
+          assertClose(e.inputGradient, guidedRef.subarray(e.image * per, (e.image + 1) * per),
             `default-options guided backprop image ${e.image} (PyTorch leaves ${fx.unguidedNodes.join(', ') || 'no node'} unguided)`);
         }
       });

@@ -86,3 +86,16 @@ export async function renderGuided(
   } else throw invalidRange('c', '1 or 3 channels for a picture', c);
   return finish(rgb, width, height, options.format ?? 'png');
 }
+
+/** A [H*W] map in [0,1] as a grey picture (uint8(255·x), truncation), as a PNG or raw bytes. */
+export async function renderGrey(map: Float32Array, width: number, height: number, options: { format?: PixelFormat } = {}): Promise<RenderedPicture> {
+  checkPositiveInteger('width', width);
+  checkPositiveInteger('height', height);
+  if (!(map instanceof Float32Array) || map.length !== width * height) throw invalidRange('map', `Float32Array of length ${width * height}`, map);
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0; i < map.length; i++) {
+    const s = Math.fround(255 * map[i]);
+    rgb[i * 3] = rgb[i * 3 + 1] = rgb[i * 3 + 2] = s > 0 ? (s >= 255 ? 255 : Math.trunc(s)) : 0;
+  }
+  return finish(rgb, width, height, options.format ?? 'png');
+}

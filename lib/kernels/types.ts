@@ -43,7 +43,9 @@ export type ElementwiseOp =
   /** HiResCAM: f = g*A */
   | 'grad-times-act'
   /** LayerCAM: f = max(g,0)*A */
-  | 'relu-grad-times-act';
+  | 'relu-grad-times-act'
+  /** Grad-CAM element-wise: f = max(g*A,0) */
+  | 'relu-of-grad-times-act';
 
 export interface ResizeOptions {
   /** false (default): half-pixel centres, edge clamp (OpenCV INTER_LINEAR, torch align_corners=False). */
