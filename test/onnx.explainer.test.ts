@@ -137,7 +137,7 @@ describe('onnx: Explainer API', function () {
         [{ ...x, shape: [1, 3, 8, 0] }, {}, /positive integer for input\.shape\[3\]/, RangeError],
         [{ ...x, shape: [1, 1, 8, 24] }, {}, /for input\.shape\[1\]/, RangeError],
         [{ ...x, layout: 'nhwc' }, {}, /'nchw' \(the model's layout\) for input\.layout/, RangeError],
-        [x, { method: 'gradcam++' }, /for method but received 'gradcam\+\+'/, RangeError],
+        [x, { method: 'gradcam+++' }, /for method but received 'gradcam\+\+\+'/, RangeError],
         [x, { layer: 'nope' }, /for layer but received 'nope'/, RangeError],
         [x, { layer: 3 }, /for layer but received 3 of type number/, TypeError],
         [x, { targets: 5 }, /for targets but received 5/, RangeError],

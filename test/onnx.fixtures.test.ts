@@ -250,10 +250,17 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
         }
       });
 
-      it('createOnnxExplainer with default options: guided backprop as PyTorch (F.relu found without unguidedNodes)', async () => {
-        const ex: Explainer = await createOnnxExplainer(bytes, { executionProvider: 'cpu' });
-        opened.push(ex);
+      it("unguidedNodes 'functional': guided backprop as PyTorch (F.relu found by name); the default guides every ReLU", async () => {
+        const ex: Explainer = await createOnnxExplainer(bytes, { executionProvider: 'cpu', unguidedNodes: 'functional' });
+        const all: Explainer = await createOnnxExplainer(bytes, { executionProvider: 'cpu' });
+        const none: Explainer = await createOnnxExplainer(bytes, { executionProvider: 'cpu', unguidedNodes: [] });
+        opened.push(ex, all, none);
         const res = await ex.explain(input(), { layer: fx.target, method: 'guided-backprop' });
+        const [ra, rn] = [await all.explain(input(), { method: 'guided-backprop' }), await none.explain(input(), { method: 'guided-backprop' })];
+        assert.deepStrictEqual(Array.from(ra.explanations[0].inputGradient as Float32Array), Array.from(rn.explanations[0].inputGradient as Float32Array));
+        if (fx.unguidedNodes.length) {
+          assert.notDeepStrictEqual(Array.from(ra.explanations[0].inputGradient as Float32Array), Array.from(res.explanations[0].inputGradient as Float32Array));
+        }
         const guidedRef = readF32(fx, 'argmax/guided.bin');
         const per = guidedRef.length / n;
         for (const e of res.explanations) {

@@ -410,7 +410,7 @@ describe('tfjs adapter', function () {
     });
 
     it('its plain input gradient matches finite differences along random directions', async () => {
-      const program = (ex as unknown as { source: ProgramSource }).source;
+      const program = (ex as unknown as { adapter: { source: ProgramSource } }).adapter.source;
       const x0 = data.subarray(0, 64 * 64);
       const cls = 3;
       const score = (v: Float32Array) => tf.tidy(() => program.logitsOf(tf.tensor4d(v, [1, 64, 64, 1]), ops.PLAIN).dataSync()[cls]);
