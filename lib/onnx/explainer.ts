@@ -1,6 +1,6 @@
 /**
  * The ONNX Explainer: gradients computed by ONNX Runtime itself on a generated forward+backward
- * model (see backward.ts). Per target round, ONE session run gives logits, the target-layer
+ * model (see backward/). Per target round, ONE session run gives logits, the target-layer
  * activations, dY/dA and, for the guided methods, the guided input gradient of the whole batch;
  * the CAM pipeline (lib/cam/pipeline.ts) does the rest.
  */
