@@ -121,8 +121,7 @@ export class OnnxExplainer implements Explainer {
     if (!p) {
       p = OnnxGradientSession.create(this.proto, {
         layer: kind === 'guided-backprop' ? null : layer,
-        inputGrad: kind !== 'cam',
-        guided: true,
+        inputGrad: kind === 'cam' ? false : 'guided',
         guidedRelu6,
         unguidedNodes: this.unguidedNodes,
         executionProvider: this.options.executionProvider,
@@ -172,7 +171,7 @@ export class OnnxExplainer implements Explainer {
     };
     const roundOf = (r: GradientRun, classes?: Int32Array): GradientRound => ({
       classes: classes ?? r.classes,
-      grads: kind === 'guided-backprop' ? undefined : r.grads,
+      grads: kind === 'guided-backprop' ? undefined : r.layers[0].grads,
       guided: r.inputGrad,
     });
     const rounds: GradientRound[] = [];
@@ -202,8 +201,8 @@ export class OnnxExplainer implements Explainer {
     }
     const gradientsMs = performance.now() - t0;
     const last = runs[runs.length - 1];
-    let featureShape = last.featureShape;
-    let activations: Float32Array = last.activations;
+    let featureShape = last.layers[0]?.featureShape;
+    let activations: Float32Array = last.layers[0]?.activations;
     if (kind === 'guided-backprop') {
       const c = this.candidates.find((x) => x.name === layer) as LayerCandidate;
       const s = c.shape.map((d) => (d > 0 ? d : 1));

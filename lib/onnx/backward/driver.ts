@@ -2,12 +2,12 @@
  * The driver of the backward generator: finds the nodes on a gradient path, runs the rules in
  * reverse order, and assembles the forward+backward model (see index.ts for the outputs).
  */
-import { GradcamError } from '../../errors';
+import { GradcamError, checkOneOf } from '../../errors';
 import { GraphIndex, NON_DIFFERENTIABLE, Shape, inferShapes, isFloatType } from '../graph';
 import { DataType, ModelProto, NodeProto, ValueInfoProto } from '../proto';
 import { Builder } from './builder';
 import { upgradeNodes } from './opset';
-import { Grad, PassMode, RULES, Rule, maxPoolOverlaps } from './rules';
+import { Grad, PLAIN_PASS, PassMode, RELU_RULES, RULES, ReluRule, Rule, maxPoolOverlaps } from './rules';
 import { inp, int, out, unsupported } from './rules/common';
 
 export interface BackwardOptions {
@@ -15,11 +15,14 @@ export interface BackwardOptions {
   layers: string[];
   /** also output dY/dinput (full backward) */
   inputGrad?: boolean;
-  /** the input gradient uses guided ReLU (default true when inputGrad) */
-  guided?: boolean;
-  /** guide Clip (ReLU6) like ReLU as well (default false) */
+  /**
+   * the ReLU rule of the input gradient (default 'guided'); the layer gradients dY/dA always use
+   * the plain rule, also when both come from one model
+   */
+  reluRule?: ReluRule;
+  /** Clip (ReLU6) follows reluRule as well (default false: Clip keeps the plain rule) */
   guidedRelu6?: boolean;
-  /** node names whose ReLU keeps the plain rule in guided mode */
+  /** node names whose ReLU (or Clip) keeps the plain rule in the input gradient, under 'guided' and 'deconvnet' alike */
   unguidedNodes?: string[];
   /** the data input's shape, batch -1; default: the model's declared input shape */
   inputShape?: Shape;
@@ -188,12 +191,14 @@ function valueInfo(name: string, elemType: number, dims?: Shape): ValueInfoProto
 
 /** Build the forward+backward model. Throws a GradcamError naming the op for an unsupported node. */
 export function buildGradientModel(model: ModelProto, opts: BackwardOptions): GradientModel {
+  const reluRule = opts.reluRule === undefined ? 'guided' : checkOneOf('reluRule', opts.reluRule, RELU_RULES);
   const g = new GraphIndex(model);
   if (g.opset < 9) throw new GradcamError(`ONNX opset ${g.opset} is not supported (9 or newer is)`, 'EUNSUPPORTED');
   const logits = logitsOf(g, opts.logits);
   const inputShape = opts.inputShape ?? g.inputShape();
   const inf = inferShapes(g, inputShape);
-  for (const l of opts.layers) {
+  for (const [i, l] of opts.layers.entries()) {
+    if (opts.layers.indexOf(l) !== i) throw new GradcamError(`Target layer ${l} is listed twice`, 'EBADLAYER');
     if (!g.producer.has(l)) throw new GradcamError(`ONNX model has no tensor ${l} produced by a node`, 'EBADLAYER');
   }
   const plainPath = opts.layers.length ? gradientPath(g, opts.layers, logits) : undefined;
@@ -224,7 +229,10 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
   const gradOutputs: string[] = [];
   const finalNodes: NodeProto[] = [{ opType: 'Identity', input: [cls], output: [CLASSES_OUTPUT], name: CLASSES_OUTPUT }];
   if (plainPath) {
-    const grads = backprop(b, plainPath, seed, logits, { guided: false, guidedRelu6: false, unguided: new Set() });
+    // the plain rule: dY/dA is the true gradient whatever rule the input gradient follows (the two
+    // passes share the nodes they compute alike; a guided or deconvnet Relu backward differs in its
+    // inputs, so it is a node of its own)
+    const grads = backprop(b, plainPath, seed, logits, PLAIN_PASS);
     opts.layers.forEach((l, i) => {
       const gl = accumulate(b, grads.get(l));
       if (!gl) throw new GradcamError(`No gradient reaches ${l}`, 'EUNSUPPORTED');
@@ -235,9 +243,8 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
   }
   let inputGradOutput: string | undefined;
   if (fullPath) {
-    const guided = opts.guided ?? true;
     const grads = backprop(b, fullPath, seed, logits, {
-      guided, guidedRelu6: !!opts.guidedRelu6, unguided: new Set(opts.unguidedNodes ?? []),
+      reluRule, relu6: !!opts.guidedRelu6, plainNodes: new Set(opts.unguidedNodes ?? []),
     });
     const gi = accumulate(b, grads.get(g.input));
     if (!gi) throw new GradcamError('No gradient reaches the model input', 'EUNSUPPORTED');

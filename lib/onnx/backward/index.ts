@@ -1,7 +1,8 @@
 /**
  * The backward-graph generator: appends to an ONNX model, as ordinary ONNX operators, the
  * gradient of Y = sign * sum_n logits[n, class_n] with respect to target tensors (the CAM
- * family's dY/dA) and, optionally, to the input with the guided-ReLU rule (guided backprop).
+ * family's dY/dA, always with the plain ReLU rule) and, optionally, to the input with a chosen
+ * ReLU rule: plain (the true gradient), guided (guided backprop) or deconvnet.
  * ONNX Runtime then runs forward and backward in one session run.
  *
  * New graph inputs:  gradcam_class int64 [N] (class per image; -1 = argmax computed in the
@@ -19,5 +20,5 @@ export {
   buildGradientModel, checkDifferentiable, gradientPath, logitsOf,
 } from './driver';
 export { Builder } from './builder';
-export { RULES, maxPoolOverlaps } from './rules';
-export type { Grad, PassMode, Rule } from './rules';
+export { RELU_RULES, RULES, maxPoolOverlaps } from './rules';
+export type { Grad, PassMode, ReluRule, Rule } from './rules';

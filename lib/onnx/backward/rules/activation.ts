@@ -1,12 +1,25 @@
 /**
- * Backward rules of activations. Relu and Clip follow the pass mode (plain or guided ReLU rule).
+ * Backward rules of activations. Relu and Clip follow the pass mode (plain, guided or deconvnet ReLU rule).
  */
 import { NodeProto, getAttr } from '../../proto';
 import { Builder } from '../builder';
-import { PassMode, Rule, elementwise, flt, gOf, inp, int, out } from './common';
+import { PassMode, ReluRule, Rule, elementwise, flt, gOf, inp, int, out } from './common';
 
-function guidedFor(n: NodeProto, m: PassMode, relu6: boolean): boolean {
-  return m.guided && (!relu6 || m.guidedRelu6) && !m.unguided.has(n.name ?? '');
+/** The rule a Relu (relu6 = false) or Clip node follows in this pass. */
+function reluRuleFor(n: NodeProto, m: PassMode, relu6: boolean): ReluRule {
+  if ((relu6 && !m.relu6) || m.plainNodes.has(n.name ?? '')) return 'plain';
+  return m.reluRule;
+}
+
+/**
+ * The ReLU-family backward: `mask` is where the forward op passes its input through (x > 0 for
+ * ReLU, lo < x < hi for Clip). plain g*mask, guided g*mask*(g>0), deconvnet max(g,0) without the mask.
+ */
+function reluBackward(b: Builder, rule: ReluRule, g: string, mask: () => string | undefined): string {
+  if (rule === 'deconvnet') return b.op1('Relu', [g]);
+  const gg = rule === 'guided' ? b.op1('Relu', [g]) : g;
+  const m = mask();
+  return m ? b.where(m, gg) : gg;
 }
 
 function softmaxAxes(b: Builder, n: NodeProto): number[] {
@@ -24,8 +37,7 @@ export const ACTIVATION_RULES: Record<string, Rule> = {
     diff: [0],
     grad: (b, n, gy, _need, m) => {
       // mask from the OUTPUT (y > 0 <=> x > 0) so ORT keeps its Conv+Relu fusion
-      const g = guidedFor(n, m, false) ? b.op1('Relu', [gy[0] as string]) : (gy[0] as string);
-      return [b.where(b.op1('Greater', [out(n, 0), b.f32([0])]), g)];
+      return [reluBackward(b, reluRuleFor(n, m, false), gOf(gy), () => b.op1('Greater', [out(n, 0), b.f32([0])]))];
     },
   },
   Clip: {
@@ -40,14 +52,19 @@ export const ACTIVATION_RULES: Record<string, Rule> = {
         if (typeof mn === 'number') lo = b.f32([mn]);
         if (typeof mx === 'number') hi = b.f32([mx]);
       }
-      const g = guidedFor(n, m, true) ? b.op1('Relu', [gy[0] as string]) : (gy[0] as string);
-      let mask: string | undefined;
-      if (lo) mask = b.op1('Greater', [y, lo]);
-      if (hi) {
-        const mh = b.op1('Less', [y, hi]);
-        mask = mask ? b.op1('And', [mask, mh]) : mh;
-      }
-      return [mask ? b.where(mask, g) : g];
+      // Clip (ReLU6 when lo = 0, hi = 6) follows the pass's rule only when guidedRelu6 is set:
+      // plain g*(lo<x<hi), guided g*(lo<x<hi)*(g>0), deconvnet max(g,0). Deconvnet's ReLU backward
+      // ignores the forward input altogether, so its Clip backward ignores both bounds of x
+      // (cutting at hi would be a guided-style mask) and keeps only the rectification of g.
+      return [reluBackward(b, reluRuleFor(n, m, true), gOf(gy), () => {
+        let mask: string | undefined;
+        if (lo) mask = b.op1('Greater', [y, lo]);
+        if (hi) {
+          const mh = b.op1('Less', [y, hi]);
+          mask = mask ? b.op1('And', [mask, mh]) : mh;
+        }
+        return mask;
+      })];
     },
   },
   LeakyRelu: {

@@ -8,12 +8,25 @@ import type { Builder } from '../builder';
 
 export type Grad = string | undefined;
 
+/**
+ * The ReLU backward rule of a pass, for a ReLU with forward input x and incoming gradient g:
+ * 'plain' g*(x>0) (the true gradient); 'guided' g*(x>0)*(g>0) (guided backpropagation);
+ * 'deconvnet' max(g,0), whatever x (Zeiler & Fergus' deconvnet).
+ */
+export const RELU_RULES = ['plain', 'guided', 'deconvnet'] as const;
+export type ReluRule = (typeof RELU_RULES)[number];
+
 /** How the rule set treats Relu/Clip in the pass being built. */
 export interface PassMode {
-  guided: boolean;
-  guidedRelu6: boolean;
-  unguided: Set<string>;
+  reluRule: ReluRule;
+  /** Clip (ReLU6) follows reluRule too; otherwise it keeps the plain rule */
+  relu6: boolean;
+  /** node names that keep the plain rule */
+  plainNodes: Set<string>;
 }
+
+/** The plain pass: what the layer gradients dY/dA always use. */
+export const PLAIN_PASS: PassMode = { reluRule: 'plain', relu6: false, plainNodes: new Set() };
 
 export interface Rule {
   /** indices of inputs that can carry a gradient; 'all' for variadic ops */

@@ -12,7 +12,8 @@ import { POOLING_RULES } from './pooling';
 import { RESIZE_RULES } from './resize';
 import { SHAPE_RULES } from './shape';
 
-export type { Grad, PassMode, Rule } from './common';
+export type { Grad, PassMode, ReluRule, Rule } from './common';
+export { PLAIN_PASS, RELU_RULES } from './common';
 export { maxPoolOverlaps } from './pooling';
 
 export const RULES: Record<string, Rule> = {
