@@ -228,17 +228,17 @@ describe('onnx: Explainer API', function () {
 
   it('OnnxGradientSession: classes -1 = argmax, -2 = none, counterfactual sign', async () => {
     const s = await OnnxGradientSession.create(saveModel(tinyModel()), { inputSize: [8, 8], executionProvider: 'cpu' });
-    assert.strictEqual(s.layer, 'r');
+    assert.deepStrictEqual(s.layers, ['r']);
     const x = randomInput(3, 8, 8, 11);
     const r = await s.run(x, new Int32Array([-1, 2, -2]));
     const c = await s.run(x, new Int32Array([-1, 2, -2]), { counterfactual: true });
     const per = 4 * 64;
     const am = Array.from(r.logits.subarray(0, 5)).indexOf(Math.max(...r.logits.subarray(0, 5)));
     assert.deepStrictEqual(Array.from(r.classes), [am, 2, -2]);
-    assert.ok(r.grads.subarray(2 * per).every((v) => v === 0), 'no class: zero gradient');
-    assert.ok(r.grads.subarray(0, per).some((v) => v !== 0));
-    for (let i = 0; i < 2 * per; i++) assert.strictEqual(c.grads[i], -r.grads[i]);
-    assert.deepStrictEqual(r.featureShape, { n: 3, k: 4, h: 8, w: 8, layout: 'nchw' });
+    assert.ok(r.layers[0].grads.subarray(2 * per).every((v) => v === 0), 'no class: zero gradient');
+    assert.ok(r.layers[0].grads.subarray(0, per).some((v) => v !== 0));
+    for (let i = 0; i < 2 * per; i++) assert.strictEqual(c.layers[0].grads[i], -r.layers[0].grads[i]);
+    assert.deepStrictEqual(r.layers[0].featureShape, { n: 3, k: 4, h: 8, w: 8, layout: 'nchw' });
     await assert.rejects(s.run(x, new Int32Array([0])), /Int32Array of length 3 for classes/);
     await assert.rejects(OnnxGradientSession.create(saveModel(tinyModel()), { layer: 'f', inputSize: [8, 8] }), /Expected a 4-D activation \(f is 2-D\) for layer but received 'f'/);
     await assert.rejects(OnnxGradientSession.create(saveModel(tinyModel()), { layer: 'zz', inputSize: [8, 8] }), /for layer but received 'zz'/);

@@ -97,8 +97,8 @@ describe('onnx: equal to pytorch-grad-cam / Captum (../shared/reference)', funct
           const session = await ex.adapter.session({ layers: [ex.defaultLayer], inputGradient: 'guided', guidedRelu6: false }, [224, 224]);
           const classes = new Int32Array(n).fill(cls === 'argmax' ? -1 : 3);
           const run = await session.run(input, classes);
-          assertRel('grads', run.grads, readF32(`${out}/grads.bin`), 1e-3);
-          assertRel('activations', run.activations, readF32(`outputs/${model}/${batch}/activations.bin`), 1e-3);
+          assertRel('grads', run.layers[0].grads, readF32(`${out}/grads.bin`), 1e-3);
+          assertRel('activations', run.layers[0].activations, readF32(`outputs/${model}/${batch}/activations.bin`), 1e-3);
           assertRel('logits', run.logits, readF32(`outputs/${model}/${batch}/logits.bin`), 1e-4);
 
           const r = await ex.explain(input, { method: 'guided-gradcam', targets });

@@ -145,12 +145,9 @@ export class OnnxAdapter implements ModelAdapter {
     const key = `${request.layers.join('\u0000')}|${rule ?? ''}|${rule ? request.guidedRelu6 : ''}|${size.join('x')}`;
     let p = this.sessions.get(key);
     if (!p) {
-      if (request.layers.length > 1) throw new GradcamError('several target layers need the multi-layer ONNX session (not built yet)', 'EUNSUPPORTED');
-      if (rule === 'deconvnet') throw new GradcamError('the deconvnet rule needs the rule-aware ONNX generator (not built yet)', 'EUNSUPPORTED');
       p = OnnxGradientSession.create(this.proto, {
-        layer: request.layers.length ? request.layers[0] : null,
-        inputGrad: rule !== undefined,
-        guided: rule === 'guided',
+        layers: request.layers,
+        inputGrad: rule ?? false,
         guidedRelu6: !!request.guidedRelu6,
         unguidedNodes: this.unguidedNodes,
         executionProvider: this.options.executionProvider,
@@ -176,13 +173,13 @@ export class OnnxAdapter implements ModelAdapter {
     const first = await session.run(batch, new Int32Array(n).fill(-1), opts);
     const toRound = (r: GradientRun, classes: Int32Array): RoundGradients => ({
       classes,
-      layerGrads: request.layers.length ? [r.grads] : [],
+      layerGrads: r.layers.map((l) => l.grads),
       inputGradient: r.inputGrad,
     });
     return {
       logits: first.logits,
       numClasses: first.numClasses,
-      activations: request.layers.length ? [{ name: request.layers[0], shape: first.featureShape, data: first.activations }] : [],
+      activations: first.layers.map((l) => ({ name: l.name, shape: l.featureShape, data: l.activations })),
       round: async (classes: Int32Array) => {
         if (classes.every((c, i) => c === first.classes[i])) return toRound(first, classes);
         // negative: no class for this image (-2: zero gradient; -1 would mean argmax to the session)
