@@ -231,6 +231,7 @@ std::unique_ptr<Job> parseGradcamTail(const Napi::CallbackInfo& info, Device dev
 // The picture kernels: byte outputs (fresh Uint8Arrays), byte inputs read in place.
 uint8_t* byteOutput(Job& job, Napi::Env env, size_t length) {
   Napi::Uint8Array a = Napi::Uint8Array::New(env, length);
+  adviseHugePages(a.Data(), length);
   job.keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
   job.single = job.keep.size() - 1;
   return a.Data();
