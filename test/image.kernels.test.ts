@@ -9,7 +9,19 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { applyColormap, COLORMAPS, deprocessImage, showCamOnImage, type ColormapName } from '../lib/image';
+import sharp from 'sharp';
+
+import {
+  applyColormap,
+  COLORMAPS,
+  deprocessImage,
+  encodePng,
+  encodePngs,
+  renderOverlay,
+  renderOverlays,
+  showCamOnImage,
+  type ColormapName,
+} from '../lib/image';
 import { getKernels } from '../lib/kernels';
 import { type NativeAddon, loadAddon } from '../lib/kernels/addon';
 import { nativeStatus } from '../lib/kernels/native';
@@ -323,5 +335,52 @@ describe('picture kernels: argument errors', () => {
     for (const [what, call, name, message] of bad) assert.throws(() => call(direct), { name, message }, `addon ${what}`);
     await assert.rejects(a.deprocessImageAsync('cpu', f(5), 1, 1, 2, 2, 'nchw'), { name: 'RangeError', message: 'Expected Float32Array of length 4 for data but received Float32Array(5)' });
     assert.throws(() => a.greyToRgb('gpu' as never, new Uint8Array(4), 1, 2, 2), { name: 'RangeError', message: "Expected one of 'cpu', 'cuda' for device but received 'gpu' of type string" });
+  });
+});
+
+describe('picture kernels: batched rendering and parallel PNGs', () => {
+  const n = 3;
+  const H = 5;
+  const W = 7;
+  const hw = H * W;
+  const r = rng(11);
+  const images = randomImages(r, n * hw * 3);
+  const maps = randomMaps(r, n * hw);
+  const devices: ('js' | 'cpu' | 'cuda')[] = ['js'];
+  if (nativeStatus().loaded) devices.push('cpu');
+  if (nativeStatus().cuda.available) devices.push('cuda');
+
+  it('renderOverlays equals renderOverlay image by image (rgba and rgb bytes, PNG pixels) on every device', async () => {
+    for (const device of devices) {
+      for (const format of ['rgba', 'rgb', 'png'] as const) {
+        const batch = await renderOverlays(images, maps, n, W, H, { format, device, colormap: 'viridis', alpha: 0.4 });
+        assert.equal(batch.length, n);
+        for (let b = 0; b < n; b++) {
+          const one = await renderOverlay(images.subarray(b * hw * 3, (b + 1) * hw * 3), maps.subarray(b * hw, (b + 1) * hw), W, H, { format, colormap: 'viridis', alpha: 0.4 });
+          if (format === 'png') {
+            assert.deepEqual(batch[b].data, one.data, `${device} png ${b}`);
+            const raw = await sharp(batch[b].data as Buffer).raw().toBuffer();
+            assertBytes(new Uint8Array(raw), legacyShowCamOnImage(images.subarray(b * hw * 3, (b + 1) * hw * 3), maps.subarray(b * hw, (b + 1) * hw), 0.6, 'viridis'), `${device} png pixels ${b}`);
+          } else {
+            assertBytes(batch[b].data as Uint8Array, one.data as Uint8Array, `${device} ${format} ${b}`);
+          }
+        }
+      }
+    }
+  });
+
+  it('encodePngs makes the PNGs of encodePng, at any compression level, and checks the level', async () => {
+    const rgb = legacyShowCamOnImage(images.subarray(0, hw * 3), maps.subarray(0, hw), 0.5, 'jet');
+    const all = new Uint8Array(n * hw * 3);
+    for (let b = 0; b < n; b++) all.set(rgb, b * hw * 3);
+    for (const compressionLevel of [0, 1, 9]) {
+      const pngs = await encodePngs(all, n, W, H, 3, { compressionLevel });
+      const one = await encodePng(rgb, W, H, 3, { compressionLevel });
+      for (const p of pngs) assert.deepEqual(p, one);
+      assertBytes(new Uint8Array(await sharp(one).raw().toBuffer()), rgb, `level ${compressionLevel} pixels`);
+    }
+    await assert.rejects(encodePng(rgb, W, H, 3, { compressionLevel: 10 }), { name: 'RangeError', message: 'Expected integer between 0 and 9 for compressionLevel but received 10 of type number' });
+    await assert.rejects(encodePngs(all, n + 1, W, H, 3), { name: 'RangeError', message: `Expected Uint8Array of length ${(n + 1) * hw * 3} for pixels but received Uint8Array(${n * hw * 3})` });
+    await assert.rejects(renderOverlays(images, maps, n, W, H, { format: 'jpeg' as never }), { name: 'RangeError', message: "Expected one of 'png', 'rgb', 'rgba' for format but received 'jpeg' of type string" });
   });
 });
