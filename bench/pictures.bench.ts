@@ -129,25 +129,31 @@ async function measure(name: string, n: number, backends: [string, () => unknown
 
 async function pngLevels(rgb: Uint8Array, n: number, o: Options): Promise<void> {
   const size = H * W * 3;
-  for (let level = 0; level <= 9; level++) {
-    const encode = (b: number) => sharp(Buffer.from(rgb.buffer, rgb.byteOffset + b * size, size), { raw: { width: W, height: H, channels: 3 } })
-      .png({ compressionLevel: level, adaptiveFiltering: false })
-      .toBuffer();
-    let bytes = 0;
-    for (let b = 0; b < n; b++) bytes += (await encode(b)).length;
-    const [serial, parallel] = await measure(`png-level-${level}`, n, [
-      ['serial', async () => { for (let b = 0; b < n; b++) await encode(b); }],
-      ['parallel', () => Promise.all(Array.from({ length: n }, (_, b) => encode(b)))],
-    ], o);
-    const row = {
-      type: 'png-level',
-      level,
-      meanKiB: +(bytes / n / 1024).toFixed(1),
-      ratioToRaw: +(bytes / (n * size)).toFixed(3),
-      serialMsPerImage: +(serial.msPerBatch / n).toFixed(2),
-      parallelMsPerImage: +(parallel.msPerBatch / n).toFixed(2),
-    };
-    console.log(o.json ? JSON.stringify(row) : `level ${level}: ${row.meanKiB} KiB (${row.ratioToRaw} of raw), ${row.serialMsPerImage} ms/image serial, ${row.parallelMsPerImage} ms/image parallel`);
+  for (const adaptiveFiltering of [false, true]) {
+    for (let level = 0; level <= 9; level++) {
+      const encode = (b: number) => sharp(Buffer.from(rgb.buffer, rgb.byteOffset + b * size, size), { raw: { width: W, height: H, channels: 3 } })
+        .png({ compressionLevel: level, adaptiveFiltering })
+        .toBuffer();
+      let bytes = 0;
+      const c0 = process.cpuUsage();
+      for (let b = 0; b < n; b++) bytes += (await encode(b)).length;
+      const cpu = process.cpuUsage(c0);
+      const [serial, parallel] = await measure(`png-level-${level}`, n, [
+        ['serial', async () => { for (let b = 0; b < n; b++) await encode(b); }],
+        ['parallel', () => Promise.all(Array.from({ length: n }, (_, b) => encode(b)))],
+      ], o);
+      const row = {
+        type: 'png-level',
+        level,
+        adaptiveFiltering,
+        meanKiB: +(bytes / n / 1024).toFixed(1),
+        ratioToRaw: +(bytes / (n * size)).toFixed(3),
+        cpuMsPerImage: +((cpu.user + cpu.system) / 1000 / n).toFixed(2),
+        serialMsPerImage: +(serial.msPerBatch / n).toFixed(2),
+        parallelMsPerImage: +(parallel.msPerBatch / n).toFixed(2),
+      };
+      console.log(o.json ? JSON.stringify(row) : `level ${level}${adaptiveFiltering ? ' adaptive' : ''}: ${row.meanKiB} KiB (${row.ratioToRaw} of raw), cpu ${row.cpuMsPerImage} ms/image, wall ${row.serialMsPerImage} ms/image serial, ${row.parallelMsPerImage} parallel`);
+    }
   }
 }
 
