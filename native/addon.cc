@@ -19,6 +19,7 @@
 
 #include "check.h"
 #include "kernels.h"
+#include "pictures.h"
 
 namespace gradcam {
 namespace {
@@ -227,6 +228,73 @@ std::unique_ptr<Job> parseGradcamTail(const Napi::CallbackInfo& info, Device dev
   return job;
 }
 
+// The picture kernels: byte outputs (fresh Uint8Arrays), byte inputs read in place.
+uint8_t* byteOutput(Job& job, Napi::Env env, size_t length) {
+  Napi::Uint8Array a = Napi::Uint8Array::New(env, length);
+  adviseHugePages(a.Data(), length);
+  job.keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
+  job.single = job.keep.size() - 1;
+  return a.Data();
+}
+
+const uint8_t* byteInput(Job& job, Napi::Uint8Array a) {
+  job.keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
+  return a.Data();
+}
+
+std::unique_ptr<Job> parseApplyColormap(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  size_t n, H, W;
+  checkPictureSize(info.Env(), info[2], info[3], info[4], "out", 3, n, H, W);
+  const float* maps = job->input(checkFloat32Array("maps", info[1], n * H * W));
+  const Colormap cm = checkColormap("colormap", info[5]);
+  uint8_t* out = byteOutput(*job, info.Env(), n * H * W * 3);
+  job->run = [=] { GRADCAM_DISPATCH(dev, applyColormap, maps, n, H, W, cm, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseShowCamOnImage(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  size_t n, H, W;
+  checkPictureSize(info.Env(), info[3], info[4], info[5], "out", 4, n, H, W);
+  Napi::Float32Array ia = checkFloat32Array("images", info[1], n * H * W * 3);
+  const float* images = job->input(ia);
+  const float* maps = job->input(checkFloat32Array("maps", info[2], n * H * W));
+  const OverlayOptions o = checkOverlayOptions("options", info[6]);
+  // show_cam_on_image raises on an image above 1 (NaN passes, as np.max(img) > 1 does)
+  for (size_t i = 0, len = n * H * W * 3; i < len; i++)
+    if (images[i] > 1.0f) GRADCAM_THROW_RANGE("images", "float RGB values in [0, 1]", ia);
+  uint8_t* out = byteOutput(*job, info.Env(), n * H * W * o.channels);
+  job->run = [=] { GRADCAM_DISPATCH(dev, showCamOnImage, images, maps, n, H, W, o, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseDeprocessImage(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  Napi::Env env = info.Env();
+  const double dn = checkPositiveInteger("n", info[2]);
+  const double dc = checkPositiveInteger("c", info[3]);
+  const double dH = checkPositiveInteger("H", info[4]);
+  const double dW = checkPositiveInteger("W", info[5]);
+  const Layout layout = checkLayout("layout", info[6]);
+  const size_t len = checkCount(env, "data", {dn, dc, dH, dW});
+  const size_t n = (size_t)dn, c = (size_t)dc, H = (size_t)dH, W = (size_t)dW;
+  const float* data = job->input(checkFloat32Array("data", info[1], len));
+  uint8_t* out = byteOutput(*job, env, len);
+  job->run = [=] { GRADCAM_DISPATCH(dev, deprocessImage, data, n, c, H, W, layout, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseGreyToRgb(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  size_t n, H, W;
+  checkPictureSize(info.Env(), info[2], info[3], info[4], "out", 3, n, H, W);
+  const uint8_t* grey = byteInput(*job, checkUint8Array("grey", info[1], n * H * W));
+  uint8_t* out = byteOutput(*job, info.Env(), n * H * W * 3);
+  job->run = [=] { GRADCAM_DISPATCH(dev, greyToRgb, grey, n, H, W, out); };
+  return job;
+}
+
 template <Parser P>
 Napi::Value callSync(const Napi::CallbackInfo& info) {
   std::unique_ptr<Job> job = P(info, parseDevice(info));
@@ -309,6 +377,10 @@ const Entry kKernels[] = {
     GRADCAM_KERNEL(minMaxNormalize, parseMinMaxNormalize),
     GRADCAM_KERNEL(guidedProduct, parseGuidedProduct),
     GRADCAM_KERNEL(gradcamTail, parseGradcamTail),
+    GRADCAM_KERNEL(applyColormap, parseApplyColormap),
+    GRADCAM_KERNEL(showCamOnImage, parseShowCamOnImage),
+    GRADCAM_KERNEL(deprocessImage, parseDeprocessImage),
+    GRADCAM_KERNEL(greyToRgb, parseGreyToRgb),
 };
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {

@@ -6,8 +6,9 @@
  * Every kernel of lib/kernels/types.ts is exported twice, each taking the device first:
  *   name(device, ...args)        synchronous
  *   nameAsync(device, ...args)   Promise; the work runs on a libuv worker thread
- * Inputs are read in place (no copies); outputs are fresh Float32Arrays. The addon checks
- * its arguments itself (native/check.h), with the messages of lib/kernels/validate.ts.
+ * Inputs are read in place (no copies); outputs are fresh Float32Arrays (Uint8Arrays for the
+ * picture kernels). The addon checks its arguments itself (native/check.h), with the messages
+ * of lib/kernels/validate.ts.
  */
 
 import * as fs from 'fs';
@@ -15,12 +16,14 @@ import * as path from 'path';
 
 import type {
   ChannelSums,
+  ColormapName,
   ElementwiseOp,
   FeatureShape,
   GradcamTailOptions,
   GradcamTailResult,
   Layout,
   ResizeOptions,
+  ShowCamOnImageOptions,
 } from './types';
 
 /** Where a native kernel runs. */
@@ -81,6 +84,25 @@ export interface NativeAddon {
   gradcamTailAsync(
     device: NativeDevice, a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions,
   ): Promise<GradcamTailResult>;
+
+  // the picture kernels: outputs are fresh Uint8Arrays [n,H,W,channels]
+  applyColormap(device: NativeDevice, maps: Float32Array, n: number, H: number, W: number, colormap: ColormapName): Uint8Array;
+  applyColormapAsync(device: NativeDevice, maps: Float32Array, n: number, H: number, W: number, colormap: ColormapName): Promise<Uint8Array>;
+
+  showCamOnImage(
+    device: NativeDevice, images: Float32Array, maps: Float32Array, n: number, H: number, W: number, options?: ShowCamOnImageOptions,
+  ): Uint8Array;
+  showCamOnImageAsync(
+    device: NativeDevice, images: Float32Array, maps: Float32Array, n: number, H: number, W: number, options?: ShowCamOnImageOptions,
+  ): Promise<Uint8Array>;
+
+  deprocessImage(device: NativeDevice, data: Float32Array, n: number, c: number, H: number, W: number, layout: Layout): Uint8Array;
+  deprocessImageAsync(
+    device: NativeDevice, data: Float32Array, n: number, c: number, H: number, W: number, layout: Layout,
+  ): Promise<Uint8Array>;
+
+  greyToRgb(device: NativeDevice, grey: Uint8Array, n: number, H: number, W: number): Uint8Array;
+  greyToRgbAsync(device: NativeDevice, grey: Uint8Array, n: number, H: number, W: number): Promise<Uint8Array>;
 
   /** CUDA detection, done once by the addon and cached. */
   cudaInfo(): AddonCudaInfo;

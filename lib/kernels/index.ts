@@ -18,7 +18,7 @@ import { reference } from './reference';
 import type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync } from './types';
 import { KERNEL_NAMES, validate } from './validate';
 
-export type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync } from './types';
+export type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync, PictureKernelsSync, ShowCamOnImageOptions } from './types';
 export type { NativeStatus } from './native';
 
 export interface Kernels {

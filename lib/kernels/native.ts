@@ -48,6 +48,10 @@ function bind(addon: NativeAddon, device: NativeDevice): { sync: KernelsSync; as
     minMaxNormalize: (x, n, size) => addon.minMaxNormalize(device, x, n, size),
     guidedProduct: (guided, cam, n, c, H, W, layout, out) => addon.guidedProduct(device, guided, cam, n, c, H, W, layout, out),
     gradcamTail: (a, g, shape, options) => addon.gradcamTail(device, a, g, shape, options),
+    applyColormap: (maps, n, H, W, colormap) => addon.applyColormap(device, maps, n, H, W, colormap),
+    showCamOnImage: (images, maps, n, H, W, options) => addon.showCamOnImage(device, images, maps, n, H, W, options),
+    deprocessImage: (data, n, c, H, W, layout) => addon.deprocessImage(device, data, n, c, H, W, layout),
+    greyToRgb: (grey, n, H, W) => addon.greyToRgb(device, grey, n, H, W),
   };
   const async: KernelsAsync = {
     channelMean: (x, shape) => addon.channelMeanAsync(device, x, shape),
@@ -60,6 +64,10 @@ function bind(addon: NativeAddon, device: NativeDevice): { sync: KernelsSync; as
     guidedProduct: (guided, cam, n, c, H, W, layout, out) =>
       addon.guidedProductAsync(device, guided, cam, n, c, H, W, layout, out),
     gradcamTail: (a, g, shape, options) => addon.gradcamTailAsync(device, a, g, shape, options),
+    applyColormap: (maps, n, H, W, colormap) => addon.applyColormapAsync(device, maps, n, H, W, colormap),
+    showCamOnImage: (images, maps, n, H, W, options) => addon.showCamOnImageAsync(device, images, maps, n, H, W, options),
+    deprocessImage: (data, n, c, H, W, layout) => addon.deprocessImageAsync(device, data, n, c, H, W, layout),
+    greyToRgb: (grey, n, H, W) => addon.greyToRgbAsync(device, grey, n, H, W),
   };
   return { sync, async };
 }

@@ -35,6 +35,8 @@ import type {
   ResizeOptions,
 } from './types';
 
+import { pictureReference } from './pictures';
+
 const fround = Math.fround;
 
 /**
@@ -309,4 +311,5 @@ export const reference: KernelsSync = {
   minMaxNormalize,
   guidedProduct,
   gradcamTail,
+  ...pictureReference,
 };

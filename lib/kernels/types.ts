@@ -11,6 +11,8 @@
  *  - every output is a fresh Float32Array unless `out` is given (then it must have the exact length).
  */
 
+import type { ColormapName } from '../image/colormap';
+
 export type Layout = 'nchw' | 'nhwc';
 export type KernelDevice = 'cuda' | 'cpu' | 'js';
 export type DeviceRequest = 'auto' | KernelDevice;
@@ -72,8 +74,42 @@ export interface GradcamTailResult {
   map: Float32Array;
 }
 
+export type { ColormapName } from '../image/colormap';
+
+/** Options of the showCamOnImage picture kernel. */
+export interface ShowCamOnImageOptions {
+  /** default 'jet' */
+  colormap?: ColormapName;
+  /** weight of the image in the blend, 0..1 (pytorch-grad-cam's image_weight, default 0.5); the heatmap gets 1 - imageWeight */
+  imageWeight?: number;
+  /** 3 (default): RGB bytes; 4: RGBA with alpha 255 (what a raw 'rgba' picture is) */
+  channels?: 3 | 4;
+}
+
+/**
+ * The picture kernels: CAMs and guided outputs to bytes, n pictures per call, outputs
+ * interleaved uint8 [n,H,W,channels] (fresh Uint8Arrays), byte-equal on every device.
+ * Twins: lib/kernels/pictures.ts; native: native/colormap.*, native/deprocess.*.
+ */
+export interface PictureKernelsSync {
+  /** [n,H,W,3] RGB: cv2.applyColorMap(np.uint8(255 * map), colormap) (in RGB order) for maps [n,H,W] in [0,1]. */
+  applyColormap(maps: Float32Array, n: number, H: number, W: number, colormap: ColormapName): Uint8Array;
+  /**
+   * [n,H,W,channels] pytorch-grad-cam's show_cam_on_image(img, mask, use_rgb=True) per image:
+   * images float RGB [n,H,W,3] with values at most 1 (RangeError otherwise), maps [n,H,W] in [0,1].
+   */
+  showCamOnImage(images: Float32Array, maps: Float32Array, n: number, H: number, W: number, options?: ShowCamOnImageOptions): Uint8Array;
+  /**
+   * [n,H,W,c] pytorch-grad-cam's deprocess_image per image of data ([n,c,H,W] 'nchw' or
+   * [n,H,W,c] 'nhwc'): mean and std over the image in numpy's float32 arithmetic.
+   */
+  deprocessImage(data: Float32Array, n: number, c: number, H: number, W: number, layout: Layout): Uint8Array;
+  /** [n,H,W,3]: a grey picture [n,H,W] in three channels. */
+  greyToRgb(grey: Uint8Array, n: number, H: number, W: number): Uint8Array;
+}
+
 /** The synchronous kernel set. Each implementation (cuda, cpu, js) provides all of them. */
-export interface KernelsSync {
+export interface KernelsSync extends PictureKernelsSync {
   /** [n,k] spatial mean per channel: Grad-CAM's alpha. */
   channelMean(x: Float32Array, shape: FeatureShape): Float32Array;
   /** the five per-channel sums of g and A (Grad-CAM++, XGrad-CAM). */

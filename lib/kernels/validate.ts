@@ -24,13 +24,17 @@
  */
 
 import { checkBoolean, checkFloat32Array, checkOneOf, checkPositiveInteger, invalidRange, invalidType } from '../errors';
+import { COLORMAPS } from '../image/colormap';
 import type {
+  ColormapName,
   ElementwiseOp,
   FeatureShape,
   GradcamTailOptions,
   KernelsSync,
   Layout,
+  PictureKernelsSync,
   ResizeOptions,
+  ShowCamOnImageOptions,
 } from './types';
 
 /** Largest element count of one array (the native kernels index with int32). */
@@ -87,6 +91,74 @@ function checkResizeOptions(name: string, v: unknown): void {
   const o = checkObject(name, v);
   checkOptionalBoolean(`${name}.alignCorners`, o.alignCorners);
 }
+
+function checkUint8Array(name: string, v: unknown, length: number): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw invalidType(name, 'Uint8Array', v);
+  if (v.length !== length) throw invalidRange(name, `Uint8Array of length ${length}`, v);
+  return v;
+}
+
+/** n, H, W of a picture batch, and its largest array ([n,H,W,ch]) within MAX_ELEMENTS. */
+function checkPictureSize(n: number, H: number, W: number, arrayName: string, channels: number): void {
+  checkPositiveInteger('n', n);
+  checkPositiveInteger('H', H);
+  checkPositiveInteger('W', W);
+  checkCount(arrayName, n, H, W, channels);
+}
+
+/**
+ * The picture kernels' checks (same order: sizes, counts, arrays, options, then values).
+ *   Expected Uint8Array for grey but received Float32Array(4)
+ *   Expected one of 'jet', 'turbo', 'viridis' for colormap but received 'hot' of type string
+ *   Expected number between 0 and 1 for options.imageWeight but received 2 of type number
+ *   Expected 3 or 4 for options.channels but received 2 of type number
+ *   Expected float RGB values in [0, 1] for images but received Float32Array(12)   (some value > 1)
+ */
+const validatePictures: { [K in keyof PictureKernelsSync]: (...args: Parameters<PictureKernelsSync[K]>) => void } = {
+  applyColormap(maps: Float32Array, n: number, H: number, W: number, colormap: ColormapName): void {
+    checkPictureSize(n, H, W, 'out', 3);
+    checkFloat32Array('maps', maps, n * H * W);
+    checkOneOf('colormap', colormap, COLORMAPS);
+  },
+
+  showCamOnImage(images: Float32Array, maps: Float32Array, n: number, H: number, W: number, options?: ShowCamOnImageOptions): void {
+    checkPictureSize(n, H, W, 'out', 4); // the output holds up to 4 channels
+    checkFloat32Array('images', images, n * H * W * 3);
+    checkFloat32Array('maps', maps, n * H * W);
+    if (options !== undefined) {
+      const o = checkObject('options', options);
+      if (o.colormap !== undefined) checkOneOf('options.colormap', o.colormap, COLORMAPS);
+      const w = o.imageWeight;
+      if (w !== undefined) {
+        if (typeof w !== 'number') throw invalidType('options.imageWeight', 'number between 0 and 1', w);
+        if (!(w >= 0 && w <= 1)) throw invalidRange('options.imageWeight', 'number between 0 and 1', w);
+      }
+      const c = o.channels;
+      if (c !== undefined) {
+        if (typeof c !== 'number') throw invalidType('options.channels', '3 or 4', c);
+        if (c !== 3 && c !== 4) throw invalidRange('options.channels', '3 or 4', c);
+      }
+    }
+    // show_cam_on_image raises on an image above 1 (the check of pytorch-grad-cam; NaN passes, as np.max > 1 does)
+    for (let i = 0; i < images.length; i++) {
+      if (images[i] > 1) throw invalidRange('images', 'float RGB values in [0, 1]', images);
+    }
+  },
+
+  deprocessImage(data: Float32Array, n: number, c: number, H: number, W: number, layout: Layout): void {
+    checkPositiveInteger('n', n);
+    checkPositiveInteger('c', c);
+    checkPositiveInteger('H', H);
+    checkPositiveInteger('W', W);
+    checkOneOf('layout', layout, LAYOUTS);
+    checkFloat32Array('data', data, checkCount('data', n, c, H, W));
+  },
+
+  greyToRgb(grey: Uint8Array, n: number, H: number, W: number): void {
+    checkPictureSize(n, H, W, 'out', 3);
+    checkUint8Array('grey', grey, n * H * W);
+  },
+};
 
 /** One checker per kernel, with the kernel's own parameter list. */
 export const validate: { [K in keyof KernelsSync]: (...args: Parameters<KernelsSync[K]>) => void } = {
@@ -162,6 +234,8 @@ export const validate: { [K in keyof KernelsSync]: (...args: Parameters<KernelsS
     checkOptionalBoolean('options.relu', o.relu);
     checkOptionalBoolean('options.alignCorners', o.alignCorners);
   },
+
+  ...validatePictures,
 };
 
 /** The names of the kernels, in the order of types.ts. */

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "pictures.h"
 
 using namespace gradcam;
 
@@ -128,6 +129,51 @@ void parity(int rounds) {
   }
 }
 
+void expectBytes(const char* what, const std::string& ctx, const std::vector<uint8_t>& got, const std::vector<uint8_t>& want) {
+  checks++;
+  for (size_t i = 0; i < want.size(); i++) {
+    if (got[i] != want[i]) {
+      std::printf("FAIL %s %s: byte %zu cuda %d cpu %d\n", what, ctx.c_str(), i, got[i], want[i]);
+      failures++;
+      return;
+    }
+  }
+}
+
+// The picture kernels: CUDA writes the CPU kernels' bytes (n = 1..4, odd sizes, one over numpy's
+// 8192-value block, both layouts, three colormaps, RGB and RGBA).
+void pictureParity(int rounds) {
+  std::mt19937 rng(20261202);
+  for (int r = 0; r < rounds; r++) {
+    const size_t n = pick(rng, {1, 2, 3, 4}), H = pick(rng, {1, 3, 7, 17, 61}), W = pick(rng, {1, 5, 9, 47, 224});
+    const size_t hw = H * W, c = pick(rng, {1, 3});
+    const Colormap cm = (Colormap)(r % 3);
+    const Layout layout = r % 2 ? Layout::NCHW : Layout::NHWC;
+    char ctx[96];
+    std::snprintf(ctx, sizeof ctx, "n=%zu H=%zu W=%zu c=%zu colormap=%d %s", n, H, W, c, r % 3, r % 2 ? "nchw" : "nhwc");
+    std::vector<float> maps = randomArray(rng, n * hw, -0.1f, 1.1f), images = randomArray(rng, n * hw * 3, 0, 1);
+    std::vector<float> guided = randomArray(rng, n * c * hw, -0.01f, 0.02f);
+    std::vector<uint8_t> grey(n * hw);
+    for (size_t i = 0; i < grey.size(); i++) grey[i] = (uint8_t)(rng() & 255);
+    std::vector<uint8_t> a1(n * hw * 3), a2(n * hw * 3);
+    cpu::applyColormap(maps.data(), n, H, W, cm, a1.data());
+    cuda::applyColormap(maps.data(), n, H, W, cm, a2.data());
+    expectBytes("applyColormap", ctx, a2, a1);
+    const OverlayOptions o{cm, r % 4 == 3 ? 1.0 : 0.3 + 0.1 * (r % 4), r % 2 ? 4u : 3u};
+    std::vector<uint8_t> s1(n * hw * o.channels), s2(n * hw * o.channels);
+    cpu::showCamOnImage(images.data(), maps.data(), n, H, W, o, s1.data());
+    cuda::showCamOnImage(images.data(), maps.data(), n, H, W, o, s2.data());
+    expectBytes("showCamOnImage", ctx, s2, s1);
+    std::vector<uint8_t> d1(n * c * hw), d2(n * c * hw);
+    cpu::deprocessImage(guided.data(), n, c, H, W, layout, d1.data());
+    cuda::deprocessImage(guided.data(), n, c, H, W, layout, d2.data());
+    expectBytes("deprocessImage", ctx, d2, d1);
+    cpu::greyToRgb(grey.data(), n, H, W, a1.data());
+    cuda::greyToRgb(grey.data(), n, H, W, a2.data());
+    expectBytes("greyToRgb", ctx, a2, a1);
+  }
+}
+
 double medianMs(const std::function<void()>& fn, int reps) {
   fn();  // warm-up
   std::vector<double> t;
@@ -226,6 +272,7 @@ int main(int argc, char** argv) {
   }
   try {
     parity(300);
+    pictureParity(60);
   } catch (const std::exception& e) {
     std::printf("FAIL: %s\n", e.what());
     return 1;
