@@ -41,7 +41,7 @@ function independentRaw(method: string, a: Float32Array, g: Float32Array, s: Fea
         if (method === 'gradcam') wk += gv / hw;
         else if (method === 'xgradcam') wk += (gv * av) / (sa + 1e-7);
         else if (method === 'gradcam++') {
-          const aij = gv === 0 ? 0 : (gv * gv) / (2 * gv * gv + sa * gv ** 3 + 1e-7);
+          const aij = gv === 0 ? 0 : (gv * gv) / (2 * gv * gv + sa * gv ** 3 + 1e-6);
           wk += Math.max(gv, 0) * aij;
           asum += aij;
         }
