@@ -14,6 +14,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import type {
+  CamCombine,
+  CamGuide,
+  CamTailOptions,
+  CamTailResult,
   ChannelSums,
   ElementwiseOp,
   FeatureShape,
@@ -82,6 +86,15 @@ export interface NativeAddon {
     device: NativeDevice, a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions,
   ): Promise<GradcamTailResult>;
 
+  camTail(
+    device: NativeDevice, a: Float32Array, grads: Float32Array[] | null, shape: FeatureShape, combine: CamCombine,
+    options: CamTailOptions, guide?: CamGuide,
+  ): CamTailResult;
+  camTailAsync(
+    device: NativeDevice, a: Float32Array, grads: Float32Array[] | null, shape: FeatureShape, combine: CamCombine,
+    options: CamTailOptions, guide?: CamGuide,
+  ): Promise<CamTailResult>;
+
   /** CUDA detection, done once by the addon and cached. */
   cudaInfo(): AddonCudaInfo;
   /** threads of the CPU pool (hardware concurrency, or GRADCAM_THREADS) */
@@ -144,7 +157,7 @@ export function loadAddon(): AddonLoad {
     try {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const addon = require(file) as NativeAddon;
-      if (typeof addon.gradcamTail !== 'function' || typeof addon.cudaInfo !== 'function') {
+      if (typeof addon.gradcamTail !== 'function' || typeof addon.camTail !== 'function' || typeof addon.cudaInfo !== 'function') {
         failures.push(`${file}: not the gradcam-node addon (missing exports)`);
         continue;
       }

@@ -48,6 +48,7 @@ function bind(addon: NativeAddon, device: NativeDevice): { sync: KernelsSync; as
     minMaxNormalize: (x, n, size) => addon.minMaxNormalize(device, x, n, size),
     guidedProduct: (guided, cam, n, c, H, W, layout, out) => addon.guidedProduct(device, guided, cam, n, c, H, W, layout, out),
     gradcamTail: (a, g, shape, options) => addon.gradcamTail(device, a, g, shape, options),
+    camTail: (a, grads, shape, combine, options, guide) => addon.camTail(device, a, grads, shape, combine, options, guide),
   };
   const async: KernelsAsync = {
     channelMean: (x, shape) => addon.channelMeanAsync(device, x, shape),
@@ -60,6 +61,7 @@ function bind(addon: NativeAddon, device: NativeDevice): { sync: KernelsSync; as
     guidedProduct: (guided, cam, n, c, H, W, layout, out) =>
       addon.guidedProductAsync(device, guided, cam, n, c, H, W, layout, out),
     gradcamTail: (a, g, shape, options) => addon.gradcamTailAsync(device, a, g, shape, options),
+    camTail: (a, grads, shape, combine, options, guide) => addon.camTailAsync(device, a, grads, shape, combine, options, guide),
   };
   return { sync, async };
 }
