@@ -16,7 +16,7 @@
  *   shape not object    TypeError  Expected object for shape but received undefined
  *   unknown layout      RangeError Expected one of 'nchw', 'nhwc' for shape.layout but received 'NCHW' of type string
  *   layout not string   TypeError  Expected one of 'nchw', 'nhwc' for layout but received 1 of type number
- *   unknown op          RangeError Expected one of 'grad-times-act', 'relu-grad-times-act' for op but received ...
+ *   unknown op          RangeError Expected one of 'grad-times-act', 'relu-grad-times-act', 'relu-of-grad-times-act' for op but received ...
  *   not a boolean       TypeError  Expected boolean for relu but received 1 of type number
  *   too many elements   RangeError Expected at most 2147483647 elements for a but received 4294967296 of type number
  *                      (named after the array that would hold them: x, g, a, guided; out for
