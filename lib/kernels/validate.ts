@@ -20,7 +20,14 @@
  *   not a boolean       TypeError  Expected boolean for relu but received 1 of type number
  *   too many elements   RangeError Expected at most 2147483647 elements for a but received 4294967296 of type number
  *                      (named after the array that would hold them: x, g, a, guided; out for
- *                      resizeBilinear's output, map for gradcamTail's)
+ *                      resizeBilinear's output, map for gradcamTail's; lowres, map, guided for camTail's)
+ * camTail's per-round arrays (grads, combine.weights, combine.lowres, guide.inputGrads):
+ *   not an array        TypeError  Expected array of Float32Array for grads but received null
+ *   empty               RangeError Expected non-empty array of Float32Array for grads but received []
+ *   other round count   RangeError Expected array of length 2 (one per round) for guide.inputGrads but received array of length 1
+ *   an entry            TypeError / RangeError as above, named grads[1], combine.lowres[0] ...
+ *   grads not read      TypeError  Expected null (combine.kind 'given-weights' reads no gradients) for grads but received ...
+ *   eps                 RangeError Expected finite number >= 0 for combine.eps but received -1 of type number
  */
 
 import { checkBoolean, checkFloat32Array, checkOneOf, checkPositiveInteger, invalidRange, invalidType } from '../errors';
