@@ -55,6 +55,7 @@ Napi::Float32Array newOutput(Napi::Env env, size_t length) {
 struct Job {
   std::vector<Napi::ObjectReference> keep;  // inputs and outputs
   std::vector<std::pair<std::string, size_t>> fields;  // named outputs -> keep index
+  std::vector<std::pair<std::string, double>> numbers;  // named numbers of the result
   size_t single = SIZE_MAX;                  // or the one output
   std::function<void()> run;
 
@@ -81,6 +82,7 @@ struct Job {
   Napi::Value result(Napi::Env env) {
     if (fields.empty()) return keep[single].Value();
     Napi::Object o = Napi::Object::New(env);
+    for (auto& f : numbers) o.Set(f.first, f.second);
     for (auto& f : fields) o.Set(f.first, keep[f.second].Value());
     return o;
   }
@@ -94,6 +96,13 @@ using Parser = std::unique_ptr<Job> (*)(const Napi::CallbackInfo&, Device);
 // info[0] is the device; the kernel's own arguments follow.
 Device parseDevice(const Napi::CallbackInfo& info) {
   return checkOneOf("device", info[0], {"cpu", "cuda"}) == "cuda" ? Device::Cuda : Device::Cpu;
+}
+
+ElementwiseOp checkElementwiseOp(const std::string& name, Napi::Value v) {
+  const std::string op = checkOneOf(name, v, {"grad-times-act", "relu-grad-times-act", "relu-of-grad-times-act"});
+  return op == "grad-times-act"        ? ElementwiseOp::GradTimesAct
+         : op == "relu-grad-times-act" ? ElementwiseOp::ReluGradTimesAct
+                                       : ElementwiseOp::ReluOfGradTimesAct;
 }
 
 std::unique_ptr<Job> parseChannelMean(const Napi::CallbackInfo& info, Device dev) {
@@ -137,9 +146,7 @@ std::unique_ptr<Job> parseElementwiseChannelSum(const Napi::CallbackInfo& info, 
   const FeatureShape s = checkFeatureShape(info[3], "g");
   const float* g = job->input(checkFloat32Array("g", info[1], s.count()));
   const float* a = job->input(checkFloat32Array("a", info[2], s.count()));
-  const ElementwiseOp op = checkOneOf("op", info[4], {"grad-times-act", "relu-grad-times-act"}) == "grad-times-act"
-                               ? ElementwiseOp::GradTimesAct
-                               : ElementwiseOp::ReluGradTimesAct;
+  const ElementwiseOp op = checkElementwiseOp("op", info[4]);
   const bool relu = checkBoolean("relu", info[5]);
   float* out = job->output(info.Env(), s.n * s.hw());
   job->run = [=] { GRADCAM_DISPATCH(dev, elementwiseChannelSum, g, a, s, op, relu, out); };
@@ -295,6 +302,96 @@ std::unique_ptr<Job> parseGreyToRgb(const Napi::CallbackInfo& info, Device dev) 
   return job;
 }
 
+// camTail(a, grads, shape, combine, options, guide?): the checks in the order of validate.ts.
+std::unique_ptr<Job> parseCamTail(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  Napi::Env env = info.Env();
+  const FeatureShape s = checkFeatureShape(info[3], "a");
+  Napi::Object co = checkObject("combine", info[4]);
+  const std::string kind = checkOneOf("combine.kind", co.Get("kind"), {"weights", "given-weights", "elementwise", "given-lowres"});
+  CamCombine c{CombineKind::Weights, ChannelWeighting::GradMean, 1e-7, ElementwiseOp::GradTimesAct};
+  Napi::Array given;
+  bool hasGiven = false;
+  if (kind == "weights") {
+    const std::string wt = checkOneOf("combine.weighting", co.Get("weighting"),
+                                      {"grad-mean", "grad-pp", "grad-pp-normalized", "grad-act-ratio"});
+    c.weighting = wt == "grad-mean"   ? ChannelWeighting::GradMean
+                  : wt == "grad-pp"   ? ChannelWeighting::GradPP
+                  : wt == "grad-pp-normalized" ? ChannelWeighting::GradPPNormalized
+                                      : ChannelWeighting::GradActRatio;
+    Napi::Value eps = co.Get("eps");
+    if (!eps.IsUndefined()) c.eps = checkNonNegativeFinite("combine.eps", eps);
+  } else if (kind == "elementwise") {
+    c.kind = CombineKind::Elementwise;
+    c.op = checkElementwiseOp("combine.op", co.Get("op"));
+  } else if (kind == "given-weights") {
+    c.kind = CombineKind::GivenWeights;
+    given = checkRoundArray("combine.weights", co.Get("weights"));
+    hasGiven = true;
+  } else {
+    c.kind = CombineKind::GivenLowres;
+    given = checkRoundArray("combine.lowres", co.Get("lowres"));
+    hasGiven = true;
+  }
+  Napi::Object o = checkObject("options", info[5]);
+  const double dH = checkPositiveInteger("options.outH", o.Get("outH"));
+  const double dW = checkPositiveInteger("options.outW", o.Get("outW"));
+  double dc = 0;
+  Layout guideLayout = Layout::NCHW;
+  Napi::Array inputGrads;
+  const bool hasGuide = !info[6].IsUndefined();
+  if (hasGuide) {
+    Napi::Object gd = checkObject("guide", info[6]);
+    dc = checkPositiveInteger("guide.c", gd.Get("c"));
+    guideLayout = checkLayout("guide.layout", gd.Get("layout"));
+    Napi::Value ig = gd.Get("inputGrads");
+    if (!ig.IsArray()) GRADCAM_THROW_TYPE("guide.inputGrads", "array of Float32Array", ig);
+    inputGrads = ig.As<Napi::Array>();
+  }
+  Napi::Array grads;
+  if (hasGiven) {
+    if (!info[2].IsNull()) GRADCAM_THROW_TYPE("grads", "null (combine.kind '" + kind + "' reads no gradients)", info[2]);
+  } else {
+    grads = checkRoundArray("grads", info[2]);
+  }
+  const size_t R = hasGiven ? given.Length() : grads.Length();
+  if (hasGuide) checkRoundCount("guide.inputGrads", inputGrads, R);
+  const double dR = (double)R, dn = (double)s.n;
+  checkCount(env, "lowres", {dR, dn, (double)s.h, (double)s.w});
+  const size_t mapLen = checkCount(env, "map", {dR, dn, dH, dW});
+  const size_t guidedLen = hasGuide ? checkCount(env, "guided", {dR, dn, dc, dH, dW}) : 0;
+  const float* a = job->input(checkFloat32Array("a", info[1], s.count()));
+  std::vector<const float*> gradPtrs, givenPtrs, inputPtrs;
+  if (!hasGiven)
+    for (Napi::Float32Array x : checkRoundArrays("grads", grads, s.count())) gradPtrs.push_back(job->input(x));
+  if (c.kind == CombineKind::GivenWeights)
+    for (Napi::Float32Array x : checkRoundArrays("combine.weights", given, s.n * s.k)) givenPtrs.push_back(job->input(x));
+  if (c.kind == CombineKind::GivenLowres)
+    for (Napi::Float32Array x : checkRoundArrays("combine.lowres", given, s.n * s.hw())) givenPtrs.push_back(job->input(x));
+  if (hasGuide)
+    for (Napi::Float32Array x : checkRoundArrays("guide.inputGrads", inputGrads, guidedLen / R)) inputPtrs.push_back(job->input(x));
+  TailOptions opt;
+  opt.outH = (size_t)dH;
+  opt.outW = (size_t)dW;
+  opt.relu = checkOptionalBoolean("options.relu", o.Get("relu"), true);
+  opt.alignCorners = checkOptionalBoolean("options.alignCorners", o.Get("alignCorners"), false);
+  job->numbers.emplace_back("rounds", dR);
+  CamTailOutputs out{nullptr, nullptr, nullptr, nullptr, nullptr};
+  if (c.kind == CombineKind::Weights || c.kind == CombineKind::GivenWeights)
+    out.weights = job->output(env, R * s.n * s.k, "weights");
+  out.lowresRaw = job->output(env, R * s.n * s.hw(), "lowresRaw");
+  out.lowres = job->output(env, R * s.n * s.hw(), "lowres");
+  out.map = job->output(env, mapLen, "map");
+  if (hasGuide) out.guided = job->output(env, guidedLen, "guided");
+  const size_t guideC = (size_t)dc;
+  job->run = [=] {
+    const CamRounds rd{R, gradPtrs.empty() ? nullptr : gradPtrs.data(), givenPtrs.empty() ? nullptr : givenPtrs.data(),
+                       inputPtrs.empty() ? nullptr : inputPtrs.data(), guideC, guideLayout};
+    GRADCAM_DISPATCH(dev, camTail, a, s, c, rd, opt, out);
+  };
+  return job;
+}
+
 template <Parser P>
 Napi::Value callSync(const Napi::CallbackInfo& info) {
   std::unique_ptr<Job> job = P(info, parseDevice(info));
@@ -381,6 +478,7 @@ const Entry kKernels[] = {
     GRADCAM_KERNEL(showCamOnImage, parseShowCamOnImage),
     GRADCAM_KERNEL(deprocessImage, parseDeprocessImage),
     GRADCAM_KERNEL(greyToRgb, parseGreyToRgb),
+    GRADCAM_KERNEL(camTail, parseCamTail),
 };
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {

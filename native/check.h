@@ -8,6 +8,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "pictures.h"
 #include "shape.h"
@@ -154,6 +155,36 @@ inline size_t checkCount(Napi::Env env, const std::string& name, std::initialize
     GRADCAM_THROW_RANGE(name, "at most 2147483647 elements", c);
   }
   return (size_t)count;
+}
+
+/** A non-empty JS array (of per-round Float32Arrays, checked later with checkRoundArrays). */
+inline Napi::Array checkRoundArray(const std::string& name, Napi::Value v) {
+  if (!v.IsArray()) GRADCAM_THROW_TYPE(name, "array of Float32Array", v);
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() == 0) GRADCAM_THROW_RANGE(name, "non-empty array of Float32Array", v);
+  return a;
+}
+
+/** An array with one entry per round. */
+inline void checkRoundCount(const std::string& name, Napi::Array v, size_t rounds) {
+  if (v.Length() != rounds)
+    GRADCAM_THROW_RANGE(name, "array of length " + std::to_string(rounds) + " (one per round)", v);
+}
+
+/** Every entry a Float32Array of `length`, named name[r]. */
+inline std::vector<Napi::Float32Array> checkRoundArrays(const std::string& name, Napi::Array v, size_t length) {
+  std::vector<Napi::Float32Array> out;
+  for (uint32_t r = 0; r < v.Length(); r++)
+    out.push_back(checkFloat32Array(name + "[" + std::to_string(r) + "]", v.Get(r), length));
+  return out;
+}
+
+/** A finite number >= 0 (eps). */
+inline double checkNonNegativeFinite(const std::string& name, Napi::Value v) {
+  if (!v.IsNumber()) GRADCAM_THROW_TYPE(name, "finite number >= 0", v);
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d < 0) GRADCAM_THROW_RANGE(name, "finite number >= 0", v);
+  return d;
 }
 
 inline Layout checkLayout(const std::string& name, Napi::Value v) {

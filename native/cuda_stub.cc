@@ -33,6 +33,10 @@ void guidedProduct(const float*, const float*, size_t, size_t, size_t, size_t, L
 void gradcamTail(const float*, const float*, const FeatureShape&, const TailOptions&, const TailOutputs&) {
   unavailable();
 }
+void camTail(const float*, const FeatureShape&, const CamCombine&, const CamRounds&, const TailOptions&,
+             const CamTailOutputs&) {
+  unavailable();
+}
 
 void applyColormap(const float*, size_t, size_t, size_t, Colormap, uint8_t*) { unavailable(); }
 void showCamOnImage(const float*, const float*, size_t, size_t, size_t, const OverlayOptions&, uint8_t*) {

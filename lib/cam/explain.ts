@@ -9,13 +9,12 @@
  */
 import { GradcamError, checkBoolean, checkKnownKeys, checkOneOf, didYouMean, invalidRange, invalidType } from '../errors';
 import { getKernels, type Kernels } from '../kernels';
-import type { FeatureShape } from '../kernels/types';
+import type { CamCombine, CamGuide, CamTailResult, FeatureShape } from '../kernels/types';
 import type { Explanation, ExplainOptions, ExplainResult, InputBatch, LayerMaps, Method } from '../types';
 import type { AdapterPass, GradientRequest, LayerActivations, ModelAdapter, RoundGradients } from './adapter';
 import { principalProjection } from './eigen';
 import { DEFAULT_METHOD, GUIDED_RULE, METHOD_NAMES, camMethodOf, findMethod, type CamRecipe, type MethodDef, type ReluRule } from './methods';
 import { isCustomScore, resolveTargets, targetRounds } from './targets';
-import { camTail, type CamCombine, type CamTailResult } from './tail';
 
 /** Every option explain() takes: anything else is an error with a suggestion. */
 export const EXPLAIN_OPTIONS = [
@@ -230,16 +229,17 @@ interface LayerResult {
 /** One layer's maps for all rounds: one kernel call (A crosses once), plus the eigen path where asked. */
 async function layerMaps(
   kernels: Kernels, p: ParsedOptions, layer: LayerActivations, grads: Float32Array[], rounds: number,
-  size: { H: number; W: number }, guide?: { inputGrads: Float32Array[]; c: number; layout: 'nchw' | 'nhwc' },
+  size: { H: number; W: number }, guide?: CamGuide,
 ): Promise<CamTailResult> {
+  const camTail = kernels.async.camTail;
   const cam = p.cam as CamRecipe;
   const combine = combineOf(cam, p.eigenSmooth);
   const opts = { outH: size.H, outW: size.W, relu: true };
-  if (combine !== 'projection') return camTail(kernels, layer.data, grads, layer.shape, combine, opts, guide);
+  if (combine !== 'projection') return camTail(layer.data, grads, layer.shape, combine, opts, guide);
   // eigen: weights first where the recipe has them, then the principal component of the weighted activations
   let weights: Float32Array | undefined;
   if (cam.kind === 'weights') {
-    weights = (await camTail(kernels, layer.data, grads, layer.shape, { kind: 'weights', weighting: cam.weighting, eps: cam.eps }, opts)).weights;
+    weights = (await camTail(layer.data, grads, layer.shape, { kind: 'weights', weighting: cam.weighting, eps: cam.eps }, opts)).weights;
   }
   const per = layer.shape.n * layer.shape.k;
   const lowres: Float32Array[] = [];
@@ -254,7 +254,7 @@ async function layerMaps(
     const w = weights?.subarray(r * per, (r + 1) * per);
     lowres.push(principalProjection(projectionSource(cam, layer.data, grads[r], w, layer.shape), layer.shape));
   }
-  const tail = await camTail(kernels, layer.data, null, layer.shape, { kind: 'given-lowres', lowres }, opts, guide);
+  const tail = await camTail(layer.data, null, layer.shape, { kind: 'given-lowres', lowres }, opts, guide);
   if (weights) tail.weights = weights;
   return tail;
 }

@@ -15,6 +15,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import type {
+  CamCombine,
+  CamGuide,
+  CamTailOptions,
+  CamTailResult,
   ChannelSums,
   ColormapName,
   ElementwiseOp,
@@ -103,6 +107,14 @@ export interface NativeAddon {
 
   greyToRgb(device: NativeDevice, grey: Uint8Array, n: number, H: number, W: number): Uint8Array;
   greyToRgbAsync(device: NativeDevice, grey: Uint8Array, n: number, H: number, W: number): Promise<Uint8Array>;
+  camTail(
+    device: NativeDevice, a: Float32Array, grads: Float32Array[] | null, shape: FeatureShape, combine: CamCombine,
+    options: CamTailOptions, guide?: CamGuide,
+  ): CamTailResult;
+  camTailAsync(
+    device: NativeDevice, a: Float32Array, grads: Float32Array[] | null, shape: FeatureShape, combine: CamCombine,
+    options: CamTailOptions, guide?: CamGuide,
+  ): Promise<CamTailResult>;
 
   /** CUDA detection, done once by the addon and cached. */
   cudaInfo(): AddonCudaInfo;
@@ -166,7 +178,7 @@ export function loadAddon(): AddonLoad {
     try {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const addon = require(file) as NativeAddon;
-      if (typeof addon.gradcamTail !== 'function' || typeof addon.cudaInfo !== 'function') {
+      if (typeof addon.gradcamTail !== 'function' || typeof addon.camTail !== 'function' || typeof addon.cudaInfo !== 'function') {
         failures.push(`${file}: not the gradcam-node addon (missing exports)`);
         continue;
       }

@@ -18,7 +18,22 @@ import { reference } from './reference';
 import type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync } from './types';
 import { KERNEL_NAMES, validate } from './validate';
 
-export type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync, PictureKernelsSync, ShowCamOnImageOptions } from './types';
+export type {
+  CamCombine,
+  CamGuide,
+  CamTailOptions,
+  CamTailResult,
+  ChannelWeighting,
+  DeviceRequest,
+  ElementwiseOp,
+  FeatureShape,
+  KernelDevice,
+  KernelsAsync,
+  KernelsSync,
+  Layout,
+  PictureKernelsSync,
+  ShowCamOnImageOptions,
+} from './types';
 export type { NativeStatus } from './native';
 
 export interface Kernels {

@@ -52,6 +52,7 @@ function bind(addon: NativeAddon, device: NativeDevice): { sync: KernelsSync; as
     showCamOnImage: (images, maps, n, H, W, options) => addon.showCamOnImage(device, images, maps, n, H, W, options),
     deprocessImage: (data, n, c, H, W, layout) => addon.deprocessImage(device, data, n, c, H, W, layout),
     greyToRgb: (grey, n, H, W) => addon.greyToRgb(device, grey, n, H, W),
+    camTail: (a, grads, shape, combine, options, guide) => addon.camTail(device, a, grads, shape, combine, options, guide),
   };
   const async: KernelsAsync = {
     channelMean: (x, shape) => addon.channelMeanAsync(device, x, shape),
@@ -68,6 +69,7 @@ function bind(addon: NativeAddon, device: NativeDevice): { sync: KernelsSync; as
     showCamOnImage: (images, maps, n, H, W, options) => addon.showCamOnImageAsync(device, images, maps, n, H, W, options),
     deprocessImage: (data, n, c, H, W, layout) => addon.deprocessImageAsync(device, data, n, c, H, W, layout),
     greyToRgb: (grey, n, H, W) => addon.greyToRgbAsync(device, grey, n, H, W),
+    camTail: (a, grads, shape, combine, options, guide) => addon.camTailAsync(device, a, grads, shape, combine, options, guide),
   };
   return { sync, async };
 }

@@ -46,8 +46,54 @@ export type ElementwiseOp =
   | 'grad-times-act'
   /** LayerCAM: f = max(g,0)*A */
   | 'relu-grad-times-act'
-  /** Grad-CAM element-wise: f = max(g*A,0) */
+  /** f = max(g*A,0) (Grad-CAM element-wise) */
   | 'relu-of-grad-times-act';
+
+/**
+ * How camTail turns one round's G = dY/dA into channel weights w[n,k] (S_A = sum_ij A):
+ *  - 'grad-mean':          w = mean_ij G (Grad-CAM's alpha; exactly channelMean)
+ *  - 'grad-pp':            w = sum_ij max(G,0)*a_ij, a_ij = G^2 / (2G^2 + S_A*G^3 + eps), a_ij = 0 where G == 0
+ *                          (pytorch-grad-cam's Grad-CAM++)
+ *  - 'grad-pp-normalized': the same, divided per channel by sum_ij a_ij where that sum is not 0
+ *                          (the Grad-CAM++ authors' normalization)
+ *  - 'grad-act-ratio':     w = sum_ij G*A / (S_A + eps) (XGrad-CAM)
+ */
+export type ChannelWeighting = 'grad-mean' | 'grad-pp' | 'grad-pp-normalized' | 'grad-act-ratio';
+
+/** How camTail forms the low-resolution map of each round from A [n,k,h,w] and that round's G. */
+export type CamCombine =
+  /** cam = sum_k w[n,k]*A, w from G by `weighting`; eps (default 1e-7, finite, >= 0) as above */
+  | { kind: 'weights'; weighting: ChannelWeighting; eps?: number }
+  /** cam = sum_k w[n,k]*A with the caller's weights, one [n*k] array per round (grads unused: pass null) */
+  | { kind: 'given-weights'; weights: Float32Array[] }
+  /** cam[n,i,j] = sum_k f(G,A) (elementwiseChannelSum's op) */
+  | { kind: 'elementwise'; op: ElementwiseOp }
+  /** the caller's raw low-resolution maps, one [n*h*w] per round (A is checked, not read; grads: null) */
+  | { kind: 'given-lowres'; lowres: Float32Array[] };
+
+/** The fused guided product of camTail: per round, inputGrads[r] * map[r] (as guidedProduct). */
+export interface CamGuide {
+  /** one per round, [n,c,outH,outW] or [n,outH,outW,c] as `layout` says */
+  inputGrads: Float32Array[];
+  c: number;
+  layout: Layout;
+}
+
+/** Everything camTail produces for R rounds over one batch of n (round r at offset r * the per-round size). */
+export interface CamTailResult {
+  /** R, the number of rounds */
+  rounds: number;
+  /** [R*n*k] channel weights (kinds 'weights' and 'given-weights') */
+  weights?: Float32Array;
+  /** [R*n*h*w] the map before ReLU */
+  lowresRaw: Float32Array;
+  /** [R*n*h*w] ReLU'd (if relu) and min-max normalized per image */
+  lowres: Float32Array;
+  /** [R*n*outH*outW] lowres resized bilinearly, then min-max normalized again */
+  map: Float32Array;
+  /** [R*n*c*outH*outW] inputGrads[r] * map[r] broadcast over channels, in guide.layout (with `guide`) */
+  guided?: Float32Array;
+}
 
 export interface ResizeOptions {
   /** false (default): half-pixel centres, edge clamp (OpenCV INTER_LINEAR, torch align_corners=False). */
@@ -61,6 +107,8 @@ export interface GradcamTailOptions extends ResizeOptions {
   /** apply ReLU to the low-resolution map (default true). false = counterfactual-free raw Captum-like map */
   relu?: boolean;
 }
+
+export type CamTailOptions = GradcamTailOptions;
 
 /** Everything the fused Grad-CAM tail produces, for a batch of n. */
 export interface GradcamTailResult {
@@ -134,6 +182,21 @@ export interface KernelsSync extends PictureKernelsSync {
   guidedProduct(guided: Float32Array, cam: Float32Array, n: number, c: number, H: number, W: number, layout: Layout, out?: Float32Array): Float32Array;
   /** The whole Grad-CAM tail in one call: weights -> weighted sum -> ReLU -> normalize -> resize -> normalize. */
   gradcamTail(a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions): GradcamTailResult;
+  /**
+   * The generalized CAM tail over R rounds (e.g. the top-R classes of one batch) in one call: A is
+   * passed once; per round: the low-resolution map by `combine` -> ReLU (options.relu) ->
+   * normalize -> resize -> normalize, and with `guide` the guided product with the resized map.
+   * Round r equals running the single kernels on round r alone (gradcamTail for 'grad-mean').
+   * `grads`: one [n*k*h*w] array per round for kinds 'weights' and 'elementwise', else null.
+   */
+  camTail(
+    a: Float32Array,
+    grads: Float32Array[] | null,
+    shape: FeatureShape,
+    combine: CamCombine,
+    options: CamTailOptions,
+    guide?: CamGuide,
+  ): CamTailResult;
 }
 
 /** The Promise variants: same arguments, work done off the main thread. */

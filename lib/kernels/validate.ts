@@ -16,17 +16,28 @@
  *   shape not object    TypeError  Expected object for shape but received undefined
  *   unknown layout      RangeError Expected one of 'nchw', 'nhwc' for shape.layout but received 'NCHW' of type string
  *   layout not string   TypeError  Expected one of 'nchw', 'nhwc' for layout but received 1 of type number
- *   unknown op          RangeError Expected one of 'grad-times-act', 'relu-grad-times-act' for op but received ...
+ *   unknown op          RangeError Expected one of 'grad-times-act', 'relu-grad-times-act', 'relu-of-grad-times-act' for op but received ...
  *   not a boolean       TypeError  Expected boolean for relu but received 1 of type number
  *   too many elements   RangeError Expected at most 2147483647 elements for a but received 4294967296 of type number
  *                      (named after the array that would hold them: x, g, a, guided; out for
- *                      resizeBilinear's output, map for gradcamTail's)
+ *                      resizeBilinear's output, map for gradcamTail's; lowres, map, guided for camTail's)
+ * camTail's per-round arrays (grads, combine.weights, combine.lowres, guide.inputGrads):
+ *   not an array        TypeError  Expected array of Float32Array for grads but received null
+ *   empty               RangeError Expected non-empty array of Float32Array for grads but received []
+ *   other round count   RangeError Expected array of length 2 (one per round) for guide.inputGrads but received array of length 1
+ *   an entry            TypeError / RangeError as above, named grads[1], combine.lowres[0] ...
+ *   grads not read      TypeError  Expected null (combine.kind 'given-weights' reads no gradients) for grads but received ...
+ *   eps                 RangeError Expected finite number >= 0 for combine.eps but received -1 of type number
  */
 
 import { checkBoolean, checkFloat32Array, checkOneOf, checkPositiveInteger, invalidRange, invalidType } from '../errors';
 import { COLORMAPS } from '../image/colormap';
 import type {
   ColormapName,
+  CamCombine,
+  CamGuide,
+  CamTailOptions,
+  ChannelWeighting,
   ElementwiseOp,
   FeatureShape,
   GradcamTailOptions,
@@ -41,7 +52,9 @@ import type {
 export const MAX_ELEMENTS = 2147483647;
 
 export const LAYOUTS: readonly Layout[] = ['nchw', 'nhwc'];
-export const ELEMENTWISE_OPS: readonly ElementwiseOp[] = ['grad-times-act', 'relu-grad-times-act'];
+export const ELEMENTWISE_OPS: readonly ElementwiseOp[] = ['grad-times-act', 'relu-grad-times-act', 'relu-of-grad-times-act'];
+export const CAM_COMBINE_KINDS: readonly CamCombine['kind'][] = ['weights', 'given-weights', 'elementwise', 'given-lowres'];
+export const CHANNEL_WEIGHTINGS: readonly ChannelWeighting[] = ['grad-mean', 'grad-pp', 'grad-pp-normalized', 'grad-act-ratio'];
 
 function checkObject(name: string, v: unknown): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || ArrayBuffer.isView(v)) {
@@ -84,6 +97,22 @@ function checkOut(out: unknown, length: number, inputs: Record<string, Float32Ar
       throw invalidRange('out', `Float32Array not overlapping ${name}`, out);
     }
   }
+}
+
+/** A non-empty array (of per-round Float32Arrays; their type and length are checked later). */
+function checkRoundArray(name: string, v: unknown): unknown[] {
+  if (!Array.isArray(v)) throw invalidType(name, 'array of Float32Array', v);
+  if (v.length === 0) throw invalidRange(name, 'non-empty array of Float32Array', v);
+  return v;
+}
+
+/** An array with one entry per round. */
+function checkRoundCount(name: string, v: unknown[], rounds: number): void {
+  if (v.length !== rounds) throw invalidRange(name, `array of length ${rounds} (one per round)`, v);
+}
+
+function checkRoundArrays(name: string, v: unknown[], length: number): void {
+  v.forEach((x, r) => checkFloat32Array(`${name}[${r}]`, x, length));
 }
 
 function checkResizeOptions(name: string, v: unknown): void {
@@ -236,6 +265,65 @@ export const validate: { [K in keyof KernelsSync]: (...args: Parameters<KernelsS
   },
 
   ...validatePictures,
+  camTail(
+    a: Float32Array,
+    grads: Float32Array[] | null,
+    shape: FeatureShape,
+    combine: CamCombine,
+    options: CamTailOptions,
+    guide?: CamGuide,
+  ): void {
+    // the order (native/check.h repeats it): shape; combine (kind, then its fields);
+    // options.outH/outW; guide (c, layout, inputGrads is an array); grads (array or null by kind);
+    // round counts; element counts; every Float32Array; options.relu/alignCorners.
+    const { n, k, h, w } = checkFeatureShape(shape, 'a');
+    const c = checkObject('combine', combine);
+    const kind = checkOneOf('combine.kind', c.kind, CAM_COMBINE_KINDS);
+    let given: unknown[] | undefined;
+    if (kind === 'weights') {
+      checkOneOf('combine.weighting', c.weighting, CHANNEL_WEIGHTINGS);
+      if (c.eps !== undefined) {
+        if (typeof c.eps !== 'number') throw invalidType('combine.eps', 'finite number >= 0', c.eps);
+        if (!Number.isFinite(c.eps) || c.eps < 0) throw invalidRange('combine.eps', 'finite number >= 0', c.eps);
+      }
+    } else if (kind === 'elementwise') {
+      checkOneOf('combine.op', c.op, ELEMENTWISE_OPS);
+    } else if (kind === 'given-weights') {
+      given = checkRoundArray('combine.weights', c.weights);
+    } else {
+      given = checkRoundArray('combine.lowres', c.lowres);
+    }
+    const o = checkObject('options', options);
+    const outH = checkPositiveInteger('options.outH', o.outH);
+    const outW = checkPositiveInteger('options.outW', o.outW);
+    let guideC = 0;
+    let inputGrads: unknown[] | undefined;
+    if (guide !== undefined) {
+      const gd = checkObject('guide', guide);
+      guideC = checkPositiveInteger('guide.c', gd.c);
+      checkOneOf('guide.layout', gd.layout, LAYOUTS);
+      if (!Array.isArray(gd.inputGrads)) throw invalidType('guide.inputGrads', 'array of Float32Array', gd.inputGrads);
+      inputGrads = gd.inputGrads;
+    }
+    let gradList: unknown[] | undefined;
+    if (given) {
+      if (grads !== null) throw invalidType('grads', `null (combine.kind '${kind}' reads no gradients)`, grads);
+    } else {
+      gradList = checkRoundArray('grads', grads);
+    }
+    const rounds = (given ?? gradList)!.length;
+    if (inputGrads) checkRoundCount('guide.inputGrads', inputGrads, rounds);
+    checkCount('lowres', rounds, n, h, w);
+    checkCount('map', rounds, n, outH, outW);
+    if (inputGrads) checkCount('guided', rounds, n, guideC, outH, outW);
+    checkFloat32Array('a', a, n * k * h * w);
+    if (gradList) checkRoundArrays('grads', gradList, n * k * h * w);
+    if (kind === 'given-weights') checkRoundArrays('combine.weights', given!, n * k);
+    if (kind === 'given-lowres') checkRoundArrays('combine.lowres', given!, n * h * w);
+    if (inputGrads) checkRoundArrays('guide.inputGrads', inputGrads, n * guideC * outH * outW);
+    checkOptionalBoolean('options.relu', o.relu);
+    checkOptionalBoolean('options.alignCorners', o.alignCorners);
+  },
 };
 
 /** The names of the kernels, in the order of types.ts. */

@@ -93,7 +93,7 @@ void parity(int rounds) {
     cuda::weightedChannelSum(c1.data(), a.data(), s, relu, m2.data());
     expectClose("weightedChannelSum", ctx, m2, m1);
 
-    for (ElementwiseOp op : {ElementwiseOp::GradTimesAct, ElementwiseOp::ReluGradTimesAct}) {
+    for (ElementwiseOp op : {ElementwiseOp::GradTimesAct, ElementwiseOp::ReluGradTimesAct, ElementwiseOp::ReluOfGradTimesAct}) {
       cpu::elementwiseChannelSum(g.data(), a.data(), s, op, relu, m1.data());
       cuda::elementwiseChannelSum(g.data(), a.data(), s, op, relu, m2.data());
       expectClose("elementwiseChannelSum", ctx, m2, m1);
@@ -126,6 +126,45 @@ void parity(int rounds) {
     expectClose("gradcamTail.lowresRaw", ctx, raw2, raw1);
     expectClose("gradcamTail.lowres", ctx, low2, low1, 1e-5, 1e-5);
     expectClose("gradcamTail.map", ctx, map2, map1, 1e-5, 1e-5);
+
+    // camTail: R = 1..3 rounds, every combine kind, with the fused guided product
+    const size_t R = 1 + (size_t)r % 3;
+    std::vector<std::vector<float>> gr, given, ig;
+    std::vector<const float*> gp, givp, igp;
+    for (size_t q = 0; q < R; q++) {
+      gr.push_back(randomArray(rng, s.count(), -1, 1));
+      given.push_back(randomArray(rng, std::max(nk, nhw), -1, 1));
+      ig.push_back(randomArray(rng, s.n * c * outH * outW));
+    }
+    for (size_t q = 0; q < R; q++) {
+      gp.push_back(gr[q].data());
+      givp.push_back(given[q].data());
+      igp.push_back(ig[q].data());
+    }
+    const CombineKind kinds[] = {CombineKind::Weights, CombineKind::GivenWeights, CombineKind::Elementwise,
+                                 CombineKind::GivenLowres};
+    const ChannelWeighting weightings[] = {ChannelWeighting::GradMean, ChannelWeighting::GradPP,
+                                           ChannelWeighting::GradPPNormalized, ChannelWeighting::GradActRatio};
+    const ElementwiseOp ops[] = {ElementwiseOp::GradTimesAct, ElementwiseOp::ReluGradTimesAct,
+                                 ElementwiseOp::ReluOfGradTimesAct};
+    for (int kind = 0; kind < 4; kind++) {
+      const CamCombine cc{kinds[kind], weightings[r % 4], 1e-7, ops[r % 3]};
+      const bool usesGrads = kind == 0 || kind == 2;
+      const CamRounds rd{R, usesGrads ? gp.data() : nullptr, usesGrads ? nullptr : givp.data(), igp.data(), c, s.layout};
+      const bool hasW = kind <= 1;
+      std::vector<float> cw1(hasW ? R * nk : 0), cw2(cw1.size()), craw1(R * nhw), craw2(R * nhw), clow1(R * nhw),
+          clow2(R * nhw), cmap1(R * r1.size()), cmap2(R * r1.size()), cg1(R * guided.size()), cg2(R * guided.size());
+      cpu::camTail(a.data(), s, cc, rd, o,
+                   CamTailOutputs{hasW ? cw1.data() : nullptr, craw1.data(), clow1.data(), cmap1.data(), cg1.data()});
+      cuda::camTail(a.data(), s, cc, rd, o,
+                    CamTailOutputs{hasW ? cw2.data() : nullptr, craw2.data(), clow2.data(), cmap2.data(), cg2.data()});
+      const std::string cctx = ctx + " camTail kind " + std::to_string(kind) + " R=" + std::to_string(R);
+      if (hasW) expectClose("camTail.weights", cctx, cw2, cw1);
+      expectClose("camTail.lowresRaw", cctx, craw2, craw1);
+      expectClose("camTail.lowres", cctx, clow2, clow1, 1e-5, 1e-5);
+      expectClose("camTail.map", cctx, cmap2, cmap1, 1e-5, 1e-5);
+      expectClose("camTail.guided", cctx, cg2, cg1, 1e-5, 1e-5);
+    }
   }
 }
 

@@ -3,7 +3,7 @@
  * a map. A method is data, never a code path: lib/cam/explain.ts reads these fields and nothing
  * else in the library tests a method's name.
  */
-import type { ElementwiseOp } from '../../kernels/types';
+import type { ChannelWeighting, ElementwiseOp } from '../../kernels/types';
 
 /**
  * The backward rule of every ReLU on the input-gradient path (the paper's Figure of the three rules),
@@ -15,8 +15,7 @@ import type { ElementwiseOp } from '../../kernels/types';
 export type ReluRule = 'plain' | 'guided' | 'deconvnet';
 export const RELU_RULES: readonly ReluRule[] = ['plain', 'guided', 'deconvnet'];
 
-/** How channel weights w[n,k] come from A and G = dY/dA (kernel vocabulary: no method names). */
-export type ChannelWeighting = 'grad-mean' | 'grad-pp' | 'grad-pp-normalized' | 'grad-act-ratio';
+export type { ChannelWeighting } from '../../kernels/types';
 
 /** How a method forms its low-resolution map from A and G. */
 export type CamRecipe =
