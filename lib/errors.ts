@@ -104,6 +104,7 @@ export const ERROR_CODES = {
   NATIVE_UNAVAILABLE: 'the native kernels asked for where the addon is not loaded',
   WORKER_CLOSED: 'a kernel job pending when its worker pool was closed',
   WORKER_FAILED: 'a kernel worker thread failed',
+  WORKER_MISSING: "the 'js' kernels' worker script is missing (the .ts sources run without dist/)",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

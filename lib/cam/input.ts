@@ -44,7 +44,7 @@ export function checkInputBatch(input: unknown, layout?: Layout, expected?: Read
   for (let i = 0; i < data.length; i++) {
     // x - x is NaN exactly for NaN and +-Infinity: one cheap test per element
     if (data[i] - data[i] !== 0) {
-      throw new RangeError(`Expected finite values for input.data but received ${data[i]} at index ${i}`);
+      throw Object.assign(new RangeError(`Expected finite values for input.data but received ${data[i]} at index ${i}`), { code: 'EARGRANGE' });
     }
   }
   return data === b.data ? (b as InputBatch) : { ...(b as InputBatch), data };

@@ -25,10 +25,10 @@ export function checkImageSize(width: unknown, height: unknown, names: [string, 
   checkPositiveInteger(names[1], height);
   const w = width as number;
   const h = height as number;
-  for (const [name, v] of [[names[0], w], [names[1], h]] as const) {
-    if (v > MAX_IMAGE_SIDE) throw tooLarge(`Expected integer between 1 and ${MAX_IMAGE_SIDE} for ${name} but received ${v}`);
-  }
   if (w * h > MAX_IMAGE_PIXELS) {
     throw tooLarge(`Expected ${names[0]} x ${names[1]} of at most ${MAX_IMAGE_PIXELS} pixels (4096x4096) but received ${w}x${h} (${w * h} pixels)`);
+  }
+  for (const [name, v] of [[names[0], w], [names[1], h]] as const) {
+    if (v > MAX_IMAGE_SIDE) throw tooLarge(`Expected integer between 1 and ${MAX_IMAGE_SIDE} for ${name} but received ${v}`);
   }
 }
