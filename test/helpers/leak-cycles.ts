@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const rss: number[] = [];
   for (let i = 0; i < Number(cyclesText); i++) {
     const ex = await createExplainer(model, { engine: 'cpu' });
-    const r = await ex.explain(x, { method: 'guided-gradcam' });
+    const r = await ex.explain(x, { method: 'gradcam' });
     if (r.explanations.length !== 2) throw new Error('expected 2 explanations');
     ex.dispose();
     ex.dispose(); // twice is harmless
