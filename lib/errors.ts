@@ -22,14 +22,14 @@ export function describe(value: unknown): string {
   return `${String(value)} of type ${typeof value}`;
 }
 
-/** `Expected ${expected} for ${name} but received ${describe(value)}` as a TypeError. */
-export function invalidType(name: string, expected: string, value: unknown): TypeError {
-  return new TypeError(`Expected ${expected} for ${name} but received ${describe(value)}`);
+/** `Expected ${expected} for ${name} but received ${describe(value)}` as a TypeError, code EARGTYPE. */
+export function invalidType(name: string, expected: string, value: unknown): TypeError & { code: 'EARGTYPE' } {
+  return Object.assign(new TypeError(`Expected ${expected} for ${name} but received ${describe(value)}`), { code: 'EARGTYPE' as const });
 }
 
-/** `Expected ${expected} for ${name} but received ${describe(value)}` as a RangeError. */
-export function invalidRange(name: string, expected: string, value: unknown): RangeError {
-  return new RangeError(`Expected ${expected} for ${name} but received ${describe(value)}`);
+/** `Expected ${expected} for ${name} but received ${describe(value)}` as a RangeError, code EARGRANGE. */
+export function invalidRange(name: string, expected: string, value: unknown): RangeError & { code: 'EARGRANGE' } {
+  return Object.assign(new RangeError(`Expected ${expected} for ${name} but received ${describe(value)}`), { code: 'EARGRANGE' as const });
 }
 
 export function isPositiveInteger(v: unknown): v is number {
@@ -118,3 +118,40 @@ export function checkKnownKeys(what: string, value: object, known: readonly stri
     throw new GradcamError(`Unknown option '${key}' in ${what}${hint}; known options: ${known.join(', ')}`, 'EUNKNOWNOPTION');
   }
 }
+/**
+ * Every `code` the library puts on its errors, in one list (test/reliability.test.ts checks that the
+ * sources use no other). Argument errors are TypeError/RangeError with EARGTYPE/EARGRANGE; the rest
+ * are GradcamErrors. The CLI's --json `failures[].code` uses the same codes.
+ */
+export const ERROR_CODES = {
+  EARGTYPE: 'an argument of the wrong kind (TypeError)',
+  EARGRANGE: 'an argument of the right kind out of range, or too large (RangeError)',
+  ENOENT: 'a model file or folder that does not exist or cannot be read',
+  EFORMAT: 'a model path that is neither .onnx nor a tfjs model.json',
+  EBADMODEL: 'a model file that is corrupt, truncated or not a model (the message names the file)',
+  EMODEL: 'a tfjs model the explainer cannot use (structure, layers, weight files)',
+  EBADLAYER: 'an ONNX target layer that does not exist or is not 4-D',
+  ESHAPE: 'an ONNX input shape that must be given',
+  EUNSUPPORTED: 'an operation or method the model cannot be differentiated through',
+  EEXTERNAL: 'an ONNX model with external tensor data',
+  EDTYPE: 'an ONNX tensor data type that is not supported',
+  EORT: 'ONNX Runtime failed',
+  EWORKER: 'the ONNX worker thread failed',
+  ENOCUDA: "executionProvider 'cuda' asked for where CUDA is not available",
+  EDISPOSED: 'an explainer used after dispose()',
+  EADAPTER: 'an internal error: a model adapter returned arrays of the wrong size',
+  EUNKNOWNOPTION: 'an option name the function does not know (the message suggests the nearest)',
+  ENONFINITE: 'a NaN or infinite logit, activation, gradient or map (the message names what, the layer and the images)',
+  ENGINE: 'a tfjs engine that cannot be used',
+  ENGINE_UNAVAILABLE: 'a tfjs engine that is not installed',
+  ENPY: 'a .npy file that cannot be read',
+  EIMAGE: 'a picture that cannot be decoded',
+  EDEMO: "the demo's packaged models are missing",
+  CUDA_UNAVAILABLE: "the CUDA kernels asked for where there are none",
+  NATIVE_UNAVAILABLE: 'the native kernels asked for where the addon is not loaded',
+  WORKER_CLOSED: 'a kernel job pending when its worker pool was closed',
+  WORKER_FAILED: 'a kernel worker thread failed',
+  WORKER_MISSING: "the 'js' kernels' worker script is missing (the .ts sources run without dist/)",
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;

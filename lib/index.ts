@@ -14,7 +14,9 @@ import type { SplitModel, TfjsExplainerOptions } from './tfjs';
 import type { OnnxExplainerOptions } from './onnx';
 
 export * from './types';
-export { GradcamError } from './errors';
+export { GradcamError, ERROR_CODES } from './errors';
+export type { ErrorCode } from './errors';
+export { writeFileAtomic, writeFileAtomicSync } from './io/atomic';
 export { getKernels, kernelInfo } from './kernels';
 export type { Kernels, KernelsAsync, KernelsSync, PictureKernelsSync, ShowCamOnImageOptions } from './kernels';
 export { resolveTargets, targetRounds } from './cam/targets';
@@ -34,6 +36,18 @@ function isTfjsModel(m: object): boolean {
   const o = m as TfjsModelLike & SplitModel;
   return typeof o.predict === 'function' || typeof o.execute === 'function'
     || (typeof o.features === 'function' && typeof o.head === 'function');
+}
+
+/** Errors about a model's contents name its file (a truncated download says which one it is). */
+async function namingFile<T>(file: string, make: () => Promise<T>): Promise<T> {
+  try {
+    return await make();
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const aboutModel = err instanceof SyntaxError || ['EBADMODEL', 'EMODEL', 'EORT'].includes(err?.code as string);
+    if (aboutModel && typeof err.message === 'string' && !err.message.includes(file)) err.message = `${file}: ${err.message}`;
+    throw e;
+  }
 }
 
 /**
@@ -57,11 +71,12 @@ export async function createExplainer(
     if (!fs.existsSync(file)) throw new GradcamError(`Model file not found: ${file}`, 'ENOENT');
     if (file.toLowerCase().endsWith('.onnx')) {
       const { createOnnxExplainer } = await import('./onnx');
-      return createOnnxExplainer(file, options);
+      return namingFile(file, () => createOnnxExplainer(file, options));
     }
     if (file.toLowerCase().endsWith('.json')) {
-      const { createTfjsExplainer, loadTfjsModel } = await import('./tfjs');
-      return createTfjsExplainer(await loadTfjsModel(file), options);
+      // the model is loaded here, so it is the explainer's: dispose() frees its weights too
+      const { createTfjsExplainerOwning } = await import('./tfjs');
+      return namingFile(file, () => createTfjsExplainerOwning(file, options));
     }
     throw new GradcamError(`Cannot tell the format of ${file}: expected a .onnx file or a tfjs model.json`, 'EFORMAT');
   }

@@ -11,6 +11,9 @@ export function checkInputBatch(input: unknown, layout?: Layout, expected?: Read
   if (typeof input !== 'object' || input === null) throw invalidType('input', 'object { data, shape, layout }', input);
   const b = input as Partial<InputBatch>;
   if (!(b.data instanceof Float32Array)) throw invalidType('input.data', 'Float32Array', b.data);
+  // ONNX Runtime refuses memory it cannot own ("Invalid argument") and worker transfers cannot move
+  // it: a Float32Array over a SharedArrayBuffer is copied once into ordinary memory, for every adapter
+  const data: Float32Array = b.data.buffer instanceof ArrayBuffer ? b.data : new Float32Array(b.data);
   if (!Array.isArray(b.shape) || b.shape.length !== 4) throw invalidType('input.shape', 'array of 4 positive integers', b.shape);
   b.shape.forEach((d, i) => {
     if (typeof d !== 'number') throw invalidType(`input.shape[${i}]`, 'positive integer', d);
@@ -22,7 +25,7 @@ export function checkInputBatch(input: unknown, layout?: Layout, expected?: Read
   }
   const length = b.shape.reduce((a, c) => a * c, 1);
   if (length > 2 ** 31 - 1) throw invalidRange('input.shape', 'a shape of at most 2^31-1 elements', b.shape);
-  if (b.data.length !== length) {
+  if (data.length !== length) {
     throw invalidRange('input.data', `Float32Array of length ${length} (input.shape ${b.shape.join('x')})`, b.data);
   }
   if (layout !== undefined && b.layout !== layout) {
@@ -38,12 +41,11 @@ export function checkInputBatch(input: unknown, layout?: Layout, expected?: Read
       }
     });
   }
-  const data = b.data;
   for (let i = 0; i < data.length; i++) {
     // x - x is NaN exactly for NaN and +-Infinity: one cheap test per element
     if (data[i] - data[i] !== 0) {
-      throw new RangeError(`Expected finite values for input.data but received ${data[i]} at index ${i}`);
+      throw Object.assign(new RangeError(`Expected finite values for input.data but received ${data[i]} at index ${i}`), { code: 'EARGRANGE' });
     }
   }
-  return b as InputBatch;
+  return data === b.data ? (b as InputBatch) : { ...(b as InputBatch), data };
 }

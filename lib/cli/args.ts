@@ -5,6 +5,7 @@
 import { parseArgs } from 'util';
 import { COLORMAPS, ColormapName } from '../image/colormap';
 import { DEFAULT_METHOD, METHODS, METHOD_NAMES } from '../cam/methods';
+import { MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE } from '../image/limits';
 import type { DeviceRequest, Layout, Method } from '../types';
 export const DEVICES: readonly DeviceRequest[] = ['auto', 'cuda', 'cpu', 'js'];
 export const ENGINES = ['auto', 'tfjs-node', 'wasm', 'cpu'] as const;
@@ -111,6 +112,36 @@ function usage<R>(fn: () => R): R {
   }
 }
 
+/**
+ * util.parseArgs refuses a value that starts with '-' ("argument is ambiguous"), so `--class -1` or
+ * `--mean -0.5,0,0` never reached our checks. A negative number after an option that takes a value
+ * is joined to it (`--class=-1`): the flag's own check then accepts it or names the flag.
+ */
+export function joinNegativeNumbers(argv: readonly string[], options: Record<string, { type: string; short?: string }>): string[] {
+  const takesValue = new Map<string, string>();
+  for (const [name, o] of Object.entries(options)) {
+    if (o.type !== 'string') continue;
+    takesValue.set(`--${name}`, name);
+    if (o.short) takesValue.set(`-${o.short}`, name);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = takesValue.get(argv[i]);
+    const next = argv[i + 1];
+    if (name !== undefined && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      if (argv[i] === '--') {
+        out.push(...argv.slice(i));
+        break;
+      }
+      out.push(argv[i]);
+    }
+  }
+  return out;
+}
+
 function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
   if (v === undefined) return dflt;
   if (!(allowed as readonly string[]).includes(v)) {
@@ -134,6 +165,9 @@ export function parseSize(v: string, flag = 'size'): { width: number; height: nu
   if (!(w > 0 && h > 0 && Number.isSafeInteger(w) && Number.isSafeInteger(h))) {
     throw new UsageError(`--${flag} must be WIDTHxHEIGHT in pixels, e.g. 224x224 (got '${v}')`);
   }
+  if (w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE || w * h > MAX_IMAGE_PIXELS) {
+    throw new UsageError(`--${flag} must be at most ${MAX_IMAGE_SIDE} pixels a side and ${MAX_IMAGE_PIXELS} pixels (4096x4096) in all (got '${v}')`);
+  }
   return { width: w, height: h };
 }
 
@@ -149,13 +183,15 @@ export function parseVector(flag: string, v: string | undefined): number[] | und
 }
 
 export function parseExplainArgs(argv: string[]): ExplainArgs & { help: boolean } {
-  const { values: o, positionals } = usage(() => parseArgs({ args: argv, options: explainOptions, allowPositionals: true, strict: true }));
+  const args = joinNegativeNumbers(argv, explainOptions);
+  const { values: o, positionals } = usage(() => parseArgs({ args, options: explainOptions, allowPositionals: true, strict: true }));
   if (o.help) return { help: true } as ExplainArgs & { help: boolean };
   if (o.model === undefined) throw new UsageError('missing --model <model.onnx | model.json>');
   const inputs = [...(o.input ?? []), ...positionals];
   if (inputs.length === 0) throw new UsageError('missing --input <image files | a directory | tensor.npy>');
   let classIndex: number | undefined;
   if (o.class !== undefined && o.class !== 'argmax') {
+    if (/^\s*-\d+\s*$/.test(o.class)) throw new UsageError(`--class must be a class index of 0 or more, or 'argmax' (got '${o.class}')`);
     if (!/^\d+$/.test(o.class.trim())) throw new UsageError(`--class must be a class index (0, 1, ...) or 'argmax' (got '${o.class}')`);
     classIndex = Number(o.class);
   }

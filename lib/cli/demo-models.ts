@@ -14,6 +14,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { GradcamError } from '../errors';
+import { writeFileAtomicSync } from '../io/atomic';
 
 export interface DemoModel {
   name: string;
@@ -39,11 +40,11 @@ function packageDir(pkg: string, entry: string): string {
 function writeModel(dir: string, topology: unknown, weightsManifest: Array<{ paths: string[]; weights: unknown[] }>, shards: Buffer[], extra: Record<string, unknown>, sidecar: Record<string, unknown>): string {
   fs.mkdirSync(dir, { recursive: true });
   const paths = shards.map((_, i) => `weights${shards.length > 1 ? i + 1 : ''}.bin`);
-  shards.forEach((b, i) => fs.writeFileSync(path.join(dir, paths[i]), b));
+  shards.forEach((b, i) => writeFileAtomicSync(path.join(dir, paths[i]), b));
   const manifest = [{ paths, weights: weightsManifest.flatMap((g) => g.weights) }];
   const file = path.join(dir, 'model.json');
-  fs.writeFileSync(file, JSON.stringify({ ...extra, modelTopology: topology, weightsManifest: manifest }));
-  fs.writeFileSync(path.join(dir, 'gradcam.json'), JSON.stringify(sidecar, null, 2) + '\n');
+  writeFileAtomicSync(file, JSON.stringify({ ...extra, modelTopology: topology, weightsManifest: manifest }));
+  writeFileAtomicSync(path.join(dir, 'gradcam.json'), JSON.stringify(sidecar, null, 2) + '\n');
   return file;
 }
 

@@ -12,6 +12,7 @@ import * as path from 'path';
 import { performance } from 'perf_hooks';
 import sharp from 'sharp';
 import { renderReport, ReportImage } from '../image/report';
+import { writeFileAtomic } from '../io/atomic';
 import { DemoArgs, ExplainArgs } from './args';
 import { materializeHumanEmotion, materializeNsfwMobileNetV2 } from './demo-models';
 import { ExplainReport, runExplain, summarize } from './explain';
@@ -68,10 +69,11 @@ export async function writeStrip(files: string[], out: string, size = 180): Prom
   );
   const gap = 4;
   const width = files.length * size + (files.length - 1) * gap;
-  await sharp({ create: { width, height: size, channels: 3, background: '#ffffff' } })
+  const jpeg = await sharp({ create: { width, height: size, channels: 3, background: '#ffffff' } })
     .composite(tiles.map((input, i) => ({ input, left: i * (size + gap), top: 0 })))
     .jpeg({ quality: 82, mozjpeg: true })
-    .toFile(out);
+    .toBuffer();
+  await writeFileAtomic(out, jpeg);
 }
 
 /** The strip of one image of a run: input, Grad-CAM overlays of its classes, Guided Grad-CAM of the first. */
@@ -109,7 +111,7 @@ export async function runDemo(a: DemoArgs): Promise<number> {
     const emotion = materializeHumanEmotion(path.join(out, 'models', 'human-emotion'));
     const face = path.join(out, 'inputs', 'astronaut-face.png');
     fs.mkdirSync(path.dirname(face), { recursive: true });
-    await sharp(path.join(images, 'astronaut.png')).extract(ASTRONAUT_FACE).png().toFile(face);
+    await writeFileAtomic(face, await sharp(path.join(images, 'astronaut.png')).extract(ASTRONAUT_FACE).png().toBuffer());
     const emoOut = path.join(out, 'human-emotion');
     say(`[2/2] ${emotion.name} (tfjs GraphModel from @vladmandic/human): Guided Grad-CAM of the top 2 emotions on the astronaut's face`);
     const r2 = await runExplain(explainArgs(emotion.modelJson, [face], emoOut, 2), say);
@@ -138,7 +140,7 @@ export async function runDemo(a: DemoArgs): Promise<number> {
 
   const seconds = (performance.now() - t0) / 1000;
   const reportFile = path.join(out, 'report.html');
-  fs.writeFileSync(
+  await writeFileAtomic(
     reportFile,
     renderReport(sections, {
       title: 'gradcam-node demo: Guided Grad-CAM on pretrained models from npm packages',

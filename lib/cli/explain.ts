@@ -7,20 +7,21 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { createExplainer } from '../index';
-import { findMethod, outputNamesOf, type MethodDef, type OutputNames } from '../cam/methods';
+import { GradcamError } from '../errors';
 import type { ExplainResult, Explainer, InputBatch, Layout, TargetSpec } from '../types';
 import { batchImageToRgb, decodeImage, DecodedImage, toInputBatch } from '../image/preprocess';
-import { readNpy, writeNpy } from '../image/npy';
+import { readNpy } from '../image/npy';
 import { encodePng, renderGrey, renderGuided, renderHeatmap, renderOverlay, rgbFloatToBytes } from '../image/png';
+import { findMethod, outputNamesOf, type MethodDef } from '../cam/methods';
 import { renderReport, ReportImage } from '../image/report';
 import { ExplainArgs, UsageError } from './args';
 import { expandInputs, InputItem, loadSidecar, readLabels, Sidecar, uniqueStems } from './inputs';
 import { Progress } from './progress';
+import { removeStaleTemps, writeFileAtomic } from '../io/atomic';
+import { InputFailure, RunOutputs } from './outputs';
 
 export interface FilesWritten {
-  /** the CAM map blended with the picture */
   overlay?: string;
-  /** the colormapped CAM map alone */
   heatmap?: string;
   /** the input gradient as deprocess_image makes it (`<image>.c<k>.<saliency|deconvnet|guided-backprop>.png`) */
   inputGradient?: string;
@@ -66,6 +67,12 @@ export interface ExplainReport {
   npy: Record<string, { file: string; shape: number[] }>;
   report?: string;
   interrupted: boolean;
+  /** true when every input finished; false after Ctrl-C or failures (the outputs hold what finished) */
+  complete: boolean;
+  /** inputs that did not finish, with the error */
+  failures: InputFailure[];
+  /** inputs never attempted (the run stopped early) */
+  notRun: number;
   timings: { loadModelMs: number; preprocessMs: number; explainMs: number; gradientsMs: number; kernelsMs: number; writeMs: number; totalMs: number };
 }
 
@@ -107,6 +114,11 @@ function classLabel(labels: string[] | undefined, i: number): string {
   return labels && i < labels.length ? labels[i] : `class ${i}`;
 }
 
+/** A picture that cannot be read, named (sharp's own messages do not say which file). */
+function imageError(file: string, e: unknown): GradcamError {
+  return new GradcamError(`cannot read image ${file}: ${String((e as Error)?.message ?? e).split('\n')[0]}`, 'EIMAGE');
+}
+
 function fmt(x: number, d = 4): string {
   return Number.isFinite(x) ? x.toFixed(d) : String(x);
 }
@@ -116,29 +128,22 @@ async function writeBatch(
   a: ExplainArgs,
   result: ExplainResult,
   units: Unit[],
+  indices: number[],
   displays: Float32Array[],
   labels: string[] | undefined,
-  firstIndex: number,
-  npyOffset: number,
-  records: ImageRecord[],
-  reportImages: ReportImage[],
+  outputs: RunOutputs,
 ): Promise<void> {
   const [n, d1, d2, d3] = result.inputShape;
   const [c, H, W] = result.layout === 'nchw' ? [d1, d2, d3] : [d3, d1, d2];
   const k = result.numClasses;
   const names = outputNamesOf(findMethod(result.method) as MethodDef, result.guided, result.reluRule);
-  const writePng = async (file: string, png: Uint8Array) => {
-    const full = path.join(a.out, file);
-    await fs.promises.writeFile(full, png);
-    return full;
-  };
   const byImage = new Map<number, typeof result.explanations>();
   result.explanations.forEach((e) => {
     if (!byImage.has(e.image)) byImage.set(e.image, []);
     byImage.get(e.image)?.push(e);
   });
-  let row = npyOffset;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < n; i++) await outputs.image(async (writePng) => {
+    let row = outputs.rows;
     const unit = units[i];
     const display = displays[i];
     const probs = result.probabilities.subarray(i * k, (i + 1) * k);
@@ -146,7 +151,7 @@ async function writeBatch(
     const order = Array.from(probs.keys()).sort((x, y) => probs[y] - probs[x]);
     const topN = Math.min(k, Math.max(5, a.topK ?? 0));
     const record: ImageRecord = {
-      index: firstIndex + i,
+      index: indices[i],
       input: unit.name,
       top: order.slice(0, topN).map((ci) => ({ classIndex: ci, label: classLabel(labels, ci), logit: logits[ci], probability: probs[ci] })),
       explained: [],
@@ -197,16 +202,14 @@ async function writeBatch(
         files,
       });
     }
-    records.push(record);
-    if (a.report) {
-      const explainedSet = new Set(record.explained.map((x) => x.classIndex));
-      reportImages.push({
-        name: unit.name,
-        panels: [...panels, ...guidedPanels],
-        classes: record.top.map((t, r) => ({ rank: r + 1, classIndex: t.classIndex, label: t.label, score: t.logit, probability: t.probability, explained: explainedSet.has(t.classIndex) })),
-      });
-    }
-  }
+    const explainedSet = new Set(record.explained.map((x) => x.classIndex));
+    const report: ReportImage | undefined = a.report ? {
+      name: unit.name,
+      panels: [...panels, ...guidedPanels],
+      classes: record.top.map((t, r) => ({ rank: r + 1, classIndex: t.classIndex, label: t.label, score: t.logit, probability: t.probability, explained: explainedSet.has(t.classIndex) })),
+    } : undefined;
+    return { record, report, explanations: byImage.get(i) ?? [], mapShape: [H, W], guidedShape: [d1, d2, d3] };
+  });
 }
 
 export interface ExplainOutcome {
@@ -214,29 +217,6 @@ export interface ExplainOutcome {
   exitCode: number;
   /** the report sections (filled when --report) */
   reportImages: ReportImage[];
-}
-
-/** Concatenation buffers for the --npy arrays. */
-class ArrayCollector {
-  private chunks: Float32Array[] = [];
-  private rows = 0;
-  constructor(private rowShape: number[] | undefined = undefined) {}
-  add(x: Float32Array, rowShape: number[]): void {
-    if (!this.rowShape) this.rowShape = rowShape;
-    this.chunks.push(x);
-    this.rows++;
-  }
-  get count(): number {
-    return this.rows;
-  }
-  write(file: string): number[] {
-    const size = (this.rowShape ?? []).reduce((p, q) => p * q, 1);
-    const all = new Float32Array(this.rows * size);
-    this.chunks.forEach((ch, i) => all.set(ch, i * size));
-    const shape = [this.rows, ...(this.rowShape ?? [])];
-    writeNpy(file, all, shape);
-    return shape;
-  }
 }
 
 export async function runExplain(a: ExplainArgs, log: (line: string) => void): Promise<ExplainOutcome> {
@@ -317,11 +297,21 @@ async function explainWith(
     items.forEach((it, i) => units.push({ name: it.file, stem: stems[i], item: it, row: 0 }));
   }
 
-  const buildBatch = async (batchUnits: Unit[]): Promise<{ batch: InputBatch; displays: Float32Array[] }> => {
+  /** the batch of the units that decode; a picture that does not is a failure of its own */
+  const buildBatch = async (batchUnits: Unit[]): Promise<{ batch?: InputBatch; displays: Float32Array[]; units: Unit[] }> => {
     if (batchUnits[0].item.kind === 'image') {
-      const decoded: DecodedImage[] = await Promise.all(batchUnits.map((u) => decodeImage(u.item.file, width, height)));
+      const settled = await Promise.allSettled(batchUnits.map((u) => decodeImage(u.item.file, width, height)));
+      const decoded: DecodedImage[] = [];
+      const ok: Unit[] = [];
+      settled.forEach((r, i) => {
+        if (r.status === 'fulfilled') {
+          decoded.push(r.value);
+          ok.push(batchUnits[i]);
+        } else outputs.fail(batchUnits[i].name, imageError(batchUnits[i].item.file, r.reason));
+      });
+      if (ok.length === 0) return { displays: [], units: ok };
       const batch = toInputBatch(decoded, { width, height, mean, std, layout, channels, pixelScale });
-      return { batch, displays: decoded.map((d) => d.rgb) };
+      return { batch, displays: decoded.map((d) => d.rgb), units: ok };
     }
     const t0 = tensors.get(batchUnits[0].item.file) as NpyTensor;
     const rowSize = t0.shape[1] * t0.shape[2] * t0.shape[3];
@@ -333,7 +323,7 @@ async function explainWith(
     const batch: InputBatch = { data, shape: [batchUnits.length, t0.shape[1], t0.shape[2], t0.shape[3]], layout: t0.layout };
     const known = a.mean !== undefined || a.std !== undefined || sidecar.mean !== undefined || sidecar.std !== undefined;
     const displays = batchUnits.map((_, i) => batchImageToRgb(batch, i, known ? { mean, std, pixelScale } : undefined));
-    return { batch, displays };
+    return { batch, displays, units: batchUnits };
   };
 
   let targets: TargetSpec = 'argmax';
@@ -341,6 +331,7 @@ async function explainWith(
   else if (a.classIndex !== undefined) targets = a.classIndex;
 
   fs.mkdirSync(a.out, { recursive: true });
+  removeStaleTemps(a.out);
 
   // --- Ctrl-C: finish the current batch, keep what was written
   let interrupted = false;
@@ -351,12 +342,10 @@ async function explainWith(
   };
   process.on('SIGINT', onSigint);
 
-  const records: ImageRecord[] = [];
-  const reportImages: ReportImage[] = [];
-  const maps = new ArrayCollector();
-  const grads = new ArrayCollector();
-  const guidedMaps = new ArrayCollector();
-  const names: OutputNames = outputNamesOf(findMethod(a.method) as MethodDef, a.guided);
+  const outputs = new RunOutputs(a.out, a.npy, outputNamesOf(findMethod(a.method) as MethodDef, a.guided));
+  const { records, reportImages } = outputs;
+  let notRun = 0;
+  const unitIndex = new Map(units.map((u, i) => [u, i]));
   const t = { preprocessMs: 0, explainMs: 0, gradientsMs: 0, kernelsMs: 0, writeMs: 0 };
   let last: ExplainResult | undefined;
   let inputShape: number[] = [];
@@ -364,39 +353,45 @@ async function explainWith(
   try {
     for (let s = 0; s < units.length && !interrupted; s += a.batchSize) {
       const batchUnits = units.slice(s, s + a.batchSize);
+      const finished = records.length;
       let t0 = performance.now();
-      const { batch, displays } = await buildBatch(batchUnits);
-      t.preprocessMs += performance.now() - t0;
-      t0 = performance.now();
-      const result = await explainer.explain(batch, {
-        layer: layers,
-        method: a.method,
-        targets,
-        counterfactual: a.counterfactual,
-        device: a.device,
-        guidedRelu6: a.guidedRelu6,
-        guided: a.guided || undefined,
-        augSmooth: a.augSmooth || undefined,
-        eigenSmooth: a.eigenSmooth || undefined,
-      });
-      t.explainMs += performance.now() - t0;
-      t.gradientsMs += result.timings.gradientsMs;
-      t.kernelsMs += result.timings.kernelsMs;
-      last = result;
-      layerNames = result.layers;
-      inputShape = [units.length, ...result.inputShape.slice(1)];
-      t0 = performance.now();
-      const [, d1, d2, d3] = result.inputShape;
-      const [H, W] = result.layout === 'nchw' ? [d2, d3] : [d1, d2];
-      if (a.npy) {
-        for (const e of result.explanations) {
-          if (e.map) maps.add(e.map, [H, W]);
-          if (e.inputGradient) grads.add(e.inputGradient, [d1, d2, d3]);
-          if (e.guidedMap) guidedMaps.add(e.guidedMap, [d1, d2, d3]);
+      try {
+        const built = await buildBatch(batchUnits);
+        t.preprocessMs += performance.now() - t0;
+        if (!built.batch) {
+          progress.tick(batchUnits.length);
+          continue;
         }
+        t0 = performance.now();
+        const result = await explainer.explain(built.batch, {
+          layer: layers,
+          method: a.method,
+          targets,
+          counterfactual: a.counterfactual,
+          device: a.device,
+          guidedRelu6: a.guidedRelu6,
+          guided: a.guided || undefined,
+          augSmooth: a.augSmooth || undefined,
+          eigenSmooth: a.eigenSmooth || undefined,
+        });
+        t.explainMs += performance.now() - t0;
+        t.gradientsMs += result.timings.gradientsMs;
+        t.kernelsMs += result.timings.kernelsMs;
+        last = result;
+        layerNames = result.layers;
+        inputShape = [units.length, ...result.inputShape.slice(1)];
+        t0 = performance.now();
+        await writeBatch(a, result, built.units, built.units.map((u) => unitIndex.get(u) as number), built.displays, labels, outputs);
+      } catch (e) {
+        // nothing done yet: a mistake (a class out of range, a layer, a size), reported as one error
+        if (records.length === 0 && outputs.failures.length === 0) throw e;
+        // else stop here: what finished is written out below, the rest of this batch failed
+        const done = new Set(records.slice(finished).map((r) => r.index));
+        const failed = new Set(outputs.failures.map((f) => f.input));
+        for (const u of batchUnits) if (!done.has(unitIndex.get(u) as number) && !failed.has(u.name)) outputs.fail(u.name, e);
+        notRun = Math.max(0, units.length - s - batchUnits.length);
+        break;
       }
-      const npyOffset = records.reduce((p, r) => p + r.explained.length, 0);
-      await writeBatch(a, result, batchUnits, displays, labels, s, npyOffset, records, reportImages);
       t.writeMs += performance.now() - t0;
       progress.tick(batchUnits.length);
     }
@@ -406,34 +401,26 @@ async function explainWith(
   }
 
   const t0 = performance.now();
-  const npy: ExplainReport['npy'] = {};
-  if (a.npy) {
-    const save = (collector: ArrayCollector, name: { stem: string } | undefined) => {
-      if (!name || collector.count === 0) return;
-      const file = path.join(a.out, `${name.stem}.npy`);
-      npy[name.stem] = { file, shape: collector.write(file) };
-    };
-    save(maps, names.map);
-    save(grads, names.inputGradient);
-    save(guidedMaps, names.guidedMap);
-  }
+  const npy: ExplainReport['npy'] = a.npy ? await outputs.writeArrays() : {};
+  if (interrupted) notRun = units.length - records.length - outputs.failures.length;
+  const complete = !interrupted && outputs.failures.length === 0 && notRun === 0;
   const engine = last?.engine ?? explainer.engine;
   const device = last?.device ?? 'none';
   let reportFile: string | undefined;
   if (a.report) {
     reportFile = path.join(a.out, 'report.html');
     const html = renderReport(reportImages, {
-      title: `${(names.guidedMap ?? names.map ?? names.inputGradient)?.title}${a.counterfactual ? ' (counterfactual)' : ''}: ${modelTitle(a.model)}`,
+      title: `${outputs.title}${a.counterfactual ? ' (counterfactual)' : ''}: ${modelTitle(a.model)}`,
       facts: [
         ['model', a.model],
         ['method', a.method + (a.guided ? ' (guided)' : '') + (a.augSmooth ? ' (aug smooth)' : '') + (a.eigenSmooth ? ' (eigen smooth)' : '') + (a.counterfactual ? ' (counterfactual: negated score)' : '')],
         ['layer', layerNames.join(', ') || '(input gradient)'],
         ['engine / kernels', `${engine} / ${device}`],
-        ['images', `${records.length}${interrupted ? ' (interrupted)' : ''}`],
+        ['images', `${records.length}${complete ? '' : ` of ${units.length}${interrupted ? ' (interrupted)' : ''}${outputs.failures.length ? `, ${outputs.failures.length} failed` : ''}`}`],
         ['time', `${((performance.now() - tStart) / 1000).toFixed(2)} s`],
       ],
     });
-    fs.writeFileSync(reportFile, html);
+    await writeFileAtomic(reportFile, html);
   }
   t.writeMs += performance.now() - t0;
 
@@ -453,6 +440,9 @@ async function explainWith(
     npy,
     report: reportFile,
     interrupted,
+    complete,
+    failures: outputs.failures,
+    notRun,
     timings: {
       loadModelMs: round(loadModelMs),
       preprocessMs: round(t.preprocessMs),
@@ -463,7 +453,11 @@ async function explainWith(
       totalMs: round(performance.now() - tStart),
     },
   };
-  return { report, exitCode: interrupted ? 130 : 0, reportImages };
+  if (outputs.failures.length > 0) {
+    const f = outputs.failures[0];
+    log(`gradcam: error: ${outputs.failures.length} of ${units.length} input(s) failed${notRun ? ` (${notRun} not run)` : ''}; first: ${f.input}: ${f.error}`);
+  }
+  return { report, exitCode: interrupted ? 130 : outputs.failures.length > 0 ? 1 : 0, reportImages };
 }
 
 /** [H*W] max over channels of |g| (Simonyan's saliency map), scaled to [0,1] by its maximum. */
@@ -507,7 +501,8 @@ export function summarize(r: ExplainReport): string[] {
   if (r.report) lines.push(`report: ${r.report}`);
   lines.push(
     `${r.images.length} image(s) in ${(r.timings.totalMs / 1000).toFixed(2)} s (model load ${(r.timings.loadModelMs / 1000).toFixed(2)} s, explain ${(r.timings.explainMs / 1000).toFixed(2)} s) ` +
-      `on ${r.engine} with ${r.device} kernels; pictures in ${r.out}${r.interrupted ? ' (interrupted)' : ''}`,
+      `on ${r.engine} with ${r.device} kernels; pictures in ${r.out}${r.interrupted ? ' (interrupted)' : ''}` +
+      `${r.failures.length ? `; ${r.failures.length} failed` : ''}${r.notRun ? `; ${r.notRun} not run` : ''}`,
   );
   return lines;
 }

@@ -78,16 +78,46 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Resolves once everything written to `stream` so far has reached the OS (or the reader went away).
+ * process.exit() does not wait for a pipe: a `--json | consumer` reader that is slower than us
+ * would get only the first 64 KiB (the pipe's buffer).
+ */
+export function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) return resolve();
+    const done = () => {
+      stream.off('error', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('error', done);
+    stream.on('close', done);
+    // writes complete in order: the callback of an empty write runs after every earlier one
+    stream.write('', done);
+  });
+}
+
+/** Sets the exit code, waits for stdout and stderr to drain, then exits (engines' threads must not keep us alive). */
+export async function exitAfterFlush(code: number): Promise<never> {
+  process.exitCode = code;
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
 if (require.main === module) {
+  // a reader that closes the pipe early (`gradcam ... --json | head`) is not an error of ours
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   main(process.argv.slice(2)).then(
-    (code) => {
-      // worker pools or native threads of the engines must not keep a finished command alive;
-      // stdout/stderr are synchronous for files and pipes on Linux and macOS, so nothing is lost
-      process.exit(code);
-    },
+    (code) => exitAfterFlush(code),
     (e) => {
       process.stderr.write(`gradcam: error: ${String((e as Error)?.message ?? e).split('\n')[0]}\n`);
-      process.exit(1);
+      return exitAfterFlush(1);
     },
   );
 }

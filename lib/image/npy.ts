@@ -4,6 +4,7 @@
  */
 import * as fs from 'fs';
 import { GradcamError, checkFloat32Array, invalidRange, invalidType } from '../errors';
+import { writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
 
 export interface NpyArray {
   data: Float32Array;
@@ -89,31 +90,58 @@ export function readNpy(file: string): NpyArray {
   return parseNpy(fs.readFileSync(file), file);
 }
 
-/** Encode a float32 array as .npy (version 1.0, '<f4', C order). */
-export function encodeNpy(data: Float32Array, shape: readonly number[]): Buffer {
-  checkFloat32Array('data', data);
+/** The .npy header (version 1.0, '<f4', C order) for `shape`: magic, lengths, padded dict. */
+export function encodeNpyHeader(shape: readonly number[]): Buffer {
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
     throw invalidType('shape', 'array of non-negative integers', shape);
   }
-  const count = shape.reduce((a, b) => a * b, 1);
-  if (count !== data.length) throw invalidRange('data', `Float32Array of length ${count} (shape [${shape.join(',')}])`, data);
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
   // pad with spaces so that magic + lengths + header + '\n' is a multiple of 64 (numpy's alignment)
   const total = 10 + header.length + 1;
   header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
-  const out = Buffer.alloc(10 + header.length + data.length * 4);
+  const out = Buffer.alloc(10 + header.length);
   MAGIC.copy(out, 0);
   out[6] = 1;
   out[7] = 0;
   out.writeUInt16LE(header.length, 8);
   out.write(header, 10, 'latin1');
-  const body = new Float32Array(out.buffer, out.byteOffset + 10 + header.length, data.length);
+  return out;
+}
+
+/** Encode a float32 array as .npy (version 1.0, '<f4', C order). */
+export function encodeNpy(data: Float32Array, shape: readonly number[]): Buffer {
+  checkFloat32Array('data', data);
+  const head = encodeNpyHeader(shape);
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count !== data.length) throw invalidRange('data', `Float32Array of length ${count} (shape [${shape.join(',')}])`, data);
+  const out = Buffer.alloc(head.length + data.length * 4);
+  head.copy(out, 0);
+  const body = new Float32Array(out.buffer, out.byteOffset + head.length, data.length);
   // little-endian hosts (all Node targets); DataView would be needed on big-endian
   body.set(data);
   return out;
 }
 
+/** Bytes of a Float32Array as stored (little-endian hosts), without a copy. */
+function bytesOf(x: Float32Array): Uint8Array {
+  return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+}
+
+/** Write a float32 .npy file atomically (a reader or a killed run never sees a partial file). */
 export function writeNpy(file: string, data: Float32Array, shape: readonly number[]): void {
-  fs.writeFileSync(file, encodeNpy(data, shape));
+  writeFileAtomicSync(file, encodeNpy(data, shape));
+}
+
+/**
+ * Write a float32 .npy file from row chunks, atomically and without concatenating them first
+ * (the chunks, in order, must hold exactly the elements of `shape`).
+ */
+export async function writeNpyChunks(file: string, chunks: readonly Float32Array[], shape: readonly number[]): Promise<void> {
+  chunks.forEach((c, i) => checkFloat32Array(`chunks[${i}]`, c));
+  const head = encodeNpyHeader(shape);
+  const count = shape.reduce((a, b) => a * b, 1);
+  const have = chunks.reduce((a, c) => a + c.length, 0);
+  if (have !== count) throw invalidRange('chunks', `${count} elements in all (shape [${shape.join(',')}])`, `${have} elements`);
+  await writeFileAtomic(file, [head, ...chunks.map(bytesOf)]);
 }

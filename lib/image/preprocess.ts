@@ -5,8 +5,11 @@
  * `rgb_img` next to `input_tensor`.
  */
 import sharp from 'sharp';
-import { checkOneOf, checkPositiveInteger, invalidRange, invalidType } from '../errors';
+import { checkOneOf, invalidRange, invalidType } from '../errors';
 import type { InputBatch, Layout } from '../types';
+import { checkImageSize } from './limits';
+
+export { MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE } from './limits';
 
 export interface PreprocessSpec {
   /** model input size */
@@ -39,8 +42,7 @@ export interface DecodedImage {
 
 export function checkPreprocessSpec(spec: PreprocessSpec): Required<PreprocessSpec> {
   if (typeof spec !== 'object' || spec === null) throw invalidType('spec', 'object', spec);
-  checkPositiveInteger('width', spec.width);
-  checkPositiveInteger('height', spec.height);
+  checkImageSize(spec.width, spec.height);
   const channels = spec.channels ?? 3;
   if (channels !== 1 && channels !== 3) throw invalidRange('channels', '1 or 3', channels);
   const layout = checkOneOf('layout', spec.layout ?? 'nchw', ['nchw', 'nhwc'] as const);
@@ -66,8 +68,7 @@ export function checkPreprocessSpec(spec: PreprocessSpec): Required<PreprocessSp
  * (aspect ratio not kept, as cv2.resize). EXIF orientation is applied; alpha is dropped (flattened on black).
  */
 export async function decodeImage(source: string | Uint8Array, width: number, height: number): Promise<DecodedImage> {
-  checkPositiveInteger('width', width);
-  checkPositiveInteger('height', height);
+  checkImageSize(width, height);
   if (typeof source !== 'string' && !(source instanceof Uint8Array)) {
     throw invalidType('source', 'file path or encoded image bytes', source);
   }
@@ -101,6 +102,10 @@ export function toInputBatch(images: readonly DecodedImage[], spec: PreprocessSp
   if (!Array.isArray(images) || images.length === 0) throw invalidType('images', 'non-empty array of decoded images', images);
   const { width: W, height: H, channels: c, layout } = s;
   const hw = W * H;
+  // one Float32Array holds the batch: at most 2^31-1 values (as checkInputBatch accepts)
+  if (images.length * c * hw > 2 ** 31 - 1) {
+    throw invalidRange('images', `at most ${Math.floor((2 ** 31 - 1) / (c * hw))} pictures of ${W}x${H}x${c} in one batch`, images);
+  }
   const data = new Float32Array(images.length * c * hw);
   const k = 255 / s.pixelScale;
   images.forEach((img, n) => {

@@ -176,10 +176,13 @@ export function loadModel(source: string | Uint8Array): ModelProto {
   try {
     msg = T.decode(bytes);
   } catch (e) {
-    throw new GradcamError(`Not an ONNX model: ${(e as Error).message}`, 'EBADMODEL');
+    const what = typeof source === 'string' ? `${source} is not an ONNX model (truncated or corrupt)` : 'Not an ONNX model';
+    throw new GradcamError(`${what}: ${(e as Error).message}`, 'EBADMODEL');
   }
   const obj = T.toObject(msg, { longs: Number, enums: Number, bytes: Uint8Array as unknown as typeof String, defaults: false, arrays: false, oneofs: false }) as ModelProto;
-  if (!obj.graph || !obj.graph.node) throw new GradcamError('Not an ONNX model: it has no graph', 'EBADMODEL');
+  if (!obj.graph || !obj.graph.node) {
+    throw new GradcamError(`${typeof source === 'string' ? `${source} is not an ONNX model` : 'Not an ONNX model'}: it has no graph`, 'EBADMODEL');
+  }
   return obj;
 }
 

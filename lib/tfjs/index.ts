@@ -12,6 +12,7 @@ import { layersProgram } from './layers-adapter';
 import { evaluate } from './program';
 import { PLAIN } from './ops';
 import { checkOneOf } from '../errors';
+import { loadTfjsModel } from './loader';
 
 export { selectTfjsEngine, currentTfjsEngine, registerWasmGradientKernels, WASM_MISSING_GRADIENT_KERNELS } from './engine';
 export type { TfjsEngine, TfjsEnginePreference } from './engine';
@@ -70,6 +71,31 @@ export async function createTfjsExplainer(
     return new TfjsExplainer(new ProgramSource(program), engine);
   }
   throw invalidType('model', 'tf.LayersModel, tf.GraphModel or { features, head }', model);
+}
+
+/**
+ * An Explainer for the tfjs model at `file` (model.json, its folder, or a UMD .js model), which it
+ * owns: dispose() frees the model's weights as well. (A model passed to createTfjsExplainer stays
+ * the caller's and is never disposed by the explainer.)
+ */
+export async function createTfjsExplainerOwning(file: string, options: TfjsExplainerOptions = {}): Promise<TfjsModelExplainer> {
+  const model = await loadTfjsModel(file);
+  let explainer: TfjsModelExplainer;
+  try {
+    explainer = await createTfjsExplainer(model, options);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  const disposeExplainer = explainer.dispose.bind(explainer);
+  let disposed = false;
+  explainer.dispose = () => {
+    disposeExplainer();
+    if (disposed) return;
+    disposed = true;
+    model.dispose();
+  };
+  return explainer;
 }
 
 export { GradcamError };

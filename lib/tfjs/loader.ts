@@ -32,6 +32,17 @@ function readShard(file: string): Uint8Array {
   throw new GradcamError(`weight file ${file} not found`, 'EMODEL');
 }
 
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, float16: 2, int8: 1, int16: 2, uint16: 2, complex64: 8 };
+
+/** Bytes of one weight in the shards (NaN when it cannot be told: quantized or string weights). */
+function weightBytes(w: tf.io.WeightsManifestEntry): number {
+  const count = (w.shape ?? []).reduce((a, b) => a * b, 1);
+  const q = (w as { quantization?: { dtype?: string } }).quantization;
+  const dtype = q?.dtype ?? w.dtype;
+  const per = DTYPE_BYTES[dtype as string];
+  return per === undefined ? NaN : count * per;
+}
+
 function isGraph(json: ModelJson): boolean {
   if (json.format === 'graph-model') return true;
   if (json.format === 'layers-model') return false;
@@ -46,10 +57,19 @@ export function readModelArtifacts(file: string): { artifacts: tf.io.ModelArtifa
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     json = require(path.resolve(file)) as ModelJson;
   } else {
-    json = JSON.parse(fs.readFileSync(file, 'utf8')) as ModelJson;
+    try {
+      json = JSON.parse(fs.readFileSync(file, 'utf8')) as ModelJson;
+    } catch (e) {
+      // a truncated or corrupt download: JSON.parse's message alone does not say which file
+      throw new GradcamError(`cannot parse the tfjs model ${file}: ${(e as Error).message.split('\n')[0]}`, 'EBADMODEL');
+    }
   }
   if (!json || typeof json !== 'object' || !json.modelTopology) {
     throw new GradcamError(`${file} is not a TensorFlow.js model.json (no modelTopology)`, 'EMODEL');
+  }
+  if (json.weightsManifest !== undefined && (!Array.isArray(json.weightsManifest)
+    || json.weightsManifest.some((g) => !g || !Array.isArray(g.paths) || !Array.isArray(g.weights)))) {
+    throw new GradcamError(`${file}: weightsManifest must be a list of { paths, weights } groups`, 'EBADMODEL');
   }
   const dir = path.dirname(file);
   const weightSpecs: tf.io.WeightsManifestEntry[] = [];
@@ -59,6 +79,12 @@ export function readModelArtifacts(file: string): { artifacts: tf.io.ModelArtifa
     for (const p of group.paths) chunks.push(readShard(path.join(dir, p)));
   }
   const total = chunks.reduce((s, c) => s + c.byteLength, 0);
+  const expected = weightSpecs.reduce((s, w) => s + weightBytes(w), 0);
+  if (Number.isFinite(expected) && total !== expected) {
+    // tfjs would fail later with a message about a tensor's size, naming neither file
+    const shards = (json.weightsManifest ?? []).flatMap((g) => g.paths).join(', ');
+    throw new GradcamError(`the weights of ${file} (${shards}) hold ${total} bytes, the model declares ${expected}: truncated or wrong weight files`, 'EBADMODEL');
+  }
   const weightData = new Uint8Array(total);
   let offset = 0;
   for (const c of chunks) {

@@ -1,0 +1,34 @@
+/**
+ * Child process of test/reliability.test.ts: `node --expose-gc leak-cycles.js <model.json> <cycles>`
+ * runs createExplainer(path) / explain / dispose cycles and prints, as one JSON line, the tensor
+ * count and the RSS after each cycle (after a full GC).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { createExplainer } from '../../lib/index';
+import type { InputBatch } from '../../lib/types';
+
+async function main(): Promise<void> {
+  const [model, cyclesText] = process.argv.slice(2);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with --expose-gc');
+  const x: InputBatch = { data: Float32Array.from({ length: 2 * 16 * 16 * 3 }, (_, i) => Math.sin(i)), shape: [2, 16, 16, 3], layout: 'nhwc' };
+  const tensors: number[] = [];
+  const rss: number[] = [];
+  for (let i = 0; i < Number(cyclesText); i++) {
+    const ex = await createExplainer(model, { engine: 'cpu' });
+    const r = await ex.explain(x, { method: 'gradcam' });
+    if (r.explanations.length !== 2) throw new Error('expected 2 explanations');
+    ex.dispose();
+    ex.dispose(); // twice is harmless
+    gc();
+    gc();
+    tensors.push(tf.memory().numTensors);
+    rss.push(process.memoryUsage().rss);
+  }
+  process.stdout.write(JSON.stringify({ tensors, rss }) + '\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(String(e?.stack ?? e) + '\n');
+  process.exitCode = 1;
+});
