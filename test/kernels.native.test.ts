@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { GradcamError } from '../lib/errors';
-import { type NativeAddon, loadAddon, packageRoot } from '../lib/kernels/addon';
+import { type NativeAddon, addonCandidates, loadAddon, packageRoot, prebuildTag } from '../lib/kernels/addon';
 import { nativeKernels, nativeStatus } from '../lib/kernels/native';
 import { reference } from '../lib/kernels/reference';
 import type { FeatureShape, KernelsSync, Layout } from '../lib/kernels/types';
@@ -96,14 +96,14 @@ describe('native kernels (addon) against the TypeScript twins', function () {
   });
 
   describe('loader and status', function () {
-    it('finds the package root and loads build/Release/gradcam_native.node', function () {
+    it('finds the package root and loads the first candidate that exists (GRADCAM_NATIVE_PATH, build/Release, build/Debug, prebuilds/<platform>-<arch>)', function () {
       const root = packageRoot();
       assert.ok(root && fs.existsSync(path.join(root, 'package.json')));
       const st = nativeStatus();
-      const expected = process.env.GRADCAM_NATIVE_PATH
-        ? path.resolve(process.env.GRADCAM_NATIVE_PATH)
-        : path.join(root!, 'build', 'Release', 'gradcam_native.node');
-      assert.equal(st.path, expected);
+      const candidates = addonCandidates();
+      const tail = candidates.slice(process.env.GRADCAM_NATIVE_PATH ? 1 : 0).map((c) => path.relative(root!, c));
+      assert.deepEqual(tail, ['build/Release/gradcam_native.node', 'build/Debug/gradcam_native.node', `prebuilds/${prebuildTag()}/gradcam_native.node`]);
+      assert.equal(st.path, candidates.find((c) => fs.existsSync(c)));
       assert.equal(typeof st.cuda.available, 'boolean');
       assert.ok(st.cuda.reason.length > 0);
       assert.ok(addon.cpuThreads() >= 1);

@@ -13,7 +13,7 @@ import { performance } from 'perf_hooks';
 import sharp from 'sharp';
 import { renderReport, ReportImage } from '../image/report';
 import { DemoArgs, ExplainArgs } from './args';
-import { materializeHumanEmotion, materializeNsfwMobileNetV2 } from './demo-models';
+import { checkDemoPackages, materializeHumanEmotion, materializeNsfwMobileNetV2 } from './demo-models';
 import { ExplainReport, runExplain, summarize } from './explain';
 
 /** The bundled photos (assets/images, with their licence notes), found from dist/lib/cli or lib/cli. */
@@ -83,6 +83,7 @@ export async function runDemo(a: DemoArgs): Promise<number> {
   const t0 = performance.now();
   const out = path.resolve(a.out);
   const say = (l: string) => process.stderr.write(l + '\n');
+  checkDemoPackages(a.emotion);
   fs.mkdirSync(out, { recursive: true });
   const images = assetsDir();
   const sections: ReportImage[] = [];
