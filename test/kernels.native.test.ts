@@ -16,6 +16,8 @@ import { reference } from '../lib/kernels/reference';
 import type { FeatureShape, KernelsSync, Layout } from '../lib/kernels/types';
 import { validate } from '../lib/kernels/validate';
 import { rng } from './helpers/random';
+import { NO_REFERENCE, skipBecause } from './helpers/skip';
+import { referenceDir } from './helpers/reference-data';
 
 
 function int(r: () => number, lo: number, hi: number): number {
@@ -88,7 +90,7 @@ describe('native kernels (addon) against the TypeScript twins', function () {
 
   before(function () {
     const st = nativeStatus();
-    if (!st.loaded && process.env.GRADCAM_DISABLE_NATIVE === '1') this.skip();
+    if (!st.loaded && process.env.GRADCAM_DISABLE_NATIVE === '1') skipBecause(this, 'the native addon is disabled (GRADCAM_DISABLE_NATIVE=1)');
     // a missing addon is a failure (CI builds it first), with the loader's own explanation
     assert.ok(st.loaded, `native addon not loaded: ${st.error}`);
     addon = loadAddon().addon!;
@@ -407,14 +409,14 @@ describe('native kernels (addon) against the TypeScript twins', function () {
     });
 
     it("says why 'cuda' cannot run where there is no GPU", async function () {
-      if (addon.cudaInfo().available) this.skip();
+      if (addon.cudaInfo().available) skipBecause(this, 'a CUDA device is available: the no-GPU message cannot be seen');
       assert.throws(() => addon.minMaxNormalize('cuda', f(6), 1, 6), /^Error: CUDA is not available: /);
       await assert.rejects(addon.minMaxNormalizeAsync('cuda', f(6), 1, 6), /CUDA is not available: /);
     });
   });
 
   describe('the fused tail against pytorch-grad-cam (../shared/reference)', function () {
-    const refDir = path.resolve(__dirname, '..', '..', '..', 'shared', 'reference', 'outputs');
+    const refDir = path.join(referenceDir(), 'outputs');
     const read = (p: string): Float32Array => {
       const b = fs.readFileSync(path.join(refDir, p));
       return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
@@ -425,7 +427,7 @@ describe('native kernels (addon) against the TypeScript twins', function () {
     ];
     for (const [dir, s] of cases) {
       it(`${dir}: weights, lowres_raw and the final 224x224 map`, function () {
-        if (!fs.existsSync(refDir)) this.skip();
+        if (!fs.existsSync(refDir)) skipBecause(this, NO_REFERENCE);
         const a = read(`${dir}/activations.bin`);
         const g = read(`${dir}/argmax/grads.bin`);
         const t = cpu.gradcamTail(a, g, s, { outH: 224, outW: 224 });
@@ -441,7 +443,7 @@ describe('native kernels (addon) against the TypeScript twins', function () {
 
   describe('CUDA against the CPU kernels', function () {
     before(function () {
-      if (!addon || !addon.cudaInfo().available) this.skip();
+      if (!addon || !addon.cudaInfo().available) skipBecause(this, `no CUDA device for the CUDA kernels (${addon ? addon.cudaInfo().reason : 'no addon'})`);
     });
 
     it('every kernel on 60 random shapes', async function () {
