@@ -89,7 +89,7 @@ const show = (e) => ({ code: e.code, message: e.message, name: e.name });
     assert.equal(cli.stderr.trim().split('\n').pop(), `gradcam: error: ${ORT_MESSAGE}`);
   });
 
-  it("without @tensorflow/tfjs-backend-wasm: engine 'auto' falls back to cpu and says how to get wasm", function () {
+  it("without @tensorflow/tfjs-backend-wasm: engine 'wasm' is ENGINE_UNAVAILABLE saying how to get it", function () {
     const r = withHidden(['@tensorflow/tfjs-backend-wasm'], `
 const { selectTfjsEngine } = require(${JSON.stringify(path.join(LIB, 'tfjs'))});
 selectTfjsEngine('wasm').then(() => console.log('no error'), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })));`);

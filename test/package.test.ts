@@ -133,7 +133,7 @@ describe('package: the npm tarball installs offline with the prebuilt addon and 
     if (tmp && process.env.GRADCAM_KEEP_PACKAGE_TEST !== '1') fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('packs dist/lib, ESM wrappers, the prebuilt addon, sources to compile and LICENSE; no tests, maps or native/test', function () {
+  it('packs dist/lib with its maps and lib/ sources, ESM wrappers, the prebuilt addon, sources to compile and LICENSE; no tests or native/test', function () {
     const files = packed.files.map((f) => f.path);
     for (const f of [
       'package.json', 'LICENSE', 'README.md', 'CMakeLists.txt', 'scripts/install.js', 'scripts/native-common.js',
@@ -141,8 +141,18 @@ describe('package: the npm tarball installs offline with the prebuilt addon and 
       'dist/lib/tfjs/index.mjs', 'dist/lib/onnx/index.mjs', 'dist/lib/cli/main.js', 'native/addon.cc', 'assets/images/chelsea.png',
     ]) assert.ok(files.includes(f), `${f} missing from the tarball`);
     if (process.platform === 'linux' && process.arch === 'x64') assert.ok(files.includes('prebuilds/linux-x64/gradcam_native.node'));
-    const bad = files.filter((f) => /^dist\/(test|bench)\/|\.map$|^native\/test\/|^test\/|^bench\/|^build\//.test(f));
+    const bad = files.filter((f) => /^dist\/(test|bench)\/|^native\/test\/|^test\/|^bench\/|^build\//.test(f));
     assert.deepEqual(bad, []);
+    // every source map ships with the TypeScript it points to (no dangling maps)
+    const maps = files.filter((f) => f.endsWith('.map'));
+    assert.ok(maps.length > 0);
+    for (const m of maps) {
+      const { sources } = JSON.parse(fs.readFileSync(path.join(ROOT, m), 'utf8')) as { sources: string[] };
+      for (const src of sources) {
+        const rel = path.posix.normalize(path.posix.join(path.posix.dirname(m), src));
+        assert.ok(files.includes(rel), `${m} points to ${rel}, which is not in the tarball`);
+      }
+    }
   });
 
   it('installs with the prebuilt addon: the install line says so and no compiler ran (no build/ folder)', function () {
