@@ -52,16 +52,6 @@ function isMissingModule(e: unknown, name: string): boolean {
   return err?.code === 'MODULE_NOT_FOUND' && typeof err.message === 'string' && err.message.startsWith(`Cannot find module '${name}'`);
 }
 
-/** Whether an engine package can be resolved from this package (nothing is loaded). */
-export function hasEngine(pkg: EnginePackage): boolean {
-  try {
-    require.resolve(pkg);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * require(pkg), turning a missing package into ENOENGINE and a package that is there but does not
  * load (a missing dependency of its own, a native binding that fails) into one EENGINE line.
