@@ -18,6 +18,8 @@ import { preprocessImages, readNpy, showCamOnImage, writeNpy } from '../lib/imag
 import { parseExplainArgs, parseSize, UsageError } from '../lib/cli/args';
 import { Progress } from '../lib/cli/progress';
 import { expandInputs, loadSidecar, readLabels, uniqueStems } from '../lib/cli/inputs';
+import { NO_REFERENCE, skipBecause } from './helpers/skip';
+import { referenceDir } from './helpers/reference-data';
 
 const MAIN = path.resolve(__dirname, '../lib/cli/main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcam-cli-'));
@@ -410,9 +412,7 @@ describe('cli: gradcam explain / layers on a tiny tfjs model', function () {
   });
 });
 
-const refDir = [path.resolve(__dirname, '../../../shared/reference'), path.resolve(__dirname, '../../shared/reference'), '/work/shared/reference'].find((d) =>
-  fs.existsSync(path.join(d, 'models', 'smallvgg.onnx')),
-);
+const refDir = fs.existsSync(path.join(referenceDir(), 'models', 'smallvgg.onnx')) ? referenceDir() : undefined;
 
 describe('cli: ONNX model against pytorch-grad-cam (../shared/reference smallvgg)', function () {
   this.timeout(120000);
@@ -420,7 +420,7 @@ describe('cli: ONNX model against pytorch-grad-cam (../shared/reference smallvgg
   after(() => fs.rmSync(out, { recursive: true, force: true }));
 
   it('--npy gradcam / guided arrays and the deprocessed Guided Grad-CAM picture equal the reference', async function () {
-    if (!refDir || !fs.existsSync(path.resolve(__dirname, '../lib/onnx/index.js'))) this.skip();
+    if (!refDir) skipBecause(this, NO_REFERENCE);
     const dir = refDir as string;
     const b = fs.readFileSync(path.join(dir, 'inputs', 'b1.bin'));
     const x = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));

@@ -26,10 +26,10 @@ import {
   toUint8Index,
   writeNpy,
 } from '../lib/image';
+import { NO_REFERENCE, skipBecause } from './helpers/skip';
+import { hasReference, referenceDir } from './helpers/reference-data';
 
-const REF = path.resolve(__dirname, '../../../shared/reference');
-const REF_ALT = path.resolve(__dirname, '../../shared/reference');
-const refDir = [REF, REF_ALT, '/work/shared/reference'].find((d) => fs.existsSync(path.join(d, 'manifest.json')));
+const refDir = hasReference() ? referenceDir() : undefined;
 
 function rgbAt(lut: Uint8Array, i: number): number[] {
   return [lut[i * 3], lut[i * 3 + 1], lut[i * 3 + 2]];
@@ -159,7 +159,7 @@ describe('image: deprocess_image', () => {
   });
 
   it('equals pytorch-grad-cam bytes on the reference guided outputs', function () {
-    if (!refDir) this.skip();
+    if (!refDir) skipBecause(this, NO_REFERENCE);
     let compared = 0;
     for (const model of ['smallvgg', 'mobilenet_v2']) {
       for (const cls of ['argmax', 'class3']) {

@@ -10,12 +10,14 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { GradcamError } from '../lib/errors';
-import { type NativeAddon, loadAddon, packageRoot } from '../lib/kernels/addon';
+import { type NativeAddon, addonCandidates, loadAddon, packageRoot, prebuildTag } from '../lib/kernels/addon';
 import { nativeKernels, nativeStatus } from '../lib/kernels/native';
 import { reference } from '../lib/kernels/reference';
 import type { FeatureShape, KernelsSync, Layout } from '../lib/kernels/types';
 import { validate } from '../lib/kernels/validate';
 import { rng } from './helpers/random';
+import { NO_REFERENCE, skipBecause } from './helpers/skip';
+import { referenceDir } from './helpers/reference-data';
 
 
 function int(r: () => number, lo: number, hi: number): number {
@@ -88,7 +90,7 @@ describe('native kernels (addon) against the TypeScript twins', function () {
 
   before(function () {
     const st = nativeStatus();
-    if (!st.loaded && process.env.GRADCAM_DISABLE_NATIVE === '1') this.skip();
+    if (!st.loaded && process.env.GRADCAM_DISABLE_NATIVE === '1') skipBecause(this, 'the native addon is disabled (GRADCAM_DISABLE_NATIVE=1)');
     // a missing addon is a failure (CI builds it first), with the loader's own explanation
     assert.ok(st.loaded, `native addon not loaded: ${st.error}`);
     addon = loadAddon().addon!;
@@ -96,14 +98,14 @@ describe('native kernels (addon) against the TypeScript twins', function () {
   });
 
   describe('loader and status', function () {
-    it('finds the package root and loads build/Release/gradcam_native.node', function () {
+    it('finds the package root and loads the first candidate that exists (GRADCAM_NATIVE_PATH, build/Release, build/Debug, prebuilds/<platform>-<arch>)', function () {
       const root = packageRoot();
       assert.ok(root && fs.existsSync(path.join(root, 'package.json')));
       const st = nativeStatus();
-      const expected = process.env.GRADCAM_NATIVE_PATH
-        ? path.resolve(process.env.GRADCAM_NATIVE_PATH)
-        : path.join(root!, 'build', 'Release', 'gradcam_native.node');
-      assert.equal(st.path, expected);
+      const candidates = addonCandidates();
+      const tail = candidates.slice(process.env.GRADCAM_NATIVE_PATH ? 1 : 0).map((c) => path.relative(root!, c));
+      assert.deepEqual(tail, ['build/Release/gradcam_native.node', 'build/Debug/gradcam_native.node', `prebuilds/${prebuildTag()}/gradcam_native.node`]);
+      assert.equal(st.path, candidates.find((c) => fs.existsSync(c)));
       assert.equal(typeof st.cuda.available, 'boolean');
       assert.ok(st.cuda.reason.length > 0);
       assert.ok(addon.cpuThreads() >= 1);
@@ -407,14 +409,14 @@ describe('native kernels (addon) against the TypeScript twins', function () {
     });
 
     it("says why 'cuda' cannot run where there is no GPU", async function () {
-      if (addon.cudaInfo().available) this.skip();
+      if (addon.cudaInfo().available) skipBecause(this, 'a CUDA device is available: the no-GPU message cannot be seen');
       assert.throws(() => addon.minMaxNormalize('cuda', f(6), 1, 6), /^Error: CUDA is not available: /);
       await assert.rejects(addon.minMaxNormalizeAsync('cuda', f(6), 1, 6), /CUDA is not available: /);
     });
   });
 
   describe('the fused tail against pytorch-grad-cam (../shared/reference)', function () {
-    const refDir = path.resolve(__dirname, '..', '..', '..', 'shared', 'reference', 'outputs');
+    const refDir = path.join(referenceDir(), 'outputs');
     const read = (p: string): Float32Array => {
       const b = fs.readFileSync(path.join(refDir, p));
       return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
@@ -425,7 +427,7 @@ describe('native kernels (addon) against the TypeScript twins', function () {
     ];
     for (const [dir, s] of cases) {
       it(`${dir}: weights, lowres_raw and the final 224x224 map`, function () {
-        if (!fs.existsSync(refDir)) this.skip();
+        if (!fs.existsSync(refDir)) skipBecause(this, NO_REFERENCE);
         const a = read(`${dir}/activations.bin`);
         const g = read(`${dir}/argmax/grads.bin`);
         const t = cpu.gradcamTail(a, g, s, { outH: 224, outW: 224 });
@@ -441,7 +443,7 @@ describe('native kernels (addon) against the TypeScript twins', function () {
 
   describe('CUDA against the CPU kernels', function () {
     before(function () {
-      if (!addon || !addon.cudaInfo().available) this.skip();
+      if (!addon || !addon.cudaInfo().available) skipBecause(this, `no CUDA device for the CUDA kernels (${addon ? addon.cudaInfo().reason : 'no addon'})`);
     });
 
     it('every kernel on 60 random shapes', async function () {

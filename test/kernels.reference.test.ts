@@ -10,6 +10,7 @@ import { reference } from '../lib/kernels/reference';
 import type { FeatureShape, KernelDevice, KernelsAsync, KernelsSync, Layout } from '../lib/kernels/types';
 import { rng } from './helpers/random';
 import { hasFile, hasReference, readF32, shapeOf } from './helpers/reference-data';
+import { NO_REFERENCE, skipBecause } from './helpers/skip';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -334,7 +335,7 @@ const CASES: Case[] = [
 
 describe('kernels: pytorch-grad-cam reference outputs (../shared/reference)', function () {
   before(function () {
-    if (!hasReference()) this.skip();
+    if (!hasReference()) skipBecause(this, NO_REFERENCE);
   });
 
   for (const impl of IMPLS) {
@@ -344,7 +345,7 @@ describe('kernels: pytorch-grad-cam reference outputs (../shared/reference)', fu
         const out = `${dir}/${c.cls}`;
 
         it(`${c.model} ${c.batch} ${c.cls}: gradcamTail(activations, grads) = gradcam.lib.{weights, lowres_raw, final}`, async function () {
-          if (!hasReference() || !hasFile(`${out}/grads.bin`)) this.skip();
+          if (!hasReference() || !hasFile(`${out}/grads.bin`)) skipBecause(this, hasReference() ? `${out}/grads.bin not in ../shared/reference` : NO_REFERENCE);
           const [n, k, h, w] = shapeOf(`${dir}/activations.bin`);
           const A = readF32(`${dir}/activations.bin`);
           const G = readF32(`${out}/grads.bin`);
@@ -367,7 +368,9 @@ describe('kernels: pytorch-grad-cam reference outputs (../shared/reference)', fu
         });
 
         it(`${c.model} ${c.batch} ${c.cls}: guidedProduct(guided_backprop, final) = guided_gradcam.lib`, function () {
-          if (!hasReference() || !hasFile(`${out}/guided_backprop.lib.bin`) || !hasFile(`${out}/guided_gradcam.lib.bin`)) this.skip();
+          if (!hasReference() || !hasFile(`${out}/guided_backprop.lib.bin`) || !hasFile(`${out}/guided_gradcam.lib.bin`)) {
+            skipBecause(this, hasReference() ? `${out}/guided_*.lib.bin not in ../shared/reference` : NO_REFERENCE);
+          }
           const [n, ch, H, W] = shapeOf(`${out}/guided_gradcam.lib.bin`);
           const gb = readF32(`${out}/guided_backprop.lib.bin`);
           const cam = readF32(`${out}/gradcam.lib.final.bin`);
@@ -383,7 +386,7 @@ describe('kernels: pytorch-grad-cam reference outputs (../shared/reference)', fu
         });
         if (!c.hooks) continue;
         it(`${c.model} ${c.batch} ${c.cls}: resizeBilinear(gradcam.hook.lowres_norm) = gradcam.lib.up_cv2`, function () {
-          if (!hasReference() || !hasFile(`${out}/gradcam.hook.lowres_norm.bin`)) this.skip();
+          if (!hasReference() || !hasFile(`${out}/gradcam.hook.lowres_norm.bin`)) skipBecause(this, hasReference() ? `${out}/gradcam.hook.lowres_norm.bin not in ../shared/reference` : NO_REFERENCE);
           const [n, h, w] = shapeOf(`${out}/gradcam.hook.lowres_norm.bin`);
           const [, H, W] = shapeOf(`${out}/gradcam.lib.up_cv2.bin`);
           const up = impl.sync.resizeBilinear(readF32(`${out}/gradcam.hook.lowres_norm.bin`), n, h, w, H, W);

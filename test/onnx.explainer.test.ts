@@ -10,6 +10,7 @@ import { createOnnxExplainer, functionalRelus, GraphIndex, listOnnxLayers, OnnxE
 import { DataType, ModelProto, NodeProto, TensorProto, floatTensor, int64Tensor, loadModel, node, saveModel } from '../lib/onnx/proto';
 import type { Explainer, InputBatch } from '../lib/types';
 import { hasReference, readF32, referenceDir, repoRoot } from './helpers/reference-data';
+import { NO_REFERENCE, skipBecause } from './helpers/skip';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -247,7 +248,7 @@ describe('onnx: Explainer API', function () {
 
   it("unguidedNodes 'auto': the top-level F.relu calls of PyTorch exports, as the fixtures list them", function () {
     const dir = path.join(repoRoot(), 'test', 'fixtures', 'onnx');
-    if (!fs.existsSync(path.join(dir, 'manifest.json'))) this.skip();
+    if (!fs.existsSync(path.join(dir, 'manifest.json'))) skipBecause(this, `no ${path.join(dir, 'manifest.json')}`);
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { fixtures: Array<{ model: string; unguidedNodes: string[] }> };
     assert.ok(manifest.fixtures.some((fx) => fx.unguidedNodes.length > 0), 'some fixture has an F.relu');
     for (const fx of manifest.fixtures) {
@@ -257,7 +258,7 @@ describe('onnx: Explainer API', function () {
 
   describe('reference models', () => {
     before(function () {
-      if (!hasReference()) this.skip();
+      if (!hasReference()) skipBecause(this, NO_REFERENCE);
     });
 
     it('listOnnxLayers from a path, bytes and a ModelProto marks the reference target layers as default', () => {

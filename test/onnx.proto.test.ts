@@ -3,10 +3,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DataType, floatTensor, getAttr, int64Tensor, loadModel, node, saveModel, tensorToFloat32, tensorToNumbers } from '../lib/onnx/proto';
 import { hasFile, referenceDir } from './helpers/reference-data';
+import { NO_REFERENCE, skipBecause } from './helpers/skip';
 
 describe('ONNX protobuf I/O', () => {
   it('decodes and re-encodes the reference models byte for byte', function () {
-    if (!hasFile('models/smallvgg.onnx')) this.skip(); // ../shared/reference is not beside this checkout
+    if (!hasFile('models/smallvgg.onnx')) skipBecause(this, NO_REFERENCE);
     const file = path.join(referenceDir(), 'models/smallvgg.onnx');
     const bytes = fs.readFileSync(file);
     const m = loadModel(bytes);

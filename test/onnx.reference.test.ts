@@ -9,6 +9,7 @@ import { buildGradientModel, createOnnxExplainer, OnnxExplainer } from '../lib/o
 import { loadModel, saveModel } from '../lib/onnx/proto';
 import type { ExplainResult, Explanation } from '../lib/types';
 import { hasFile, hasReference, readF32, referenceDir } from './helpers/reference-data';
+import { NO_REFERENCE, skipBecause } from './helpers/skip';
 
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
@@ -65,7 +66,7 @@ const CASES: Array<{ model: 'smallvgg' | 'mobilenet_v2'; batch: 'b1' | 'b4' }> =
 describe('onnx: equal to pytorch-grad-cam / Captum (../shared/reference)', function () {
   this.timeout(120000);
   before(function () {
-    if (!hasReference()) this.skip();
+    if (!hasReference()) skipBecause(this, NO_REFERENCE);
   });
 
   for (const { model, batch } of CASES) {

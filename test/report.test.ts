@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { renderReport } from '../lib/image';
 import { materializeHumanEmotion } from '../lib/cli/demo-models';
 import { ASTRONAUT_FACE, assetsDir } from '../lib/cli/demo';
+import { NO_REFERENCE, skipBecause } from './helpers/skip';
 
 const MAIN = path.resolve(__dirname, '../lib/cli/main.js');
 const ARTIFACTS = path.resolve(__dirname, '../../test-artifacts');
@@ -33,7 +34,7 @@ describe('report: self-contained HTML', function () {
   });
 
   it('gradcam explain --report: every image loads in headless Chromium (screenshot in test-artifacts/report.png)', async function () {
-    if (!CHROMIUM) this.skip();
+    if (!CHROMIUM) skipBecause(this, 'no Chromium for the screenshot (.ci/run installs it)');
     const model = materializeHumanEmotion(path.join(tmp, 'emotion'));
     const face = path.join(tmp, 'astronaut-face.png');
     await sharp(path.join(assetsDir(), 'astronaut.png')).extract(ASTRONAUT_FACE).png().toFile(face);

@@ -12,6 +12,7 @@ import { createTfjsExplainer } from '../lib/tfjs';
 import type { Explainer, ExplainResult } from '../lib/types';
 import { onnxToTfjs, type OnnxAsTfjs } from './helpers/onnx-to-tfjs';
 import { hasFile, hasReference, manifest, readF32, referenceDir } from './helpers/reference-data';
+import { NO_REFERENCE, skipBecause } from './helpers/skip';
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
@@ -51,7 +52,10 @@ const TARGET = {
   mobilenet_v2: '/features/features.18/features.18.2/Clip_output_0',
 } as const;
 
-(hasReference() ? describe : describe.skip)('tfjs explainer vs ../shared/reference', function () {
+describe('tfjs explainer vs ../shared/reference', function () {
+  before(function () {
+    if (!hasReference()) skipBecause(this, NO_REFERENCE);
+  });
   this.timeout(120000);
 
   for (const name of ['smallvgg', 'mobilenet_v2'] as const) {

@@ -26,14 +26,36 @@ export interface DemoModel {
 export const NSFW_LABELS = ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'];
 export const EMOTION_LABELS = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
 
+/** The packages `gradcam demo` needs beyond gradcam-node (devDependencies of the repository). */
+export const DEMO_PACKAGES = ['nsfwjs@4.4.0', '@vladmandic/human', '@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'];
+
+/**
+ * Throws one EDEMO line naming every missing package and the command that installs them (in a
+ * clone of the repository they are devDependencies; in a project that installed gradcam-node, not).
+ */
+export function checkDemoPackages(emotion = true): void {
+  const needed = DEMO_PACKAGES.filter((p) => emotion || !p.startsWith('@vladmandic/'));
+  const missing = needed.filter((spec) => {
+    try {
+      require.resolve(spec.replace(/(.)@.*$/, '$1'));
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length) {
+    throw new GradcamError(
+      `the demo needs the npm package${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (not installed): run \`npm install ${missing.join(' ')}\``,
+      'EDEMO',
+    );
+  }
+}
+
 function packageDir(pkg: string, entry: string): string {
   try {
     return path.dirname(require.resolve(entry));
   } catch (e) {
-    throw new GradcamError(
-      `the demo needs the npm package ${pkg} (a devDependency): run 'npm install' in the gradcam-node folder (${(e as Error).message.split('\n')[0]})`,
-      'EDEMO',
-    );
+    throw new GradcamError(`the demo needs the npm package ${pkg}: run \`npm install ${pkg}\` (${(e as Error).message.split('\n')[0]})`, 'EDEMO');
   }
 }
 

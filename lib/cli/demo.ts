@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { renderReport, ReportImage } from '../image/report';
 import { writeFileAtomic } from '../io/atomic';
 import { DemoArgs, ExplainArgs } from './args';
-import { materializeHumanEmotion, materializeNsfwMobileNetV2 } from './demo-models';
+import { checkDemoPackages, materializeHumanEmotion, materializeNsfwMobileNetV2 } from './demo-models';
 import { ExplainReport, runExplain, summarize } from './explain';
 
 /** The bundled photos (assets/images, with their licence notes), found from dist/lib/cli or lib/cli. */
@@ -88,6 +88,7 @@ export async function runDemo(a: DemoArgs): Promise<number> {
   const t0 = performance.now();
   const out = path.resolve(a.out);
   const say = (l: string) => process.stderr.write(l + '\n');
+  checkDemoPackages(a.emotion);
   fs.mkdirSync(out, { recursive: true });
   const images = assetsDir();
   const sections: ReportImage[] = [];

@@ -1,5 +1,6 @@
 /**
- * The native addon (build/Release/gradcam_native.node, built from native/ by cmake-js):
+ * The native addon (gradcam_native.node: prebuilt in the package under prebuilds/<platform>-<arch>,
+ * or built from native/ by cmake-js into build/Release):
  * one typed description of its whole surface, and its loader. Nothing else touches the
  * untyped addon object.
  *
@@ -147,7 +148,25 @@ export function packageRoot(from: string = __dirname): string | undefined {
   }
 }
 
-/** The paths tried, in order: GRADCAM_NATIVE_PATH, then build/Release and build/Debug of the package. */
+/**
+ * The folder name of the prebuilt addon for this process: `linux-x64`, `linux-x64-musl` on musl
+ * (whose libc cannot load a glibc build), `darwin-arm64`, ... (scripts/prebuild.js and
+ * scripts/install.js name it the same way).
+ */
+export function prebuildTag(): string {
+  let musl = false;
+  if (process.platform === 'linux') {
+    const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+    musl = !header?.glibcVersionRuntime;
+  }
+  return `${process.platform}-${process.arch}${musl ? '-musl' : ''}`;
+}
+
+/**
+ * The paths tried, in order: GRADCAM_NATIVE_PATH; a local build of the package (build/Release,
+ * build/Debug: a developer's, or one compiled at install where no prebuilt fits); the prebuilt
+ * addon shipped in the package for this platform (prebuilds/<platform>-<arch>).
+ */
 export function addonCandidates(): string[] {
   const list: string[] = [];
   if (process.env.GRADCAM_NATIVE_PATH) list.push(path.resolve(process.env.GRADCAM_NATIVE_PATH));
@@ -155,8 +174,17 @@ export function addonCandidates(): string[] {
   if (root) {
     list.push(path.join(root, 'build', 'Release', ADDON_FILE));
     list.push(path.join(root, 'build', 'Debug', ADDON_FILE));
+    list.push(path.join(root, 'prebuilds', prebuildTag(), ADDON_FILE));
   }
   return list;
+}
+
+/** How to get the addon built, for messages: the command a consumer has (not the repo's npm scripts). */
+export function buildAdvice(root: string | undefined = packageRoot()): string {
+  return (
+    `build it with \`npx cmake-js compile\` in ${root ?? 'the gradcam-node folder'}, or \`npm rebuild gradcam-node\` in the ` +
+    'project that installed it (needs CMake and a C++17 compiler; nvcc for the CUDA kernels)'
+  );
 }
 
 let loaded: AddonLoad | undefined;
@@ -191,8 +219,7 @@ export function loadAddon(): AddonLoad {
   if (tried.length === 0) failures.push(`no package root (package.json + CMakeLists.txt) above ${__dirname}`);
   loaded = {
     error:
-      `the native addon ${ADDON_FILE} could not be loaded (${failures.join('; ')}); ` +
-      'build it with `npm run build:native` (needs CMake and a C++17 compiler; nvcc for CUDA)',
+      `the native addon ${ADDON_FILE} could not be loaded (${failures.join('; ')}); ${buildAdvice()}`,
     tried,
   };
   return loaded;

@@ -1,6 +1,9 @@
 /**
  * ONNX models: gradients computed by ONNX Runtime itself on a backward graph appended to the model.
  */
+// first: a missing onnxruntime-node is GradcamError ENOENGINE, not MODULE_NOT_FOUND
+import './ort-present';
+
 export { createOnnxExplainer, functionalRelus, listOnnxLayers, OnnxExplainer } from './explainer';
 export type { OnnxExplainerOptions } from './explainer';
 export { OnnxGradientSession, createOrtSession } from './session';

@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
+import './ort-present'; // before onnxruntime-node: a missing package is ENOENGINE
 import * as ort from 'onnxruntime-node';
 import { GradcamError, checkOneOf } from '../errors';
 
@@ -29,13 +30,22 @@ export function cudaProvider(): { available: boolean; reason: string } {
   const b = ort.listSupportedBackends().find((x) => x.name === 'cuda');
   if (!b) return { available: false, reason: 'this onnxruntime-node build has no CUDA execution provider' };
   if (b.bundled) return { available: true, reason: 'bundled' };
+  let ortDir = 'node_modules/onnxruntime-node';
   try {
-    const dir = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
+    ortDir = path.dirname(require.resolve('onnxruntime-node/package.json'));
+    const dir = path.join(ortDir, 'bin', 'napi-v6', process.platform, process.arch);
     if (fs.existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so'))) return { available: true, reason: 'provider library installed' };
   } catch {
     // fall through
   }
-  return { available: false, reason: 'the CUDA execution provider of onnxruntime-node is not installed (libonnxruntime_providers_cuda.so missing)' };
+  // onnxruntime-node's postinstall downloads the provider (CUDA 12, from NuGet); it is skipped by
+  // ONNXRUNTIME_NODE_INSTALL=skip, --ignore-scripts or an allowScripts denial, or failed offline
+  return {
+    available: false,
+    reason: 'the CUDA execution provider of onnxruntime-node is not installed (libonnxruntime_providers_cuda.so missing: its postinstall ' +
+      'download was skipped, e.g. by ONNXRUNTIME_NODE_INSTALL=skip, or failed); to get it, with network access run ' +
+      `\`ONNXRUNTIME_NODE_INSTALL=cuda12 node ${path.join(ortDir, 'script', 'install.js')}\``,
+  };
 }
 
 /** Create an ORT session with throughput settings, trying CUDA first when asked. */

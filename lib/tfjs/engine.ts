@@ -66,6 +66,10 @@ async function tryTfjsNode(tried: string[]): Promise<TfjsEngine | undefined> {
 }
 
 async function tryWasm(tried: string[]): Promise<TfjsEngine | undefined> {
+  if (!resolvable('@tensorflow/tfjs-backend-wasm')) {
+    tried.push('@tensorflow/tfjs-backend-wasm: not installed (`npm install @tensorflow/tfjs-backend-wasm` for the WebAssembly engine)');
+    return undefined;
+  }
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
@@ -96,7 +100,7 @@ async function select(preference: TfjsEnginePreference): Promise<TfjsEngine> {
     engine = await tryTfjsNode(tried);
     if (!engine && preference === 'tfjs-node') {
       throw new GradcamError(
-        `engine 'tfjs-node' requested but unavailable (${tried.join('; ')}); install @tensorflow/tfjs-node or use engine 'wasm'`,
+        `engine 'tfjs-node' requested but unavailable (${tried.join('; ')}); run \`npm install @tensorflow/tfjs-node\` or use engine 'wasm'`,
         'ENGINE_UNAVAILABLE',
       );
     }

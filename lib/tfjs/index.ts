@@ -2,6 +2,7 @@
  * TensorFlow.js models: Grad-CAM, Guided Backpropagation and Guided Grad-CAM for LayersModels,
  * GraphModels and user-split models, on the best installed engine (tfjs-node ▸ wasm ▸ cpu).
  */
+import './tfjs-present'; // first: a missing @tensorflow/tfjs is GradcamError ENOENGINE
 import * as tf from '@tensorflow/tfjs';
 import { GradcamError, invalidType } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch } from '../types';
