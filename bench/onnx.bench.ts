@@ -220,7 +220,7 @@ async function profile(name: string, bytes: Uint8Array, input: InputBatch, o: Op
   fs.mkdirSync(o.profile!, { recursive: true });
   const proto = loadModel(bytes);
   const size = [input.shape[2], input.shape[3]];
-  for (const [label, opts] of [['gradcam', { inputGrad: false }], ['guided-gradcam', { inputGrad: true, guided: true }]] as const) {
+  for (const [label, opts] of [['gradcam', { inputGradient: false }], ['guided-gradcam', { inputGradient: true, guided: true }]] as const) {
     let gm;
     try {
       const layer = listOnnxLayers(proto).find((l) => l.isDefault)?.name;

@@ -89,13 +89,13 @@ const show = (e) => ({ code: e.code, message: e.message, name: e.name });
     assert.equal(cli.stderr.trim().split('\n').pop(), `gradcam: error: ${ORT_MESSAGE}`);
   });
 
-  it("without @tensorflow/tfjs-backend-wasm: engine 'wasm' is ENGINE_UNAVAILABLE saying how to get it", function () {
+  it("without @tensorflow/tfjs-backend-wasm: engine 'wasm' is ENOENGINE saying how to get it", function () {
     const r = withHidden(['@tensorflow/tfjs-backend-wasm'], `
 const { selectTfjsEngine } = require(${JSON.stringify(path.join(LIB, 'tfjs'))});
 selectTfjsEngine('wasm').then(() => console.log('no error'), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })));`);
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);
-    assert.equal(out.code, 'ENGINE_UNAVAILABLE');
+    assert.equal(out.code, 'ENOENGINE');
     assert.match(out.message, /@tensorflow\/tfjs-backend-wasm: not installed \(`npm install @tensorflow\/tfjs-backend-wasm` for the WebAssembly engine\)/);
   });
 });

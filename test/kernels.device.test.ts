@@ -84,7 +84,7 @@ describe('kernels: device selection', () => {
       () => getKernels('cuda'),
       (e: unknown) =>
         e instanceof GradcamError &&
-        e.code === 'CUDA_UNAVAILABLE' &&
+        e.code === 'ENOCUDA' &&
         e.message.startsWith("gradcam-node: device 'cuda' requested but CUDA kernels are unavailable: ") &&
         e.message.length > "gradcam-node: device 'cuda' requested but CUDA kernels are unavailable: ".length,
     );
@@ -170,7 +170,7 @@ describe('kernels: device selection', () => {
     assert.equal(out.loaded, false);
     assert.deepEqual(out.sum, [2.5]);
     assert.match(out.cpu, /^GradcamError NATIVE_UNAVAILABLE: gradcam-node: device 'cpu' requested but the native addon is not loaded: .*GRADCAM_DISABLE_NATIVE/);
-    assert.match(out.cuda, /^GradcamError CUDA_UNAVAILABLE: gradcam-node: device 'cuda' requested but CUDA kernels are unavailable: /);
+    assert.match(out.cuda, /^GradcamError ENOCUDA: gradcam-node: device 'cuda' requested but CUDA kernels are unavailable: /);
     const warnings = run.stderr.split('\n').filter((l) => l.startsWith('gradcam-node:'));
     assert.equal(warnings.length, 1, run.stderr);
     assert.match(warnings[0], /^gradcam-node: kernels on TypeScript \(native addon not loaded: .*GRADCAM_DISABLE_NATIVE=1.*\)$/);

@@ -114,8 +114,8 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
         opened.push(s);
         return s;
       });
-      const plain = session({ inputGrad: 'plain' });
-      const guided = session({ inputGrad: 'guided', unguidedNodes: fx.unguidedNodes });
+      const plain = session({ inputGradient: 'plain' });
+      const guided = session({ inputGradient: 'guided', unguidedNodes: fx.unguidedNodes });
       const run = (s: () => Promise<OnnxGradientSession>, classes: Int32Array, counterfactual = false) =>
         lazy(async (): Promise<GradientRun> => (await s()).run(input(), classes, { counterfactual }));
       const plainArgmax = run(plain, argmaxRequest);
@@ -159,12 +159,12 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
       });
 
       it('plain input gradient', async () => {
-        assertClose((await plainArgmax()).inputGrad, readF32(fx, 'argmax/input_grad.bin'), 'plain dY/dx');
+        assertClose((await plainArgmax()).inputGradient, readF32(fx, 'argmax/input_grad.bin'), 'plain dY/dx');
       });
 
       it(`guided input gradient (unguided: ${fx.unguidedNodes.join(', ') || 'none'}), argmax and fixed class`, async () => {
-        assertClose((await guidedArgmax()).inputGrad, readF32(fx, 'argmax/guided.bin'), 'guided dY/dx argmax');
-        assertClose((await guidedFixed()).inputGrad, readF32(fx, 'fixed/guided.bin'), `guided dY/dx class ${fx.fixedClass}`);
+        assertClose((await guidedArgmax()).inputGradient, readF32(fx, 'argmax/guided.bin'), 'guided dY/dx argmax');
+        assertClose((await guidedFixed()).inputGradient, readF32(fx, 'fixed/guided.bin'), `guided dY/dx class ${fx.fixedClass}`);
       });
 
       it('a guided session still gives the plain dY/dA (Grad-CAM and guided backprop from one run)', async () => {
@@ -175,14 +175,14 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
       });
 
       it('a deconvnet session gives the plain dY/dA too, and an input gradient of its own', async () => {
-        const s = await session({ inputGrad: 'deconvnet', guidedRelu6: fx.guidedRelu6, unguidedNodes: fx.unguidedNodes })();
+        const s = await session({ inputGradient: 'deconvnet', guidedRelu6: fx.guidedRelu6, unguidedNodes: fx.unguidedNodes })();
         const r = await s.run(input(), argmaxRequest);
         assertClose(r.layers[0].activations, readF32(fx, 'activations.bin'), 'activations (deconvnet session)');
         assertClose(r.layers[0].grads, readF32(fx, 'argmax/grads.bin'), 'grads argmax (deconvnet session)');
         // models without a ReLU on the input path (e.g. SiLU only) have one input gradient for all rules
-        const plainGrad = (await plainArgmax()).inputGrad as Float32Array;
-        const guidedGrad = (await guidedArgmax()).inputGrad as Float32Array;
-        const dc = r.inputGrad as Float32Array;
+        const plainGrad = (await plainArgmax()).inputGradient as Float32Array;
+        const guidedGrad = (await guidedArgmax()).inputGradient as Float32Array;
+        const dc = r.inputGradient as Float32Array;
         const differs = (a: Float32Array) => a.some((v, i) => Math.abs(v - plainGrad[i]) > 1e-6);
         assert.strictEqual(dc.length, plainGrad.length);
         assert.ok(dc.every(Number.isFinite));
@@ -193,14 +193,14 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
       it('counterfactual: negated dY/dA, guided gradient of -Y', async () => {
         const r = await guidedCf();
         assertClose(r.layers[0].grads, negate(readF32(fx, 'argmax/grads.bin')), 'counterfactual grads');
-        assertClose(r.inputGrad, readF32(fx, 'argmax/guided_cf.bin'), 'counterfactual guided dY/dx');
+        assertClose(r.inputGradient, readF32(fx, 'argmax/guided_cf.bin'), 'counterfactual guided dY/dx');
       });
 
       if (fx.guidedRelu6) {
         it('guidedRelu6: Clip(0,6) guided like ReLU', async () => {
-          const s = await session({ inputGrad: 'guided', guidedRelu6: true, unguidedNodes: fx.unguidedNodes })();
+          const s = await session({ inputGradient: 'guided', guidedRelu6: true, unguidedNodes: fx.unguidedNodes })();
           const r = await s.run(input(), argmaxRequest);
-          assertClose(r.inputGrad, readF32(fx, 'argmax/guided_relu6.bin'), 'guided-ReLU6 dY/dx');
+          assertClose(r.inputGradient, readF32(fx, 'argmax/guided_relu6.bin'), 'guided-ReLU6 dY/dx');
           assertClose(r.layers[0].grads, readF32(fx, 'argmax/grads.bin'), 'grads (guided-ReLU6 session)');
         });
       }
@@ -216,7 +216,7 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
           const slice = (rel: string) => { const a = readF32(fx, rel); const m = a.length / n; return a.slice(m, 2 * m); };
           assertClose(r.logits, slice('logits.bin'), 'logits (batch of 1)');
           assertClose(r.layers[0].grads, slice('argmax/grads.bin'), 'grads (batch of 1)');
-          assertClose(r.inputGrad, slice('argmax/guided.bin'), 'guided dY/dx (batch of 1)');
+          assertClose(r.inputGradient, slice('argmax/guided.bin'), 'guided dY/dx (batch of 1)');
         });
       }
 

@@ -80,7 +80,7 @@ describe('onnx: equal to pytorch-grad-cam / Captum (../shared/reference)', funct
       it('the generated forward+backward model stays within 1% of the original size (weights flipped in the graph)', () => {
         const file = path.join(referenceDir(), 'models', `${model}.onnx`);
         const original = fs.statSync(file).size;
-        const gm = buildGradientModel(loadModel(file), { layers: [ex.defaultLayer], inputGrad: true });
+        const gm = buildGradientModel(loadModel(file), { layers: [ex.defaultLayer], inputGradient: true });
         const size = saveModel(gm.model).byteLength;
         assert.ok(size < original * 1.01, `${size} bytes vs ${original}`);
         assert.ok(gm.backwardNodes > 10);

@@ -92,10 +92,10 @@ async function checkCase(c: Case, stridedConv?: 'polyphase' | 'convtranspose'): 
   const cls = c.classIndex ?? 1;
   const shape4 = [1, ...c.shape] as [number, number, number, number];
   assert.strictEqual(shape4.length, 4, 'test inputs are 4-D');
-  const gs = await OnnxGradientSession.create(saveModel(model), { layer: null, inputGrad: 'plain', executionProvider: 'cpu', intraOpThreads: 1, stridedConv });
+  const gs = await OnnxGradientSession.create(saveModel(model), { layer: null, inputGradient: 'plain', executionProvider: 'cpu', intraOpThreads: 1, stridedConv });
   const run = await gs.run({ data: x, shape: shape4, layout: 'nchw' }, new Int32Array([cls]));
   await gs.dispose();
-  const analytic = run.inputGrad as Float32Array;
+  const analytic = run.inputGradient as Float32Array;
   assert.strictEqual(analytic.length, x.length);
 
   // central differences: 2*len perturbed copies of x in one batch
@@ -430,14 +430,14 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
   });
 
   it('raises the opset to 16 for overlapping MaxPool windows (ScatterElements with reduction=add) and ORT accepts it', () => {
-    const gm = buildGradientModel(buildModel(CASES.find((c) => c.name.startsWith('MaxPool 3x3 s2')) as Case), { layers: [], inputGrad: true });
+    const gm = buildGradientModel(buildModel(CASES.find((c) => c.name.startsWith('MaxPool 3x3 s2')) as Case), { layers: [], inputGradient: true });
     assert.strictEqual(gm.opset, 16);
     assert.ok(gm.model.graph?.node?.some((x) => x.opType === 'ScatterElements'));
   });
 
   it('non-overlapping MaxPool windows use MaxUnpool and keep the opset', () => {
     const c: Case = { name: 'MaxPool 2x2 s2', shape: [2, 4, 6], ySize: 12, values: 'distinct', nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2] })] };
-    const gm = buildGradientModel(buildModel(c), { layers: [], inputGrad: true });
+    const gm = buildGradientModel(buildModel(c), { layers: [], inputGradient: true });
     assert.strictEqual(gm.opset, 13);
     assert.ok(gm.model.graph?.node?.some((x) => x.opType === 'MaxUnpool'));
     assert.ok(!gm.model.graph?.node?.some((x) => x.opType === 'ScatterElements'));
@@ -445,7 +445,7 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
 
   it('flips conv weights in the graph: no new weight-sized initializers', () => {
     const c = CASES[0];
-    const gm = buildGradientModel(buildModel(c), { layers: [], inputGrad: true });
+    const gm = buildGradientModel(buildModel(c), { layers: [], inputGradient: true });
     const before = (c.inits ?? []).length + 1;
     const added = (gm.model.graph?.initializer ?? []).slice(before);
     const bytes = added.reduce((a, t) => a + (t.rawData?.byteLength ?? 0), 0);
@@ -466,7 +466,7 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
     const inputGradOf = async (m: ModelProto, x: Float32Array, shape: [number, number, number, number], c: number, opts: GradientSessionOptions): Promise<Float32Array> => {
       const s = await OnnxGradientSession.create(saveModel(m), { layer: null, executionProvider: 'cpu', intraOpThreads: 1, ...opts });
       try {
-        return (await s.run({ data: x, shape, layout: 'nchw' }, new Int32Array([c]))).inputGrad as Float32Array;
+        return (await s.run({ data: x, shape, layout: 'nchw' }, new Int32Array([c]))).inputGradient as Float32Array;
       } finally {
         await s.dispose();
       }
@@ -480,11 +480,11 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
     const x6 = Float32Array.from([0.5, -1, 2, 0.3, -0.2, 1.5]);
 
     for (const [label, opts, expect] of [
-      ['plain: g*(x>0)', { inputGrad: 'plain' }, (g: number, xi: number) => (xi > 0 ? g : 0)],
-      ['guided: g*(x>0)*(g>0)', { inputGrad: 'guided' }, (g: number, xi: number) => (xi > 0 && g > 0 ? g : 0)],
-      ['deconvnet: max(g,0) whatever x', { inputGrad: 'deconvnet' }, (g: number) => Math.max(g, 0)],
-      ['guided with both ReLU opted out equals plain', { inputGrad: 'guided', unguidedNodes: ['r1', 'r2'] }, (g: number, xi: number) => (xi > 0 ? g : 0)],
-      ['deconvnet with both ReLU opted out equals plain', { inputGrad: 'deconvnet', unguidedNodes: ['r1', 'r2'] }, (g: number, xi: number) => (xi > 0 ? g : 0)],
+      ['plain: g*(x>0)', { inputGradient: 'plain' }, (g: number, xi: number) => (xi > 0 ? g : 0)],
+      ['guided: g*(x>0)*(g>0)', { inputGradient: 'guided' }, (g: number, xi: number) => (xi > 0 && g > 0 ? g : 0)],
+      ['deconvnet: max(g,0) whatever x', { inputGradient: 'deconvnet' }, (g: number) => Math.max(g, 0)],
+      ['guided with both ReLU opted out equals plain', { inputGradient: 'guided', unguidedNodes: ['r1', 'r2'] }, (g: number, xi: number) => (xi > 0 ? g : 0)],
+      ['deconvnet with both ReLU opted out equals plain', { inputGradient: 'deconvnet', unguidedNodes: ['r1', 'r2'] }, (g: number, xi: number) => (xi > 0 ? g : 0)],
     ] as Array<[string, GradientSessionOptions, (g: number, xi: number) => number]>) {
       it(`two stacked ReLUs, ${label}`, async () => {
         for (const c of [0, 1, 2]) {
@@ -524,7 +524,7 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
       for (const rule of RELU_RULES) {
         const all: number[] = [];
         for (const c of [0, 1, 2]) {
-          const got = await inputGradOf(m, x3, [1, 1, 1, 3], c, { inputGrad: rule });
+          const got = await inputGradOf(m, x3, [1, 1, 1, 3], c, { inputGradient: rule });
           close(got, byHand(rule, rule, c), `${rule} class ${c}`);
           all.push(...got);
         }
@@ -537,8 +537,8 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
       const m = buildModel(reluMatMulRelu);
       for (const rule of ['guided', 'deconvnet'] as const) {
         for (const c of [0, 1, 2]) {
-          close(await inputGradOf(m, x3, [1, 1, 1, 3], c, { inputGrad: rule, unguidedNodes: ['r2'] }), byHand(rule, 'plain', c), `${rule}, r2 plain, class ${c}`);
-          close(await inputGradOf(m, x3, [1, 1, 1, 3], c, { inputGrad: rule, unguidedNodes: ['r1'] }), byHand('plain', rule, c), `${rule}, r1 plain, class ${c}`);
+          close(await inputGradOf(m, x3, [1, 1, 1, 3], c, { inputGradient: rule, unguidedNodes: ['r2'] }), byHand(rule, 'plain', c), `${rule}, r2 plain, class ${c}`);
+          close(await inputGradOf(m, x3, [1, 1, 1, 3], c, { inputGradient: rule, unguidedNodes: ['r1'] }), byHand('plain', rule, c), `${rule}, r1 plain, class ${c}`);
         }
       }
     });
@@ -564,7 +564,7 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
             if (!relu6 || rule === 'plain') return inside(xi) ? g[i] : 0;
             return rule === 'guided' ? (inside(xi) && g[i] > 0 ? g[i] : 0) : Math.max(g[i], 0);
           });
-          const got = await inputGradOf(m, xc, [1, 1, 2, 3], 1, { inputGrad: rule, guidedRelu6: relu6 });
+          const got = await inputGradOf(m, xc, [1, 1, 2, 3], 1, { inputGradient: rule, guidedRelu6: relu6 });
           assert.deepStrictEqual(Array.from(got), Array.from(want), `${rule}, guidedRelu6 ${relu6}`);
         }
       }
@@ -599,7 +599,7 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
     });
 
     it('several layers in one run (b, then its ancestor a) equal single-layer runs, in the requested order', async () => {
-      const multi = await runOf({ layers: ['b', 'a'], inputGrad: 'guided' });
+      const multi = await runOf({ layers: ['b', 'a'], inputGradient: 'guided' });
       const [a, b] = [await runOf({ layer: 'a' }), await runOf({ layer: 'b' })];
       assert.deepStrictEqual(multi.layers.map((l) => l.name), ['b', 'a']);
       for (const [got, single] of [[multi.layers[0], b.layers[0]], [multi.layers[1], a.layers[0]]] as const) {
@@ -613,16 +613,16 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
       assert.deepStrictEqual(Array.from(multi.classes), Array.from(a.classes));
       assert.deepStrictEqual(Array.from(multi.logits), Array.from(a.logits));
       assert.strictEqual(multi.numClasses, 3);
-      close(multi.inputGrad as Float32Array, Array.from((await runOf({ layer: null, inputGrad: 'guided' })).inputGrad as Float32Array), 'guided dY/dx');
+      close(multi.inputGradient as Float32Array, Array.from((await runOf({ layer: null, inputGradient: 'guided' })).inputGradient as Float32Array), 'guided dY/dx');
     });
 
     it('layer gradients stay plain in guided and deconvnet sessions (the ReLUs after the layers follow the plain rule there)', async () => {
       const plain = await runOf({ layers: ['a', 'b'] });
       const inputGrads = new Map<string, Float32Array>();
       for (const rule of RELU_RULES) {
-        const r = await runOf({ layers: ['a', 'b'], inputGrad: rule });
+        const r = await runOf({ layers: ['a', 'b'], inputGradient: rule });
         for (const i of [0, 1]) close(r.layers[i].grads, Array.from(plain.layers[i].grads), `${rule} session: dY/d${r.layers[i].name}`);
-        inputGrads.set(rule, r.inputGrad as Float32Array);
+        inputGrads.set(rule, r.inputGradient as Float32Array);
       }
       // the rules do differ on this net (so the layer gradients could have been affected)
       const p = inputGrads.get('plain') as Float32Array;
@@ -631,17 +631,17 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
       }
     });
 
-    it('rejects bad layers and inputGrad with the house messages', async () => {
+    it('rejects bad layers and inputGradient with the house messages', async () => {
       const bytes = saveModel(buildModel(layered));
       const create = (o: unknown) => OnnxGradientSession.create(bytes, { executionProvider: 'cpu', ...(o as GradientSessionOptions) });
       await assert.rejects(create({ layers: ['a'], layer: 'a' }), { name: 'RangeError', message: "Expected no value when layers is given for layer but received 'a' of type string" });
       await assert.rejects(create({ layers: ['a', 'b', 'a'] }), { name: 'RangeError', message: "Expected a tensor not listed before in layers for layers[2] but received 'a' of type string" });
       await assert.rejects(create({ layers: ['a', 7] }), { name: 'TypeError', message: 'Expected tensor name (string) for layers[1] but received 7 of type number' });
       await assert.rejects(create({ layers: 'a' }), { name: 'TypeError', message: "Expected array of tensor names for layers but received 'a' of type string" });
-      await assert.rejects(create({ layer: 'a', inputGrad: true }), { name: 'TypeError', message: "Expected one of 'plain', 'guided', 'deconvnet' for inputGrad but received true of type boolean" });
-      await assert.rejects(create({ layer: 'a', inputGrad: 'gradient' }), { name: 'RangeError', message: "Expected one of 'plain', 'guided', 'deconvnet' for inputGrad but received 'gradient' of type string" });
-      await assert.rejects(create({ layers: [] }), { name: 'RangeError', message: 'Expected a layer or an inputGrad ReLU rule for options but received object Object' });
-      assert.throws(() => buildGradientModel(buildModel(layered), { layers: [], inputGrad: true, reluRule: 'guide' as ReluRule }),
+      await assert.rejects(create({ layer: 'a', inputGradient: true }), { name: 'TypeError', message: "Expected one of 'plain', 'guided', 'deconvnet' for inputGradient but received true of type boolean" });
+      await assert.rejects(create({ layer: 'a', inputGradient: 'gradient' }), { name: 'RangeError', message: "Expected one of 'plain', 'guided', 'deconvnet' for inputGradient but received 'gradient' of type string" });
+      await assert.rejects(create({ layers: [] }), { name: 'RangeError', message: 'Expected a layer or an inputGradient ReLU rule for options but received object Object' });
+      assert.throws(() => buildGradientModel(buildModel(layered), { layers: [], inputGradient: true, reluRule: 'guide' as ReluRule }),
         { name: 'RangeError', message: "Expected one of 'plain', 'guided', 'deconvnet' for reluRule but received 'guide' of type string" });
       assert.throws(() => buildGradientModel(buildModel(layered), { layers: ['a', 'a'] }), /Target layer a is listed twice/);
     });
@@ -649,7 +649,7 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
 
   it('names the op and the node of an op without a rule, when the model is built', () => {
     const m = buildModel({ name: 'cos', shape: [1, 2, 3], ySize: 6, nodes: [node('Cos', ['x'], ['e'], 'my_cos_node'), n('Relu', ['e'], ['y'])] });
-    assert.throws(() => buildGradientModel(m, { layers: [], inputGrad: true }), (e: unknown) => {
+    assert.throws(() => buildGradientModel(m, { layers: [], inputGradient: true }), (e: unknown) => {
       assert.ok(e instanceof GradcamError);
       assert.match(e.message, /Cannot differentiate Cos node 'my_cos_node'/);
       assert.match(e.message, /no backward rule for op Cos/);
@@ -661,8 +661,8 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
       nodes: [n('Reshape', ['x', 'wshape'], ['w']), n('Conv', ['x', 'w'], ['y'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })],
       inits: [int64Tensor('wshape', [4], [1, 1, 3, 3])],
     });
-    assert.throws(() => buildGradientModel(dyn, { layers: [], inputGrad: true }), /Cannot differentiate Conv node 'Conv_y': input 1 \(w\) depends on x but has no backward rule/);
+    assert.throws(() => buildGradientModel(dyn, { layers: [], inputGradient: true }), /Cannot differentiate Conv node 'Conv_y': input 1 \(w\) depends on x but has no backward rule/);
     // a target layer after the unknown op needs no rule for it
-    assert.doesNotThrow(() => buildGradientModel(m, { layers: ['y'], inputGrad: false }));
+    assert.doesNotThrow(() => buildGradientModel(m, { layers: ['y'], inputGradient: false }));
   });
 });

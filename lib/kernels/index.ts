@@ -113,7 +113,7 @@ function implementation(device: KernelDevice): { sync: KernelsSync; async: Kerne
       if (device === 'cuda' && !(st.loaded && st.cuda.available)) {
         throw new GradcamError(
           `gradcam-node: device 'cuda' requested but CUDA kernels are unavailable: ${st.loaded ? st.cuda.reason : `native addon not loaded: ${st.error}`}`,
-          'CUDA_UNAVAILABLE',
+          'ENOCUDA',
         );
       }
       if (device === 'cpu' && !st.loaded) {

@@ -78,7 +78,7 @@ const bound = new Map<NativeDevice, { sync: KernelsSync; async: KernelsAsync }>(
 
 /**
  * The native kernels of one device. Throws a GradcamError when the addon is not loaded
- * (NATIVE_UNAVAILABLE) or when 'cuda' is asked for where there is no usable GPU (CUDA_UNAVAILABLE).
+ * (NATIVE_UNAVAILABLE) or when 'cuda' is asked for where there is no usable GPU (ENOCUDA).
  */
 export function nativeKernels(device: 'cpu' | 'cuda'): { sync: KernelsSync; async: KernelsAsync } {
   checkOneOf('device', device, ['cpu', 'cuda'] as const);
@@ -90,7 +90,7 @@ export function nativeKernels(device: 'cpu' | 'cuda'): { sync: KernelsSync; asyn
     throw new GradcamError(`gradcam-node: native kernels unavailable: ${st.error ?? 'unknown error'}`, 'NATIVE_UNAVAILABLE');
   }
   if (device === 'cuda' && !st.cuda.available) {
-    throw new GradcamError(`gradcam-node: CUDA kernels unavailable: ${st.cuda.reason}`, 'CUDA_UNAVAILABLE');
+    throw new GradcamError(`gradcam-node: CUDA kernels unavailable: ${st.cuda.reason}`, 'ENOCUDA');
   }
   const k = bind(addon, device);
   bound.set(device, k);

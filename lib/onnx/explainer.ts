@@ -147,7 +147,7 @@ export class OnnxAdapter implements ModelAdapter {
     if (!p) {
       p = OnnxGradientSession.create(this.proto, {
         layers: request.layers,
-        inputGrad: rule ?? false,
+        inputGradient: rule ?? false,
         guidedRelu6: !!request.guidedRelu6,
         unguidedNodes: this.unguidedNodes,
         executionProvider: this.options.executionProvider,
@@ -174,7 +174,7 @@ export class OnnxAdapter implements ModelAdapter {
     const toRound = (r: GradientRun, classes: Int32Array): RoundGradients => ({
       classes,
       layerGrads: r.layers.map((l) => l.grads),
-      inputGradient: r.inputGrad,
+      inputGradient: r.inputGradient,
     });
     return {
       logits: first.logits,

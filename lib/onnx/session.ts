@@ -33,8 +33,8 @@ export interface GradientRun {
   numClasses: number;
   /** per target layer, in the order the session was created with (empty when it has none) */
   layers: LayerGradients[];
-  /** dY/dinput with the session's ReLU rule, in the input's layout (when the session has inputGrad) */
-  inputGrad?: Float32Array;
+  /** dY/dinput with the session's ReLU rule, in the input's layout (when the session has inputGradient) */
+  inputGradient?: Float32Array;
   /** the classes used per image (argmax filled in; negative = none) */
   classes: Int32Array;
 }
@@ -48,7 +48,7 @@ export interface GradientSessionOptions {
   /** one target tensor (when `layers` is not given); default: the model's default layer; null: none */
   layer?: string | null;
   /** also compute dY/dinput with this ReLU rule (see ReluRule); false (default): no input gradient */
-  inputGrad?: false | ReluRule;
+  inputGradient?: false | ReluRule;
   /** Clip (ReLU6) follows the input gradient's ReLU rule as well (default false: plain) */
   guidedRelu6?: boolean;
   /** ReLU (or Clip) node names that keep the plain rule in the input gradient */
@@ -123,10 +123,10 @@ export class OnnxGradientSession {
       throw new GradcamError(`The model's input ${g.input} has a symbolic spatial size; pass inputSize [H, W]`, 'ESHAPE');
     }
     const layers = targetLayers(g, shape, opts);
-    const inputGrad = opts.inputGrad === undefined || opts.inputGrad === false ? false : checkOneOf('inputGrad', opts.inputGrad, RELU_RULES);
-    if (!layers.length && !inputGrad) throw invalidRange('options', 'a layer or an inputGrad ReLU rule', opts);
+    const inputGradient = opts.inputGradient === undefined || opts.inputGradient === false ? false : checkOneOf('inputGradient', opts.inputGradient, RELU_RULES);
+    if (!layers.length && !inputGradient) throw invalidRange('options', 'a layer or an inputGradient ReLU rule', opts);
     const bopts: BackwardOptions = {
-      layers, inputGrad: !!inputGrad, reluRule: inputGrad || undefined,
+      layers, inputGradient: !!inputGradient, reluRule: inputGradient || undefined,
       guidedRelu6: !!opts.guidedRelu6, unguidedNodes: opts.unguidedNodes ?? [], inputShape: shape,
       logits: opts.output, stridedConv: opts.stridedConv,
     };
@@ -180,7 +180,7 @@ export class OnnxGradientSession {
       return { name, activations: a.data as Float32Array, grads: out[gm.gradOutputs[i]].data as Float32Array, featureShape: featureShapeOf(a.dims as number[]) };
     });
     const res: GradientRun = { logits: logitsT.data as Float32Array, numClasses, layers, classes: classesUsed };
-    if (gm.inputGradOutput) res.inputGrad = out[gm.inputGradOutput].data as Float32Array;
+    if (gm.inputGradOutput) res.inputGradient = out[gm.inputGradOutput].data as Float32Array;
     return res;
   }
 

@@ -88,7 +88,7 @@ async function tryWasm(tried: string[]): Promise<TfjsEngine | undefined> {
 }
 
 async function useCpu(): Promise<TfjsEngine> {
-  if (!(await tf.setBackend('cpu'))) throw new GradcamError("tfjs backend 'cpu' did not initialize", 'ENGINE');
+  if (!(await tf.setBackend('cpu'))) throw new GradcamError("tfjs backend 'cpu' did not initialize", 'EENGINE');
   await tf.ready();
   return 'tfjs-cpu';
 }
@@ -101,14 +101,14 @@ async function select(preference: TfjsEnginePreference): Promise<TfjsEngine> {
     if (!engine && preference === 'tfjs-node') {
       throw new GradcamError(
         `engine 'tfjs-node' requested but unavailable (${tried.join('; ')}); run \`npm install @tensorflow/tfjs-node\` or use engine 'wasm'`,
-        'ENGINE_UNAVAILABLE',
+        'ENOENGINE',
       );
     }
   }
   if (!engine && (preference === 'auto' || preference === 'wasm')) {
     engine = await tryWasm(tried);
     if (!engine && preference === 'wasm') {
-      throw new GradcamError(`engine 'wasm' requested but unavailable (${tried.join('; ')})`, 'ENGINE_UNAVAILABLE');
+      throw new GradcamError(`engine 'wasm' requested but unavailable (${tried.join('; ')})`, 'ENOENGINE');
     }
   }
   if (!engine) engine = await useCpu();
@@ -164,7 +164,7 @@ export function ensureBackend(engine: TfjsEngine): void {
   if (tf.getBackend() !== name) {
     // setBackend resolves synchronously for an already initialized backend
     void tf.setBackend(name);
-    if (tf.getBackend() !== name) throw new GradcamError(`tfjs backend '${name}' is not active`, 'ENGINE');
+    if (tf.getBackend() !== name) throw new GradcamError(`tfjs backend '${name}' is not active`, 'EENGINE');
   }
 }
 
@@ -186,7 +186,7 @@ function cpuDelegate(kernelName: string): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
     const cpu = tf.engine().findBackend('cpu') as unknown as BackendLike | null;
     const cpuKernel = tf.getKernel(kernelName, 'cpu');
-    if (!cpu || !cpuKernel) throw new GradcamError(`cannot run ${kernelName}: the cpu backend is unavailable`, 'ENGINE');
+    if (!cpu || !cpuKernel) throw new GradcamError(`cannot run ${kernelName}: the cpu backend is unavailable`, 'EENGINE');
     const wasmBackend = backend as unknown as BackendLike & {
       makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.TypedArray): TensorInfoLike;
     };
@@ -232,7 +232,7 @@ export const WASM_REPLACED_GRADIENT_KERNELS = ['MaxPoolGrad'] as const;
  */
 function sharedIdentity({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
   const x = inputs.x as unknown as TensorInfoLike;
-  if (x.dtype === 'string') throw new GradcamError('Identity of a string tensor on wasm', 'ENGINE');
+  if (x.dtype === 'string') throw new GradcamError('Identity of a string tensor on wasm', 'EENGINE');
   (backend as { incRef(dataId: object): void }).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype } as unknown as tf.TensorInfo;
 }

@@ -14,7 +14,7 @@ export interface BackwardOptions {
   /** target tensors for dY/dA (may be empty when only the input gradient is wanted) */
   layers: string[];
   /** also output dY/dinput (full backward) */
-  inputGrad?: boolean;
+  inputGradient?: boolean;
   /**
    * the ReLU rule of the input gradient (default 'guided'); the layer gradients dY/dA always use
    * the plain rule, also when both come from one model
@@ -174,11 +174,11 @@ export function logitsOf(g: GraphIndex, name?: string): string {
 }
 
 /** Check, without building anything, that gradients can flow to `layers` (and the input). */
-export function checkDifferentiable(model: ModelProto | GraphIndex, layers: string[], inputGrad: boolean, logits?: string): void {
+export function checkDifferentiable(model: ModelProto | GraphIndex, layers: string[], inputGradient: boolean, logits?: string): void {
   const g = model instanceof GraphIndex ? model : new GraphIndex(model);
   const l = logitsOf(g, logits);
   if (layers.length) gradientPath(g, layers, l);
-  if (inputGrad) gradientPath(g, [g.input], l);
+  if (inputGradient) gradientPath(g, [g.input], l);
 }
 
 function valueInfo(name: string, elemType: number, dims?: Shape): ValueInfoProto {
@@ -202,7 +202,7 @@ export function buildGradientModel(model: ModelProto, opts: BackwardOptions): Gr
     if (!g.producer.has(l)) throw new GradcamError(`ONNX model has no tensor ${l} produced by a node`, 'EBADLAYER');
   }
   const plainPath = opts.layers.length ? gradientPath(g, opts.layers, logits) : undefined;
-  const fullPath = opts.inputGrad ? gradientPath(g, [g.input], logits) : undefined;
+  const fullPath = opts.inputGradient ? gradientPath(g, [g.input], logits) : undefined;
   // MaxPool's scatter-add (ScatterElements reduction='add') needs opset 16
   const needsScatter = [plainPath, fullPath].some((p) => p?.nodes.some((n) => n.opType === 'MaxPool' && maxPoolOverlaps(n, inf.shapes.get(inp(n, 0)))));
   // the generated nodes use opset-10+ forms (Slice with inputs): older models are raised to 13
