@@ -19,6 +19,7 @@ import { parseExplainArgs, parseSize, UsageError } from '../lib/cli/args';
 import { Progress } from '../lib/cli/progress';
 import { expandInputs, loadSidecar, readLabels, uniqueStems } from '../lib/cli/inputs';
 import { NO_REFERENCE, skipBecause } from './helpers/skip';
+import { METHODS, outputNamesOf } from '../lib/cam/methods';
 import { referenceDir } from './helpers/reference-data';
 
 const MAIN = path.resolve(__dirname, '../lib/cli/main.js');
@@ -215,6 +216,39 @@ describe('cli: gradcam explain / layers on a tiny tfjs model', function () {
       }
     }
     assert.equal(fs.readdirSync(out).filter((f) => f.endsWith('.png')).length, 6);
+  });
+
+  it('every registered method runs through the CLI and writes the files the registry names', () => {
+    for (const m of METHODS) {
+      const out = path.join(tmp, `method-${m.name}`);
+      const { doc } = runJson(['explain', '-m', modelJson, '-i', images[0], '--method', m.name, '--npy', '--engine', 'cpu', '-o', out]);
+      const names = outputNamesOf(m, false);
+      assert.equal(doc.method, m.name);
+      assert.deepEqual(Object.keys(doc.npy).sort(), [names.map, names.inputGradient, names.guidedMap].filter(Boolean).map((x) => x!.stem).sort(), m.name);
+      for (const [stem, v] of Object.entries(doc.npy) as Array<[string, { file: string; shape: number[] }]>) {
+        assert.equal(path.basename(v.file), `${stem}.npy`);
+        const arr = readNpy(v.file);
+        assert.deepEqual(arr.shape, v.shape);
+        assert.ok(arr.data.every(Number.isFinite), `${m.name}: ${stem}.npy finite`);
+      }
+      const files = doc.images[0].explained[0].files as Record<string, string>;
+      if (names.map) assert.ok(files.overlay.endsWith('.overlay.png') && fs.existsSync(files.heatmap), m.name);
+      if (names.inputGradient) assert.ok(files.inputGradient.endsWith(`.${names.inputGradient.stem}.png`), m.name);
+      if (names.guidedMap) assert.ok(files.guidedMap.endsWith(`.${names.guidedMap.stem}.png`), m.name);
+      if (m.name === 'saliency') assert.ok(files.saliencyMax.endsWith('.saliency-max.png'));
+      for (const f of Object.values(files)) assert.ok(fs.statSync(f).size > 100, f);
+    }
+  });
+
+  it('--guided, --aug-smooth, --eigen-smooth and a repeated --layer reach the API', () => {
+    const out = path.join(tmp, 'options');
+    const { doc } = runJson(['explain', '-m', modelJson, '-i', images[1], '--method', 'gradcam++', '--guided', '--aug-smooth',
+      '--layer', 'conv1', '--layer', 'conv2', '--npy', '--engine', 'cpu', '-o', out]);
+    assert.deepEqual(doc.layers, ['conv1', 'conv2']);
+    assert.equal(doc.guided, true);
+    assert.deepEqual(Object.keys(doc.npy).sort(), ['gradcam++', 'guided-backprop', 'guided-gradcam++']);
+    const r2 = runJson(['explain', '-m', modelJson, '-i', images[1], '--eigen-smooth', '--engine', 'cpu', '-o', path.join(tmp, 'eigen')]);
+    assert.equal(r2.doc.images[0].explained.length, 1);
   });
 
   it('--npy --method guided-gradcam --top-k 2 --layout nchw: arrays equal the API, files per class', async () => {
