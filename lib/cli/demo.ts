@@ -11,7 +11,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
 import sharp from 'sharp';
+import { createExplainer } from '../index';
+import { METHODS, outputNamesOf, type Method } from '../cam/methods';
+import { preprocessImages } from '../image/preprocess';
+import { renderGuided, renderOverlay } from '../image/png';
 import { renderReport, ReportImage } from '../image/report';
+import { loadSidecar } from './inputs';
 import { writeFileAtomic } from '../io/atomic';
 import { DemoArgs, ExplainArgs } from './args';
 import { checkDemoPackages, materializeHumanEmotion, materializeNsfwMobileNetV2 } from './demo-models';
@@ -84,6 +89,53 @@ async function stripFor(report: ExplainReport, index: number, input: string, out
   return out;
 }
 
+/**
+ * Every registered method on one photo, one tile each (the CAM methods as overlays, the
+ * input-gradient methods and Guided Grad-CAM as deprocess_image makes them), titled, in one JPEG.
+ */
+export async function writeMethodGrid(modelJson: string, photo: string, out: string, size = 180): Promise<string> {
+  const side = loadSidecar(modelJson);
+  const explainer = await createExplainer(modelJson);
+  try {
+    const W = side.width as number;
+    const H = side.height as number;
+    const { batch, images } = await preprocessImages([photo], { width: W, height: H, mean: side.mean, std: side.std, layout: explainer.layout });
+    const tiles: Array<{ title: string; png: Buffer }> = [{ title: 'input', png: await sharp(photo).resize(W, H, { fit: 'fill' }).png().toBuffer() }];
+    for (const m of METHODS) {
+      const r = await explainer.explain(batch, { method: m.name as Method, guidedRelu6: true });
+      const e = r.explanations[0];
+      const names = outputNamesOf(m, false);
+      const data = e.guidedMap ?? e.inputGradient;
+      const pic = e.map && !e.guidedMap
+        ? await renderOverlay(images[0].rgb, e.map, W, H, {})
+        : await renderGuided(data as Float32Array, 3, H, W, r.layout);
+      tiles.push({ title: (names.guidedMap ?? names.map ?? names.inputGradient)?.title ?? m.name, png: pic.data as Buffer });
+    }
+    const cols = 5;
+    const label = 22;
+    const gap = 4;
+    const rows = Math.ceil(tiles.length / cols);
+    const width = cols * size + (cols - 1) * gap;
+    const height = rows * (size + label) + (rows - 1) * gap;
+    const escape = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+    const parts = await Promise.all(tiles.map(async (t, i) => {
+      const left = (i % cols) * (size + gap);
+      const top = Math.floor(i / cols) * (size + label + gap);
+      const img = await sharp(t.png).resize(size, size, { fit: 'fill' }).png().toBuffer();
+      const text = Buffer.from(`<svg width="${size}" height="${label}"><text x="${size / 2}" y="16" font-family="sans-serif" font-size="13" text-anchor="middle">${escape(t.title)}</text></svg>`);
+      return [{ input: img, left, top }, { input: text, left, top: top + size }];
+    }));
+    const jpeg = await sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
+      .composite(parts.flat())
+      .jpeg({ quality: 85, mozjpeg: true })
+      .toBuffer();
+    await writeFileAtomic(out, jpeg);
+    return out;
+  } finally {
+    explainer.dispose();
+  }
+}
+
 export async function runDemo(a: DemoArgs): Promise<number> {
   const t0 = performance.now();
   const out = path.resolve(a.out);
@@ -133,6 +185,8 @@ export async function runDemo(a: DemoArgs): Promise<number> {
     const stem = path.basename(nsfwInputs[i], '.png');
     strips.push(await stripFor(r1.report, i, nsfwInputs[i], path.join(stripDir, `${stem}-mobilenet-v2.jpg`)));
   }
+  say(`methods: every registered method on chelsea.png with ${nsfw.name}`);
+  strips.push(await writeMethodGrid(nsfw.modelJson, nsfwInputs[0], path.join(stripDir, 'methods-chelsea-mobilenet-v2.jpg')));
   const emotionRun = runs.find((r) => r.title !== nsfw.name);
   if (emotionRun) {
     const face = emotionRun.report.images[0].input;
