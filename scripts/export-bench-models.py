@@ -18,19 +18,16 @@ import argparse
 import copy
 import json
 import os
-import statistics
-import time
 import warnings
 
 import torch
 import torch.nn as nn
 
 from guided_relu import GuidedReLU  # noqa: E402  (scripts/ is on sys.path: it holds this script)
+from bench_models import build, export, median_rate  # noqa: E402
 import torch.nn.functional as F
-import torchvision
 
 warnings.filterwarnings('ignore')
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'bench', 'models')
 
 
 def replace_relu(m):
@@ -39,20 +36,6 @@ def replace_relu(m):
             setattr(m, name, GuidedReLU())
         else:
             replace_relu(child)
-
-
-def build(name):
-    torch.manual_seed(0)
-    return getattr(torchvision.models, name)(weights=None).eval()
-
-
-def export(name, model, opset):
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, f'{name}.onnx')
-    x = torch.randn(1, 3, 224, 224)
-    torch.onnx.export(model, x, path, opset_version=opset, input_names=['input'], output_names=['logits'],
-                      dynamic_axes={'input': {0: 'n'}, 'logits': {0: 'n'}})
-    print(f'wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)')
 
 
 def gradcam(model, layer, x):
@@ -79,19 +62,6 @@ def guided_backprop(guided_model, x, cls=None):
         cls = logits.argmax(1)
     g, = torch.autograd.grad(logits[torch.arange(x.shape[0]), cls].sum(), x)
     return g
-
-
-def median_rate(fn, batch, runs, threads=2):
-    """images/s from the median wall time, and the CPU-time estimate batch / (process CPU time / threads),
-    which is what `threads` idle cores would give on a busy machine (as bench/onnx.bench.ts reports it)."""
-    fn()
-    times, cpu = [], []
-    for _ in range(runs):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return batch / statistics.median(times), batch * threads / statistics.median(cpu)
 
 
 def main():
