@@ -11,6 +11,7 @@ import { GradcamError, checkBoolean, checkOneOf, checkPositiveInteger, invalidRa
 import { METHODS } from '../types';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, Method } from '../types';
 import { checkDifferentiable, logitsOf } from './backward';
+import { CacheOptions, ModelCache, checkCacheOption, readModelFile } from './cache';
 import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel } from './proto';
 import {
@@ -41,6 +42,12 @@ export interface OnnxExplainerOptions {
   workers?: number;
   /** the score tensor [N, classes]; default: the first output, or the input of a final Softmax (the paper's pre-softmax score) */
   output?: string;
+  /**
+   * Keep the generated gradient models (and ORT's optimized ones) on disk, so that the next run of
+   * the same model starts at once (lib/onnx/cache.ts). true (default): in $GRADCAM_CACHE_DIR or the
+   * user's cache folder; { dir, maxBytes }: there, bounded (default 2 GiB); false: build every time.
+   */
+  cache?: boolean | CacheOptions;
 }
 
 type SessionKind = 'cam' | 'guided-gradcam' | 'guided-backprop';
@@ -58,6 +65,7 @@ function checkOptions(options: unknown): OnnxExplainerOptions {
   if (o.intraOpThreads !== undefined) checkPositiveInteger('intraOpThreads', o.intraOpThreads);
   if (o.workers !== undefined && o.workers !== 0) checkPositiveInteger('workers', o.workers);
   if (o.output !== undefined && typeof o.output !== 'string') throw invalidType('output', 'tensor name (string)', o.output);
+  checkCacheOption('cache', o.cache);
   if (o.unguidedNodes !== undefined && o.unguidedNodes !== 'auto' && (!Array.isArray(o.unguidedNodes) || o.unguidedNodes.some((x) => typeof x !== 'string'))) {
     throw invalidType('unguidedNodes', "'auto' or an array of node names", o.unguidedNodes);
   }
@@ -77,7 +85,7 @@ export class OnnxExplainer implements Explainer {
   readonly unguidedNodes: string[];
   private disposed = false;
 
-  constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions) {
+  constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions, private readonly cache?: ModelCache) {
     const declared = graph.inputShape();
     this.modelShape = declared.slice();
     if (!(this.modelShape[0] > 0)) this.modelShape[0] = -1;
@@ -130,6 +138,7 @@ export class OnnxExplainer implements Explainer {
         workers: this.options.workers ?? 1,
         output: this.options.output,
         inputSize: size,
+        cache: this.cache,
       });
       this.sessions.set(key, p);
       p.catch(() => this.sessions.delete(key));
@@ -233,18 +242,16 @@ export function functionalRelus(g: GraphIndex): string[] {
 
 /**
  * An Explainer for an ONNX model (path or bytes). Unsupported ops between the default layer and
- * the logits raise a GradcamError here; the default layer's Grad-CAM session is built now when
- * the model's input size is static.
+ * the logits raise a GradcamError here. ORT sessions are built on first need (by explain()), so
+ * listing layers builds none; with the cache (the default) a model seen before loads at once.
  */
 export async function createOnnxExplainer(model: string | Uint8Array, options?: OnnxExplainerOptions): Promise<Explainer> {
   const opts = checkOptions(options);
-  const proto = toModel(model);
-  const graph = new GraphIndex(proto);
-  const ex = new OnnxExplainer(proto, graph, opts);
-  const s = graph.inputShape();
-  const size = ex.layout === 'nchw' ? [s[2], s[3]] : [s[1], s[2]];
-  if (size.every((v) => v > 0)) await ex.session('cam', ex.defaultLayer, false, size as [number, number]);
-  return ex;
+  const cacheOpts = checkCacheOption('cache', opts.cache);
+  const bytes = typeof model === 'string' ? readModelFile(model) : model;
+  const proto = toModel(bytes);
+  const cache = cacheOpts === false ? undefined : ModelCache.forModel(bytes, cacheOpts);
+  return new OnnxExplainer(proto, new GraphIndex(proto), opts, cache);
 }
 
 /** Candidate target layers of an ONNX model (tensor name, op, static shape), the default marked. */

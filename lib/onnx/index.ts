@@ -9,3 +9,5 @@ export { buildGradientModel, checkDifferentiable, RULES } from './backward';
 export type { BackwardOptions, GradientModel } from './backward';
 export { GraphIndex, inferShapes } from './graph';
 export { cudaProvider } from './runtime';
+export { ModelCache, cacheStats, defaultCacheDir, CACHE_FORMAT, DEFAULT_CACHE_MAX_BYTES } from './cache';
+export type { CacheOptions, CacheStats, GradientModelInfo } from './cache';

@@ -22,6 +22,13 @@ export interface OrtSession {
   reason: string;
 }
 
+/** How a session loads its model: a cached ORT-optimized model needs no optimization again (cache.ts). */
+export interface OrtLoadOptions {
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** where ORT writes the model it optimized (CPU sessions only: see cache.ts) */
+  optimizedModelFilePath?: string;
+}
+
 let cudaFailure: string | undefined;
 
 /** Whether the CUDA execution provider can be tried (its provider library is next to the binding). */
@@ -39,10 +46,12 @@ export function cudaProvider(): { available: boolean; reason: string } {
 }
 
 /** Create an ORT session with throughput settings, trying CUDA first when asked. */
-export async function createOrtSession(bytes: Uint8Array, ep: ExecutionProviderRequest = 'auto', threads?: number): Promise<OrtSession> {
+export async function createOrtSession(bytes: Uint8Array, ep: ExecutionProviderRequest = 'auto', threads?: number, load: OrtLoadOptions = {}): Promise<OrtSession> {
   checkOneOf('executionProvider', ep, EXECUTION_PROVIDERS);
   const base: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: load.graphOptimizationLevel ?? 'all',
+    // ORT warns that an optimized model it writes is for this machine's CPU only: cache.ts keys it so
+    ...(load.optimizedModelFilePath ? { optimizedModelFilePath: load.optimizedModelFilePath, logSeverityLevel: 3 as const } : {}),
     intraOpNumThreads: threads ?? os.availableParallelism?.() ?? os.cpus().length,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -95,8 +104,8 @@ export interface Runner {
 export class InProcessRunner implements Runner {
   private constructor(private readonly s: OrtSession) {}
 
-  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads?: number): Promise<InProcessRunner> {
-    return new InProcessRunner(await createOrtSession(bytes, ep, threads));
+  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads?: number, load?: OrtLoadOptions): Promise<InProcessRunner> {
+    return new InProcessRunner(await createOrtSession(bytes, ep, threads, load));
   }
 
   get executionProvider(): 'cpu' | 'cuda' { return this.s.executionProvider; }
@@ -146,9 +155,9 @@ class WorkerSession {
     worker.unref();
   }
 
-  static create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads: number): Promise<WorkerSession> {
+  static create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads: number, load?: OrtLoadOptions): Promise<WorkerSession> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes, ep, threads } });
+      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes, ep, threads, load } });
       const onReady = (m: { ready?: boolean; error?: string; executionProvider?: 'cpu' | 'cuda'; reason?: string }) => {
         worker.off('message', onReady);
         worker.off('error', onError);
@@ -185,12 +194,13 @@ export class WorkerRunner implements Runner {
   private constructor(private readonly workers: WorkerSession[]) {}
 
   /** `count` workers sharing the cores: intra-op threads = threads / count each (at least 1) */
-  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, count: number, threads?: number): Promise<WorkerRunner> {
+  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, count: number, threads?: number, load?: OrtLoadOptions): Promise<WorkerRunner> {
     const total = threads ?? os.availableParallelism?.() ?? os.cpus().length;
     const per = Math.max(1, Math.floor(total / count));
     const ws: WorkerSession[] = [];
     try {
-      for (let i = 0; i < count; i++) ws.push(await WorkerSession.create(bytes, ep, per));
+      // only the first worker writes the optimized model (one writer per file)
+      for (let i = 0; i < count; i++) ws.push(await WorkerSession.create(bytes, ep, per, i === 0 ? load : { ...load, optimizedModelFilePath: undefined }));
     } catch (e) {
       await Promise.all(ws.map((w) => w.release()));
       throw e;

@@ -4,9 +4,9 @@
  */
 import { parentPort, workerData } from 'worker_threads';
 import * as ort from 'onnxruntime-node';
-import { ExecutionProviderRequest, TensorData, createOrtSession } from './runtime';
+import { ExecutionProviderRequest, OrtLoadOptions, TensorData, createOrtSession } from './runtime';
 
-interface Init { bytes: Uint8Array; ep: ExecutionProviderRequest; threads: number }
+interface Init { bytes: Uint8Array; ep: ExecutionProviderRequest; threads: number; load?: OrtLoadOptions }
 
 async function main(): Promise<void> {
   const port = parentPort;
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const init = workerData as Init;
   let session: ort.InferenceSession;
   try {
-    const s = await createOrtSession(init.bytes, init.ep, init.threads);
+    const s = await createOrtSession(init.bytes, init.ep, init.threads, init.load);
     session = s.session;
     port.postMessage({ ready: true, executionProvider: s.executionProvider, reason: s.reason });
   } catch (e) {
