@@ -169,17 +169,30 @@ let warned = false;
 export class ModelCache {
   readonly dir: string;
   readonly maxBytes: number;
+  private digest?: string;
+  private bytes?: Uint8Array;
 
-  /** modelDigest: sha256 (hex) of the model file's bytes (see digestOf) */
-  constructor(readonly modelDigest: string, options: CacheOptions = {}) {
-    if (!/^[0-9a-f]{64}$/.test(modelDigest)) throw invalidType('modelDigest', 'sha256 as 64 hex digits', modelDigest);
+  /** model: the model file's bytes (hashed on first use: listing layers hashes nothing), or their sha256 in hex */
+  constructor(model: Uint8Array | string, options: CacheOptions = {}) {
+    if (typeof model === 'string') {
+      if (!/^[0-9a-f]{64}$/.test(model)) throw invalidType('model', 'sha256 as 64 hex digits', model);
+      this.digest = model;
+    } else if (model instanceof Uint8Array) {
+      this.bytes = model;
+    } else {
+      throw invalidType('model', 'Uint8Array or sha256 as 64 hex digits', model);
+    }
     this.dir = path.resolve(options.dir ?? defaultCacheDir());
     this.maxBytes = options.maxBytes ?? DEFAULT_CACHE_MAX_BYTES;
   }
 
-  /** The cache for a model file's bytes (hashed once, here). */
-  static forModel(bytes: Uint8Array, options: CacheOptions = {}): ModelCache {
-    return new ModelCache(digestOf(bytes), options);
+  /** sha256 (hex) of the model file's bytes */
+  get modelDigest(): string {
+    if (this.digest === undefined) {
+      this.digest = digestOf(this.bytes as Uint8Array);
+      this.bytes = undefined;
+    }
+    return this.digest;
   }
 
   /** The key of a model's gradient entry: canonical JSON (what the header stores) and file name. */
@@ -244,7 +257,7 @@ export class ModelCache {
   async read(key: { json: string; name: string }): Promise<Entry | undefined> {
     let buf: Buffer;
     try {
-      buf = await fs.promises.readFile(this.file(key.name));
+      buf = await readWhole(this.file(key.name));
     } catch {
       return undefined;
     }
@@ -283,7 +296,7 @@ export class ModelCache {
   private async adopt(key: { json: string; name: string }, info: GradientModelInfo, ortFile: string): Promise<void> {
     let payload: Buffer;
     try {
-      payload = await fs.promises.readFile(ortFile);
+      payload = await readWhole(ortFile);
     } catch {
       return; // ORT wrote nothing (e.g. it could not): the next run optimizes again
     }
@@ -327,6 +340,24 @@ export class ModelCache {
         // in use (Windows) or gone: leave it
       }
     }
+  }
+}
+
+/** A file in one read call (fs.promises.readFile reads in 512 KiB steps: slow for large models on a busy machine). */
+async function readWhole(file: string): Promise<Buffer> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await fh.read(buf, off, size - off, off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    return off === size ? buf : buf.subarray(0, off);
+  } finally {
+    await fh.close();
   }
 }
 

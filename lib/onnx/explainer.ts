@@ -250,7 +250,7 @@ export async function createOnnxExplainer(model: string | Uint8Array, options?: 
   const cacheOpts = checkCacheOption('cache', opts.cache);
   const bytes = typeof model === 'string' ? readModelFile(model) : model;
   const proto = toModel(bytes);
-  const cache = cacheOpts === false ? undefined : ModelCache.forModel(bytes, cacheOpts);
+  const cache = cacheOpts === false ? undefined : new ModelCache(bytes, cacheOpts);
   return new OnnxExplainer(proto, new GraphIndex(proto), opts, cache);
 }
 
