@@ -129,7 +129,9 @@ export interface RunnerSpec {
   intraOpThreads?: number;
 }
 
-function createRunner(bytes: Uint8Array, spec: RunnerSpec, load?: OrtLoadOptions): Promise<Runner> {
+/** A runner for bytes nobody reads afterwards (a worker thread takes them over). */
+function createRunner(bytes: Uint8Array, spec: RunnerSpec, options?: OrtLoadOptions): Promise<Runner> {
+  const load = { ...options, transferBytes: true };
   return spec.workers > 0
     ? WorkerRunner.create(bytes, spec.executionProvider, spec.workers, spec.intraOpThreads, load)
     : InProcessRunner.create(bytes, spec.executionProvider, spec.intraOpThreads, load);

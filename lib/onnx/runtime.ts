@@ -27,6 +27,12 @@ export interface OrtLoadOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** where ORT writes the model it optimized (CPU sessions only: see cache.ts) */
   optimizedModelFilePath?: string;
+  /**
+   * The bytes are the caller's to give away: a worker thread takes their ArrayBuffer (transferred,
+   * the caller's view is emptied) instead of a structured-clone copy, which costs seconds for a
+   * 50 MB model on a busy machine.
+   */
+  transferBytes?: boolean;
 }
 
 let cudaFailure: string | undefined;
@@ -157,7 +163,9 @@ class WorkerSession {
 
   static create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads: number, load?: OrtLoadOptions): Promise<WorkerSession> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes, ep, threads, load } });
+      // small arrays may sit in node's shared Buffer pool, which must not move: copied
+      const transferList = load?.transferBytes && bytes.buffer instanceof ArrayBuffer && bytes.buffer.byteLength > 65536 ? [bytes.buffer] : undefined;
+      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes, ep, threads, load }, transferList });
       const onReady = (m: { ready?: boolean; error?: string; executionProvider?: 'cpu' | 'cuda'; reason?: string }) => {
         worker.off('message', onReady);
         worker.off('error', onError);
@@ -200,7 +208,10 @@ export class WorkerRunner implements Runner {
     const ws: WorkerSession[] = [];
     try {
       // only the first worker writes the optimized model (one writer per file)
-      for (let i = 0; i < count; i++) ws.push(await WorkerSession.create(bytes, ep, per, i === 0 ? load : { ...load, optimizedModelFilePath: undefined }));
+      // only the first worker writes the optimized model (one writer per file); only the last may take the bytes
+      for (let i = 0; i < count; i++) {
+        ws.push(await WorkerSession.create(bytes, ep, per, { ...load, optimizedModelFilePath: i === 0 ? load?.optimizedModelFilePath : undefined, transferBytes: i === count - 1 && load?.transferBytes }));
+      }
     } catch (e) {
       await Promise.all(ws.map((w) => w.release()));
       throw e;
