@@ -29,7 +29,8 @@ export function hook(): void {
     return run.apply(this, args);
   };
 }
-if (process.env.GRADCAM_STARTUP_HOOK === '1' && require.main !== module) hook();
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+if (process.env.GRADCAM_STARTUP_HOOK === '1' && require.main !== module && require('node:worker_threads').isMainThread) hook();
 
 function median(xs: number[]): number {
   const s = xs.slice().sort((a, b) => a - b);

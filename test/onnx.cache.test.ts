@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { createOnnxExplainer } from '../lib/onnx';
-import { CacheStats, canonicalJson, cacheStats, checkCacheOption, defaultCacheDir } from '../lib/onnx/cache';
+import { CacheStats, canonicalJson, cacheStats, checkCacheOption, crc32, defaultCacheDir } from '../lib/onnx/cache';
 import { loadModel, saveModel } from '../lib/onnx/proto';
 import { parseExplainArgs, parseLayersArgs, UsageError } from '../lib/cli/args';
 import { writeNpy } from '../lib/image';
@@ -251,6 +251,22 @@ describe('ONNX model cache', function () {
     assert.equal(checkCacheOption('cache', false), false);
     assert.throws(() => checkCacheOption('cache', 'yes'), { name: 'TypeError', message: "Expected false, true or { dir?, maxBytes? } for cache but received 'yes' of type string" });
     assert.throws(() => checkCacheOption('cache', { maxBytes: 0 }), { name: 'RangeError', message: 'Expected positive integer for cache.maxBytes but received 0 of type number' });
+  });
+
+  it('crc32 equals zlib\'s (the table used where node lacks zlib.crc32)', () => {
+    const zlib = require('zlib') as { crc32?: (d: Uint8Array, v?: number) => number };
+    const data = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 37 + 11) & 0xff));
+    assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
+    if (zlib.crc32) {
+      const saved = zlib.crc32;
+      const expected = [saved(data), saved(data, 12345)];
+      try {
+        zlib.crc32 = undefined;
+        assert.deepEqual([crc32(data), crc32(data, 12345), crc32(Buffer.from('123456789'))], [...expected, 0xcbf43926]);
+      } finally {
+        zlib.crc32 = saved;
+      }
+    }
   });
 
   it('keys: canonical JSON sorts keys at every level; the default folder per platform', () => {

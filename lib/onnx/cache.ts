@@ -284,7 +284,14 @@ export class ModelCache {
       } finally {
         await fh.close();
       }
-      await fs.promises.rename(tmp, this.file(key.name));
+      try {
+        await fs.promises.rename(tmp, this.file(key.name));
+      } catch (e) {
+        // Windows refuses to replace a file another process has open: that process wrote the same entry
+        if (!fs.existsSync(this.file(key.name))) throw e;
+        await fs.promises.rm(tmp, { force: true });
+        return false;
+      }
       stats.writes++;
       return true;
     } catch (e) {
@@ -373,12 +380,30 @@ function keyed(key: object, suffix: string): { json: string; name: string } {
   return { json, name: `${crypto.createHash('sha256').update(json).digest('hex').slice(0, 40)}.${suffix}` };
 }
 
+let crcTable: Int32Array | undefined;
+/** CRC-32 (IEEE, as zlib's), continuing from `prev`: zlib.crc32 where node has it (20.15+), a table otherwise. */
+export function crc32(data: Uint8Array, prev = 0): number {
+  const native = (zlib as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
+  if (native) return native(data, prev);
+  if (!crcTable) {
+    crcTable = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c;
+    }
+  }
+  let c = ~prev;
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
 function encodeEntry(keyJson: string, entry: Entry): Uint8Array[] {
   const header = Buffer.from(JSON.stringify({ format: CACHE_FORMAT, key: JSON.parse(keyJson), payloadBytes: entry.payload.length, info: entry.info }), 'utf8');
   const prefix = Buffer.alloc(PREFIX);
   MAGIC.copy(prefix, 0);
   prefix.writeUInt32LE(header.length, MAGIC.length);
-  prefix.writeUInt32LE(zlib.crc32(entry.payload, zlib.crc32(header)), MAGIC.length + 4);
+  prefix.writeUInt32LE(crc32(entry.payload, crc32(header)), MAGIC.length + 4);
   return [prefix, header, entry.payload];
 }
 
@@ -390,7 +415,7 @@ export function decodeEntry(buf: Buffer, keyJson: string): Entry | undefined {
   if (PREFIX + headerBytes > buf.length) return undefined;
   const header = buf.subarray(PREFIX, PREFIX + headerBytes);
   const payload = buf.subarray(PREFIX + headerBytes);
-  if (zlib.crc32(payload, zlib.crc32(header)) !== crc) return undefined;
+  if (crc32(payload, crc32(header)) !== crc) return undefined;
   let h: { format?: number; key?: unknown; payloadBytes?: number; info?: GradientModelInfo };
   try {
     h = JSON.parse(header.toString('utf8'));
