@@ -19,6 +19,19 @@ const ROOT = path.resolve(__dirname, '..', '..');
 export function hook(): void {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { OnnxGradientSession } = require(path.join(ROOT, 'dist/lib/onnx/session')) as { OnnxGradientSession: { prototype: { run: (...a: unknown[]) => unknown } } };
+  // the first session's build (model cache lookup or gradient build, then the ORT session), alone
+  const { OnnxExplainer } = require(path.join(ROOT, 'dist/lib/onnx/explainer')) as { OnnxExplainer: { prototype: { session: (...a: unknown[]) => Promise<unknown> } } };
+  const session = OnnxExplainer.prototype.session;
+  let firstSession = true;
+  OnnxExplainer.prototype.session = async function (this: unknown, ...args: unknown[]) {
+    const t0 = performance.now();
+    const s = await session.apply(this, args);
+    if (firstSession) {
+      firstSession = false;
+      process.stderr.write(`\nSESSION_MS=${(performance.now() - t0).toFixed(0)}\n`);
+    }
+    return s;
+  };
   const run = OnnxGradientSession.prototype.run;
   let first = true;
   OnnxGradientSession.prototype.run = function (this: unknown, ...args: unknown[]) {
@@ -59,10 +72,11 @@ function main(): void {
     { encoding: 'utf8', env: { ...process.env, GRADCAM_STARTUP_HOOK: '1', GRADCAM_QUIET: '1' } });
     const wall = performance.now() - t0;
     const m = /FIRST_RUN_MS=(\d+)/.exec(r.stderr);
-    if (r.status !== 0 || !m) throw new Error(`gradcam explain failed (${r.status}): ${r.stderr}`);
-    return { firstRunMs: Number(m[1]), wallMs: Math.round(wall) };
+    const sm = /SESSION_MS=(\d+)/.exec(r.stderr);
+    if (r.status !== 0 || !m || !sm) throw new Error(`gradcam explain failed (${r.status}): ${r.stderr}`);
+    return { firstRunMs: Number(m[1]), sessionMs: Number(sm[1]), wallMs: Math.round(wall) };
   };
-  const res: Record<string, Array<{ firstRunMs: number; wallMs: number }>> = { cold: [], warm: [], noCache: [] };
+  const res: Record<string, Array<{ firstRunMs: number; sessionMs: number; wallMs: number }>> = { cold: [], warm: [], noCache: [] };
   for (let i = 0; i < runs; i++) {
     fs.rmSync(cacheDir, { recursive: true, force: true });
     res.cold.push(one(['--cache-dir', cacheDir]));
@@ -70,13 +84,15 @@ function main(): void {
     res.noCache.push(one(['--no-cache']));
     if (!json) console.error(`round ${i + 1}: ${JSON.stringify({ cold: res.cold[i], warm: res.warm[i], noCache: res.noCache[i] })}`);
   }
-  const med = (k: string, f: 'firstRunMs' | 'wallMs') => median(res[k].map((x) => x[f]));
+  const med = (k: string, f: 'firstRunMs' | 'sessionMs' | 'wallMs') => median(res[k].map((x) => x[f]));
   const summary = {
     model: path.relative(ROOT, model), method, runs, load: os.loadavg()[0].toFixed(1),
     firstRunMs: { cold: med('cold', 'firstRunMs'), warm: med('warm', 'firstRunMs'), noCache: med('noCache', 'firstRunMs') },
+    sessionMs: { cold: med('cold', 'sessionMs'), warm: med('warm', 'sessionMs'), noCache: med('noCache', 'sessionMs') },
     wallMs: { cold: med('cold', 'wallMs'), warm: med('warm', 'wallMs'), noCache: med('noCache', 'wallMs') },
     warmOverCold: +(med('warm', 'firstRunMs') / med('cold', 'firstRunMs')).toFixed(3),
     warmOverNoCache: +(med('warm', 'firstRunMs') / med('noCache', 'firstRunMs')).toFixed(3),
+    sessionWarmOverNoCache: +(med('warm', 'sessionMs') / med('noCache', 'sessionMs')).toFixed(3),
     raw: res,
   };
   console.log(JSON.stringify(summary, null, json ? 0 : 2));
