@@ -224,7 +224,7 @@ describe('ONNX model cache', function () {
     const b = batch();
     writeNpy(npy, b.data, b.shape);
     const env = { ...process.env, GRADCAM_QUIET: '1', GRADCAM_CACHE_DIR: dir };
-    const cli = (args: string[]) => spawnSync(process.execPath, [MAIN, 'explain', '-m', MODEL, '-i', npy, '-b', '2', '--device', 'cpu', '--no-images', '-q', '-o', path.join(root, 'out'), ...args], { encoding: 'utf8', env, timeout: 120000 });
+    const cli = (args: string[]) => spawnSync(process.execPath, [MAIN, 'explain', '-m', MODEL, '-i', npy, '-b', '2', '--device', 'js', '--no-images', '-q', '-o', path.join(root, 'out'), ...args], { encoding: 'utf8', env, timeout: 120000 });
     let r = cli(['--no-cache']);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(fs.existsSync(dir), false);

@@ -34,7 +34,7 @@ import * as zlib from 'zlib';
 import { GradcamError, checkOneOf, checkPositiveInteger, invalidType } from '../errors';
 import { BackwardOptions, GradientModel, buildGradientModel } from './backward';
 import { ModelProto, saveModel } from './proto';
-import { EXECUTION_PROVIDERS, ExecutionProviderRequest, InProcessRunner, OrtLoadOptions, Runner, WorkerRunner, cudaProvider } from './runtime';
+import { EXECUTION_PROVIDERS, ExecutionProviderRequest, InProcessRunner, ModelBytes, OrtLoadOptions, Runner, WorkerRunner, cudaProvider } from './runtime';
 
 /** Bump when the file layout or what a cached model means changes. */
 export const CACHE_FORMAT = 1;
@@ -137,6 +137,28 @@ function createRunner(bytes: Uint8Array, spec: RunnerSpec, options?: OrtLoadOpti
     : InProcessRunner.create(bytes, spec.executionProvider, spec.intraOpThreads, load);
 }
 
+/** A worker runner started before its model is known; give() hands the bytes over, once. */
+function earlyRunner(spec: RunnerSpec): { used: boolean; give: (bytes: Uint8Array, load?: OrtLoadOptions) => Promise<Runner>; cancel: () => void } {
+  let resolve!: (m: ModelBytes) => void;
+  let reject!: (e: Error) => void;
+  const model = new Promise<ModelBytes>((res, rej) => { resolve = res; reject = rej; });
+  const runner = WorkerRunner.create(model, spec.executionProvider, spec.workers, spec.intraOpThreads);
+  runner.catch(() => undefined); // awaited by give(); unused (cancelled) otherwise
+  const r = {
+    used: false,
+    give(bytes: Uint8Array, load?: OrtLoadOptions): Promise<Runner> {
+      r.used = true;
+      resolve({ bytes, load: { ...load, transferBytes: true } });
+      return runner;
+    },
+    cancel(): void {
+      r.used = true;
+      reject(new GradcamError('unused', 'ECANCELLED'));
+    },
+  };
+  return r;
+}
+
 function infoOf(gm: GradientModel): GradientModelInfo {
   const { model: _model, ...info } = gm;
   return info;
@@ -213,6 +235,17 @@ export class ModelCache {
   }
 
   async open(proto: ModelProto, bopts: BackwardOptions, spec: RunnerSpec): Promise<{ info: GradientModelInfo; runner: Runner }> {
+    // the worker thread starts now: its start-up overlaps hashing and reading (or building) the model
+    const early = spec.workers > 0 ? earlyRunner(spec) : undefined;
+    const runnerFor = (bytes: Uint8Array, load?: OrtLoadOptions): Promise<Runner> => (early && !early.used ? early.give(bytes, load) : createRunner(bytes, spec, load));
+    try {
+      return await this.openWith(proto, bopts, spec, runnerFor);
+    } finally {
+      if (early && !early.used) early.cancel();
+    }
+  }
+
+  private async openWith(proto: ModelProto, bopts: BackwardOptions, spec: RunnerSpec, runnerFor: (bytes: Uint8Array, load?: OrtLoadOptions) => Promise<Runner>): Promise<{ info: GradientModelInfo; runner: Runner }> {
     // ORT's optimized model is cached for CPU sessions only (see the top of this file)
     const cpuOnly = spec.executionProvider === 'cpu' || !cudaProvider().available;
     const gKey = this.gradientKey(bopts);
@@ -221,7 +254,7 @@ export class ModelCache {
       const hit = await this.read(oKey);
       if (hit) {
         try {
-          const runner = await createRunner(hit.payload, spec, { graphOptimizationLevel: 'disabled' });
+          const runner = await runnerFor(hit.payload, { graphOptimizationLevel: 'disabled' });
           stats.optimizedHits++;
           return { info: hit.info, runner };
         } catch {
@@ -238,7 +271,7 @@ export class ModelCache {
     }
     const ortTemp = oKey ? this.tempPath(oKey.name) : undefined;
     try {
-      const runner = await createRunner(entry.payload, spec, ortTemp ? { optimizedModelFilePath: ortTemp } : undefined);
+      const runner = await runnerFor(entry.payload, ortTemp ? { optimizedModelFilePath: ortTemp } : undefined);
       if (oKey && ortTemp) await this.adopt(oKey, entry.info, ortTemp);
       return { info: entry.info, runner };
     } finally {

@@ -161,11 +161,17 @@ class WorkerSession {
     worker.unref();
   }
 
-  static create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads: number, load?: OrtLoadOptions): Promise<WorkerSession> {
+  /** model: the bytes, or their promise (the thread starts now, while the caller still reads or builds them) */
+  static create(model: Uint8Array | Promise<ModelBytes>, ep: ExecutionProviderRequest, threads: number, load?: OrtLoadOptions): Promise<WorkerSession> {
     return new Promise((resolve, reject) => {
-      // small arrays may sit in node's shared Buffer pool, which must not move: copied
-      const transferList = load?.transferBytes && bytes.buffer instanceof ArrayBuffer && bytes.buffer.byteLength > 65536 ? [bytes.buffer] : undefined;
-      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes, ep, threads, load }, transferList });
+      const now = model instanceof Uint8Array ? model : undefined;
+      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes: now, ep, threads, load }, transferList: now && transferable(now, load) });
+      if (!now) {
+        (model as Promise<ModelBytes>).then(
+          (m) => worker.postMessage({ bytes: m.bytes, load: m.load }, transferable(m.bytes, m.load)),
+          (e: Error) => { void worker.terminate(); reject(e); },
+        );
+      }
       const onReady = (m: { ready?: boolean; error?: string; executionProvider?: 'cpu' | 'cuda'; reason?: string }) => {
         worker.off('message', onReady);
         worker.off('error', onError);
@@ -197,20 +203,29 @@ class WorkerSession {
   }
 }
 
+/** Model bytes handed to a worker thread started before they were ready. */
+export interface ModelBytes { bytes: Uint8Array; load?: OrtLoadOptions }
+
+/** The buffer to move into a worker; small arrays may sit in node's shared Buffer pool, which must not move: copied. */
+function transferable(bytes: Uint8Array, load?: OrtLoadOptions): ArrayBuffer[] | undefined {
+  return load?.transferBytes && bytes.buffer instanceof ArrayBuffer && bytes.buffer.byteLength > 65536 ? [bytes.buffer] : undefined;
+}
+
 /** Sessions in worker threads; a run goes to the least busy one. */
 export class WorkerRunner implements Runner {
   private constructor(private readonly workers: WorkerSession[]) {}
 
   /** `count` workers sharing the cores: intra-op threads = threads / count each (at least 1) */
-  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, count: number, threads?: number, load?: OrtLoadOptions): Promise<WorkerRunner> {
+  static async create(model: Uint8Array | Promise<ModelBytes>, ep: ExecutionProviderRequest, count: number, threads?: number, load?: OrtLoadOptions): Promise<WorkerRunner> {
     const total = threads ?? os.availableParallelism?.() ?? os.cpus().length;
     const per = Math.max(1, Math.floor(total / count));
     const ws: WorkerSession[] = [];
+    // only the first worker writes the optimized model (one writer per file); only the last may take the bytes
+    const own = (l: OrtLoadOptions | undefined, i: number): OrtLoadOptions => ({ ...l, optimizedModelFilePath: i === 0 ? l?.optimizedModelFilePath : undefined, transferBytes: i === count - 1 && l?.transferBytes });
     try {
-      // only the first worker writes the optimized model (one writer per file)
-      // only the first worker writes the optimized model (one writer per file); only the last may take the bytes
       for (let i = 0; i < count; i++) {
-        ws.push(await WorkerSession.create(bytes, ep, per, { ...load, optimizedModelFilePath: i === 0 ? load?.optimizedModelFilePath : undefined, transferBytes: i === count - 1 && load?.transferBytes }));
+        const m = model instanceof Uint8Array ? model : model.then((x) => ({ bytes: x.bytes, load: own(x.load, i) }));
+        ws.push(await WorkerSession.create(m, ep, per, own(load, i)));
       }
     } catch (e) {
       await Promise.all(ws.map((w) => w.release()));

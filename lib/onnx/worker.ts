@@ -11,7 +11,9 @@ interface Init { bytes: Uint8Array; ep: ExecutionProviderRequest; threads: numbe
 async function main(): Promise<void> {
   const port = parentPort;
   if (!port) return;
-  const init = workerData as Init;
+  let init = workerData as Init;
+  // started ahead of its model (runtime.ts WorkerSession.create): the bytes come as the first message
+  if (!init.bytes) init = { ...init, ...(await new Promise<Partial<Init>>((resolve) => port.once('message', resolve))) };
   let session: ort.InferenceSession;
   try {
     const s = await createOrtSession(init.bytes, init.ep, init.threads, init.load);
