@@ -54,6 +54,9 @@ export interface ExplainArgs {
   guidedRelu6: boolean;
   /** write PNG pictures (default true; --no-images for arrays/json only) */
   images: boolean;
+  /** keep generated ONNX gradient models between runs (default true; --no-cache) */
+  cache?: boolean;
+  cacheDir?: string;
 }
 
 export interface LayersArgs {
@@ -61,6 +64,8 @@ export interface LayersArgs {
   json: boolean;
   verbose: boolean;
   engine: EngineFlag;
+  cache?: boolean;
+  cacheDir?: string;
 }
 
 export interface DemoArgs {
@@ -99,8 +104,22 @@ const explainOptions = {
   quiet: { type: 'boolean', short: 'q' },
   'guided-relu6': { type: 'boolean' },
   'no-images': { type: 'boolean' },
+  'no-cache': { type: 'boolean' },
+  'cache-dir': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** --no-cache / --cache-dir <dir>: whether and where generated ONNX models are kept (lib/onnx/cache.ts). */
+function cacheFlags(noCache: boolean | undefined, dir: string | undefined): { cache: boolean; cacheDir?: string } {
+  if (dir !== undefined && dir.trim() === '') throw new UsageError('--cache-dir must not be empty');
+  if (noCache && dir !== undefined) throw new UsageError('--no-cache and --cache-dir cannot be used together');
+  return { cache: !noCache, cacheDir: dir };
+}
+
+/** The ONNX explainer's cache option for the parsed flags. */
+export function cacheOption(a: { cache?: boolean; cacheDir?: string }): boolean | { dir: string } {
+  return a.cache === false ? false : a.cacheDir === undefined ? true : { dir: a.cacheDir };
+}
 
 /** Runs util.parseArgs, turning its errors into UsageErrors (its messages are already one line). */
 function usage<R>(fn: () => R): R {
@@ -235,6 +254,7 @@ export function parseExplainArgs(argv: string[]): ExplainArgs & { help: boolean 
     quiet: o.quiet ?? false,
     guidedRelu6: o['guided-relu6'] ?? false,
     images: !(o['no-images'] ?? false),
+    ...cacheFlags(o['no-cache'], o['cache-dir']),
   };
 }
 
@@ -244,14 +264,17 @@ export function parseLayersArgs(argv: string[]): LayersArgs & { help: boolean } 
     json: { type: 'boolean' },
     verbose: { type: 'boolean', short: 'v' },
     engine: { type: 'string' },
+    'no-cache': { type: 'boolean' },
+    'cache-dir': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   } as const;
   const { values: o, positionals } = usage(() => parseArgs({ args: argv, options, allowPositionals: true, strict: true }));
   if (o.help) return { help: true } as LayersArgs & { help: boolean };
+  const cache = cacheFlags(o['no-cache'] as boolean | undefined, o['cache-dir'] as string | undefined);
   const model = (o.model as string | undefined) ?? positionals[0];
   if (positionals.length > (o.model === undefined ? 1 : 0)) throw new UsageError(`unexpected argument '${positionals[positionals.length - 1]}'`);
   if (model === undefined) throw new UsageError('missing --model <model.onnx | model.json>');
-  return { help: false, model, json: (o.json as boolean) ?? false, verbose: (o.verbose as boolean) ?? false, engine: oneOf('engine', o.engine as string | undefined, ENGINES, 'auto') };
+  return { help: false, model, json: (o.json as boolean) ?? false, verbose: (o.verbose as boolean) ?? false, engine: oneOf('engine', o.engine as string | undefined, ENGINES, 'auto'), ...cache };
 }
 
 export function parseDemoArgs(argv: string[]): DemoArgs & { help: boolean } {
@@ -322,9 +345,12 @@ Engine
       --device <d>          CAM kernels: auto | cuda | cpu | js (default auto)
       --engine <e>          tfjs gradient engine: auto | tfjs-node | wasm | cpu (default auto)
   -b, --batch-size <N>      images per forward/backward pass (default 8)
+      --cache-dir <dir>     where generated ONNX gradient models are kept between runs
+                            (default $GRADCAM_CACHE_DIR, else ~/.cache/gradcam-node or the OS's cache folder)
+      --no-cache            build the ONNX gradient model anew and keep nothing
   -v, --verbose             more logging; stack traces on errors
   -q, --quiet               no progress or summary lines on stderr/stdout`,
-  layers: `Usage: gradcam layers --model <model.onnx|model.json> [--json]
+  layers: `Usage: gradcam layers --model <model.onnx|model.json> [--json] [--cache-dir <dir> | --no-cache]
 
 Lists the candidate target layers (4-D activations) with their output shapes; '*' marks the default.`,
   demo: `Usage: gradcam demo [--out demo-out] [--no-emotion] [--json]

@@ -14,7 +14,7 @@ import { readNpy } from '../image/npy';
 import { encodePng, renderGrey, renderGuided, renderHeatmap, renderOverlay, rgbFloatToBytes } from '../image/png';
 import { findMethod, outputNamesOf, type MethodDef } from '../cam/methods';
 import { renderReport, ReportImage } from '../image/report';
-import { ExplainArgs, UsageError } from './args';
+import { ExplainArgs, UsageError, cacheOption } from './args';
 import { expandInputs, InputItem, loadSidecar, readLabels, Sidecar, uniqueStems } from './inputs';
 import { Progress } from './progress';
 import { removeStaleTemps, writeFileAtomic } from '../io/atomic';
@@ -229,7 +229,7 @@ export async function runExplain(a: ExplainArgs, log: (line: string) => void): P
 
   const isOnnx = a.model.toLowerCase().endsWith('.onnx');
   const options = isOnnx
-    ? { executionProvider: a.device === 'cuda' ? 'cuda' : a.device === 'auto' ? 'auto' : 'cpu' }
+    ? { executionProvider: a.device === 'cuda' ? 'cuda' : a.device === 'auto' ? 'auto' : 'cpu', cache: cacheOption(a) }
     : { engine: a.engine };
   const tLoad = performance.now();
   const explainer = await createExplainer(a.model, options as Parameters<typeof createExplainer>[1]);

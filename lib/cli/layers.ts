@@ -1,12 +1,12 @@
 /** `gradcam layers`: the candidate target layers of a model, with shapes, the default marked. */
 import * as fs from 'fs';
 import { createExplainer } from '../index';
-import { LayersArgs, UsageError } from './args';
+import { LayersArgs, UsageError, cacheOption } from './args';
 
 export async function runLayers(a: LayersArgs): Promise<string[]> {
   if (!fs.existsSync(a.model)) throw new UsageError(`model not found: ${a.model}`);
   const isOnnx = a.model.toLowerCase().endsWith('.onnx');
-  const explainer = await createExplainer(a.model, isOnnx ? {} : { engine: a.engine });
+  const explainer = await createExplainer(a.model, isOnnx ? { cache: cacheOption(a) } : { engine: a.engine });
   try {
     const layers = explainer.layers();
     if (a.json) {

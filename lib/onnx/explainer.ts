@@ -10,6 +10,7 @@ import { checkInputBatch } from '../cam/input';
 import { GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout } from '../types';
 import { checkDifferentiable, logitsOf } from './backward';
+import { CacheOptions, ModelCache, checkCacheOption, readModelFile } from './cache';
 import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel } from './proto';
 import {
@@ -42,9 +43,15 @@ export interface OnnxExplainerOptions {
   workers?: number;
   /** the score tensor [N, classes]; default: the first output, or the input of a final Softmax (the paper's pre-softmax score) */
   output?: string;
+  /**
+   * Keep the generated gradient models (and ORT's optimized ones) on disk, so that the next run of
+   * the same model starts at once (lib/onnx/cache.ts). true (default): in $GRADCAM_CACHE_DIR or the
+   * user's cache folder; { dir, maxBytes }: there, bounded (default 2 GiB); false: build every time.
+   */
+  cache?: boolean | CacheOptions;
 }
 
-const EXPLAINER_OPTIONS = ['executionProvider', 'intraOpThreads', 'unguidedNodes', 'workers', 'output'] as const;
+const EXPLAINER_OPTIONS = ['executionProvider', 'intraOpThreads', 'unguidedNodes', 'workers', 'output', 'cache'] as const;
 
 function toModel(model: unknown): ModelProto {
   if (typeof model === 'string' || model instanceof Uint8Array) return loadModel(model);
@@ -59,6 +66,7 @@ function checkOptions(options: unknown): OnnxExplainerOptions {
   if (o.intraOpThreads !== undefined) checkPositiveInteger('intraOpThreads', o.intraOpThreads);
   if (o.workers !== undefined && o.workers !== 0) checkPositiveInteger('workers', o.workers);
   if (o.output !== undefined && typeof o.output !== 'string') throw invalidType('output', 'tensor name (string)', o.output);
+  checkCacheOption('cache', o.cache);
   if (o.unguidedNodes !== undefined && o.unguidedNodes !== 'functional' && (!Array.isArray(o.unguidedNodes) || o.unguidedNodes.some((x) => typeof x !== 'string'))) {
     throw invalidType('unguidedNodes', "'functional' or an array of node names", o.unguidedNodes);
   }
@@ -80,7 +88,7 @@ export class OnnxAdapter implements ModelAdapter {
   readonly unguidedNodes: string[];
   private disposed = false;
 
-  constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions) {
+  constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions, private readonly cache?: ModelCache) {
     const declared = graph.inputShape();
     this.modelShape = declared.slice();
     if (!(this.modelShape[0] > 0)) this.modelShape[0] = -1;
@@ -155,6 +163,7 @@ export class OnnxAdapter implements ModelAdapter {
         workers: this.options.workers ?? 1,
         output: this.options.output,
         inputSize: size,
+        cache: this.cache,
       });
       this.sessions.set(key, p);
       p.catch(() => this.sessions.delete(key));
@@ -218,19 +227,17 @@ export function functionalRelus(g: GraphIndex): string[] {
 
 /**
  * An Explainer for an ONNX model (path or bytes). Unsupported ops between the default layer and
- * the logits raise a GradcamError here; the default layer's CAM session is built now when the
- * model's input size is static.
+ * the logits raise a GradcamError here. ORT sessions are built on first need (by explain()), so
+ * listing layers builds none; with the cache (the default) a model seen before loads at once.
  */
 export async function createOnnxExplainer(model: string | Uint8Array, options?: OnnxExplainerOptions): Promise<Explainer> {
   const opts = checkOptions(options);
   if (options) checkKnownKeys('ONNX explainer options', options, [...EXPLAINER_OPTIONS, 'engine']);
-  const proto = toModel(model);
-  const graph = new GraphIndex(proto);
-  const adapter = new OnnxAdapter(proto, graph, opts);
-  const s = graph.inputShape();
-  const size = adapter.layout === 'nchw' ? [s[2], s[3]] : [s[1], s[2]];
-  if (size.every((v) => v > 0)) await adapter.session({ layers: [adapter.defaultLayer], guidedRelu6: false }, size as [number, number]);
-  return new OnnxExplainer(adapter);
+  const cacheOpts = checkCacheOption('cache', opts.cache);
+  const bytes = typeof model === 'string' ? readModelFile(model) : model;
+  const proto = toModel(bytes);
+  const cache = cacheOpts === false ? undefined : new ModelCache(bytes, cacheOpts);
+  return new OnnxExplainer(new OnnxAdapter(proto, new GraphIndex(proto), opts, cache));
 }
 
 /** Candidate target layers of an ONNX model (tensor name, op, static shape), the default marked. */

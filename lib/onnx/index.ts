@@ -12,3 +12,5 @@ export { buildGradientModel, checkDifferentiable, RELU_RULES, RULES } from './ba
 export type { BackwardOptions, GradientModel, ReluRule } from './backward';
 export { GraphIndex, inferShapes } from './graph';
 export { cudaProvider } from './runtime';
+export { ModelCache, cacheStats, defaultCacheDir, CACHE_FORMAT, DEFAULT_CACHE_MAX_BYTES } from './cache';
+export type { CacheOptions, CacheStats, GradientModelInfo } from './cache';

@@ -23,6 +23,19 @@ export interface OrtSession {
   reason: string;
 }
 
+/** How a session loads its model: a cached ORT-optimized model needs no optimization again (cache.ts). */
+export interface OrtLoadOptions {
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** where ORT writes the model it optimized (CPU sessions only: see cache.ts) */
+  optimizedModelFilePath?: string;
+  /**
+   * The bytes are the caller's to give away: a worker thread takes their ArrayBuffer (transferred,
+   * the caller's view is emptied) instead of a structured-clone copy, which costs seconds for a
+   * 50 MB model on a busy machine.
+   */
+  transferBytes?: boolean;
+}
+
 let cudaFailure: string | undefined;
 
 /** Whether the CUDA execution provider can be tried (its provider library is next to the binding). */
@@ -49,10 +62,12 @@ export function cudaProvider(): { available: boolean; reason: string } {
 }
 
 /** Create an ORT session with throughput settings, trying CUDA first when asked. */
-export async function createOrtSession(bytes: Uint8Array, ep: ExecutionProviderRequest = 'auto', threads?: number): Promise<OrtSession> {
+export async function createOrtSession(bytes: Uint8Array, ep: ExecutionProviderRequest = 'auto', threads?: number, load: OrtLoadOptions = {}): Promise<OrtSession> {
   checkOneOf('executionProvider', ep, EXECUTION_PROVIDERS);
   const base: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: load.graphOptimizationLevel ?? 'all',
+    // ORT warns that an optimized model it writes is for this machine's CPU only: cache.ts keys it so
+    ...(load.optimizedModelFilePath ? { optimizedModelFilePath: load.optimizedModelFilePath, logSeverityLevel: 3 as const } : {}),
     intraOpNumThreads: threads ?? os.availableParallelism?.() ?? os.cpus().length,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -105,8 +120,8 @@ export interface Runner {
 export class InProcessRunner implements Runner {
   private constructor(private readonly s: OrtSession) {}
 
-  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads?: number): Promise<InProcessRunner> {
-    return new InProcessRunner(await createOrtSession(bytes, ep, threads));
+  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads?: number, load?: OrtLoadOptions): Promise<InProcessRunner> {
+    return new InProcessRunner(await createOrtSession(bytes, ep, threads, load));
   }
 
   get executionProvider(): 'cpu' | 'cuda' { return this.s.executionProvider; }
@@ -156,9 +171,17 @@ class WorkerSession {
     worker.unref();
   }
 
-  static create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads: number): Promise<WorkerSession> {
+  /** model: the bytes, or their promise (the thread starts now, while the caller still reads or builds them) */
+  static create(model: Uint8Array | Promise<ModelBytes>, ep: ExecutionProviderRequest, threads: number, load?: OrtLoadOptions): Promise<WorkerSession> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes, ep, threads } });
+      const now = model instanceof Uint8Array ? model : undefined;
+      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes: now, ep, threads, load }, transferList: now && transferable(now, load) });
+      if (!now) {
+        (model as Promise<ModelBytes>).then(
+          (m) => worker.postMessage({ bytes: m.bytes, load: m.load }, transferable(m.bytes, m.load)),
+          (e: Error) => { void worker.terminate(); reject(e); },
+        );
+      }
       const onReady = (m: { ready?: boolean; error?: string; executionProvider?: 'cpu' | 'cuda'; reason?: string }) => {
         worker.off('message', onReady);
         worker.off('error', onError);
@@ -190,17 +213,30 @@ class WorkerSession {
   }
 }
 
+/** Model bytes handed to a worker thread started before they were ready. */
+export interface ModelBytes { bytes: Uint8Array; load?: OrtLoadOptions }
+
+/** The buffer to move into a worker; small arrays may sit in node's shared Buffer pool, which must not move: copied. */
+function transferable(bytes: Uint8Array, load?: OrtLoadOptions): ArrayBuffer[] | undefined {
+  return load?.transferBytes && bytes.buffer instanceof ArrayBuffer && bytes.buffer.byteLength > 65536 ? [bytes.buffer] : undefined;
+}
+
 /** Sessions in worker threads; a run goes to the least busy one. */
 export class WorkerRunner implements Runner {
   private constructor(private readonly workers: WorkerSession[]) {}
 
   /** `count` workers sharing the cores: intra-op threads = threads / count each (at least 1) */
-  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, count: number, threads?: number): Promise<WorkerRunner> {
+  static async create(model: Uint8Array | Promise<ModelBytes>, ep: ExecutionProviderRequest, count: number, threads?: number, load?: OrtLoadOptions): Promise<WorkerRunner> {
     const total = threads ?? os.availableParallelism?.() ?? os.cpus().length;
     const per = Math.max(1, Math.floor(total / count));
     const ws: WorkerSession[] = [];
+    // only the first worker writes the optimized model (one writer per file); only the last may take the bytes
+    const own = (l: OrtLoadOptions | undefined, i: number): OrtLoadOptions => ({ ...l, optimizedModelFilePath: i === 0 ? l?.optimizedModelFilePath : undefined, transferBytes: i === count - 1 && l?.transferBytes });
     try {
-      for (let i = 0; i < count; i++) ws.push(await WorkerSession.create(bytes, ep, per));
+      for (let i = 0; i < count; i++) {
+        const m = model instanceof Uint8Array ? model : model.then((x) => ({ bytes: x.bytes, load: own(x.load, i) }));
+        ws.push(await WorkerSession.create(m, ep, per, own(load, i)));
+      }
     } catch (e) {
       await Promise.all(ws.map((w) => w.release()));
       throw e;

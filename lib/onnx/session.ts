@@ -9,10 +9,11 @@ import { GradcamError, checkOneOf, checkPositiveInteger, invalidRange, invalidTy
 import type { FeatureShape } from '../kernels/types';
 import type { InputBatch, Layout } from '../types';
 import { checkInputBatch } from '../cam/input';
-import { BackwardOptions, GradientModel, RELU_RULES, ReluRule, buildGradientModel } from './backward';
+import { BackwardOptions, RELU_RULES, ReluRule } from './backward';
+import { GradientModelInfo, ModelCache, openGradientModel } from './cache';
 import { GraphIndex, Shape, inferShapes } from './graph';
-import { ModelProto, loadModel, saveModel } from './proto';
-import { ExecutionProviderRequest, InProcessRunner, Runner, TensorData, WorkerRunner } from './runtime';
+import { ModelProto, loadModel } from './proto';
+import { ExecutionProviderRequest, Runner, TensorData } from './runtime';
 
 export { EXECUTION_PROVIDERS, createOrtSession, cudaProvider } from './runtime';
 export type { ExecutionProviderRequest, OrtSession } from './runtime';
@@ -66,6 +67,8 @@ export interface GradientSessionOptions {
    * n >= 1: run in n worker threads sharing the cores (the event loop stays free; the input is copied once).
    */
   workers?: number;
+  /** where the generated model and ORT's optimized one are kept between runs (cache.ts); default none */
+  cache?: ModelCache;
 }
 
 /** Layout of a model's 4-D input: channels-last when dim 3 is 1..4 and dim 1 is not. */
@@ -86,7 +89,7 @@ export class OnnxGradientSession {
 
   private constructor(
     private readonly runner: Runner,
-    readonly gradientModel: GradientModel,
+    readonly gradientModel: GradientModelInfo,
     /** the target layers, in the order of GradientRun.layers */
     readonly layers: readonly string[],
     readonly inputShape: Shape,
@@ -130,12 +133,10 @@ export class OnnxGradientSession {
       guidedRelu6: !!opts.guidedRelu6, unguidedNodes: opts.unguidedNodes ?? [], inputShape: shape,
       logits: opts.output, stridedConv: opts.stridedConv,
     };
-    const gm = buildGradientModel(proto, bopts);
     const workers = opts.workers === undefined || opts.workers === 0 ? 0 : checkPositiveInteger('workers', opts.workers);
-    const bytes = saveModel(gm.model);
     const ep = opts.executionProvider ?? 'auto';
-    const runner = workers > 0 ? await WorkerRunner.create(bytes, ep, workers, opts.intraOpThreads) : await InProcessRunner.create(bytes, ep, opts.intraOpThreads);
-    return new OnnxGradientSession(runner, gm, layers, shape, layout);
+    const { info, runner } = await openGradientModel(proto, bopts, { executionProvider: ep, workers, intraOpThreads: opts.intraOpThreads }, opts.cache);
+    return new OnnxGradientSession(runner, info, layers, shape, layout);
   }
 
   /**

@@ -4,17 +4,19 @@
  */
 import { parentPort, workerData } from 'worker_threads';
 import * as ort from 'onnxruntime-node';
-import { ExecutionProviderRequest, TensorData, createOrtSession } from './runtime';
+import { ExecutionProviderRequest, OrtLoadOptions, TensorData, createOrtSession } from './runtime';
 
-interface Init { bytes: Uint8Array; ep: ExecutionProviderRequest; threads: number }
+interface Init { bytes: Uint8Array; ep: ExecutionProviderRequest; threads: number; load?: OrtLoadOptions }
 
 async function main(): Promise<void> {
   const port = parentPort;
   if (!port) return;
-  const init = workerData as Init;
+  let init = workerData as Init;
+  // started ahead of its model (runtime.ts WorkerSession.create): the bytes come as the first message
+  if (!init.bytes) init = { ...init, ...(await new Promise<Partial<Init>>((resolve) => port.once('message', resolve))) };
   let session: ort.InferenceSession;
   try {
-    const s = await createOrtSession(init.bytes, init.ep, init.threads);
+    const s = await createOrtSession(init.bytes, init.ep, init.threads, init.load);
     session = s.session;
     port.postMessage({ ready: true, executionProvider: s.executionProvider, reason: s.reason });
   } catch (e) {
