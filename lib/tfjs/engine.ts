@@ -112,11 +112,36 @@ async function select(preference: TfjsEnginePreference): Promise<TfjsEngine> {
     }
   }
   if (!engine) engine = await useCpu();
-  if (preference === 'auto' && process.env.GRADCAM_QUIET !== '1') {
+  if (preference === 'auto') {
     const why = tried.length ? ` (${tried.join('; ')})` : '';
-    console.warn(`gradcam-node: TensorFlow.js gradient engine ${engine}${why}`);
+    autoNote = why;
+    if (engineChoiceReporting) reportEngineChoice(engine, why);
   }
   return engine;
+}
+
+let engineChoiceReporting = true;
+let autoNote = '';
+let reported = false;
+
+/**
+ * The worker thread of a tfjs explainer (worker.ts) chooses its own engine but does not report it:
+ * it sends the note back and the main thread reports it, once per process.
+ */
+export function reportEngineChoiceFromHere(on: boolean): void {
+  engineChoiceReporting = on;
+}
+
+/** Why 'auto' chose what it chose (' (pkg: not installed; ...)' or ''), after the choice. */
+export function autoEngineNote(): string {
+  return autoNote;
+}
+
+/** The console warning naming the automatic engine choice and why, once per process, unless GRADCAM_QUIET=1. */
+export function reportEngineChoice(engine: TfjsEngine, why: string): void {
+  if (reported || process.env.GRADCAM_QUIET === '1') return;
+  reported = true;
+  console.warn(`gradcam-node: TensorFlow.js gradient engine ${engine}${why}`);
 }
 
 /**

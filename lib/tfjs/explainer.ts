@@ -234,11 +234,71 @@ export class SplitSource implements GradientSource {
   }
 }
 
-/** The ModelAdapter over a GradientSource on one tfjs engine. */
-export class TfjsAdapter implements ModelAdapter {
+/** What the main thread knows of a model (also of one that lives in a worker thread). */
+export interface TfjsModelInfo {
+  layout: Layout;
+  inputShape: Array<number | null>;
+  defaultLayer: string;
+  layers: LayerInfo[];
+  /** input gradients and several target layers work (Layers/Graph models; not a SplitModel) */
+  supportsGuided: boolean;
+  /** layer types run through layer.apply (see TfjsExplainer.fallbackLayers) */
+  fallbacks: string[];
+}
+
+export function modelInfo(source: GradientSource): TfjsModelInfo {
+  return {
+    layout: source.layout,
+    inputShape: source.inputShape.slice(),
+    defaultLayer: source.defaultLayer,
+    layers: source.layers(),
+    supportsGuided: source.supportsGuided,
+    fallbacks: source instanceof ProgramSource ? [...new Set(source.program.fallbacks)] : [],
+  };
+}
+
+/** An InputBatch (NHWC, or NCHW: transposed in-graph) or a 4-D NHWC tf.Tensor (read, not disposed). */
+export function checkTfjsInput(input: unknown, info: Pick<TfjsModelInfo, 'layout' | 'inputShape'>): InputBatch {
+  if (input instanceof tf.Tensor) input = tensorToBatch(input);
+  const [, H, W, C] = info.inputShape;
+  // tfjs models are NHWC but NCHW batches are accepted (transposed in-graph): compare in the batch's own order
+  const nchwBatch = (input as Partial<InputBatch> | null)?.layout === 'nchw';
+  return checkInputBatch(input, info.layout === 'nhwc' ? undefined : info.layout, nchwBatch ? [null, C, H, W] : [null, H, W, C]);
+}
+
+export function resolveTfjsLayer(name: string, has: boolean, layers: () => LayerInfo[]): string {
+  if (!has) {
+    const names = layers().map((l) => l.name);
+    const shown = names.length > 8 ? `${names.slice(-8).join(', ')} (and ${names.length - 8} more, see layers())` : names.join(', ');
+    throw new RangeError(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`);
+  }
+  return name;
+}
+
+export function tfjsUnsupported(request: GradientRequest, supportsGuided: boolean): Error | undefined {
+  if (request.inputGradient && !supportsGuided) {
+    return new GradcamError(`an input gradient (rule '${request.inputGradient}') needs a LayersModel or GraphModel: ReLU rules cannot be placed inside a SplitModel`, 'EUNSUPPORTED');
+  }
+  if (request.layers.length > 1 && !supportsGuided) {
+    return new GradcamError('a SplitModel has one target layer (its features output)', 'EUNSUPPORTED');
+  }
+  return undefined;
+}
+
+/** The ModelAdapter over a GradientSource on one tfjs engine, in this thread. */
+export class TfjsAdapter implements TfjsModelAdapter {
   readonly supportsCustomScore = true;
+  readonly thread = 'main' as const;
   private disposed = false;
-  constructor(readonly source: GradientSource & { hasLayer(name: string): boolean }, readonly engine: TfjsEngine) {}
+  constructor(
+    readonly source: GradientSource & { hasLayer(name: string): boolean },
+    readonly engine: TfjsEngine,
+    readonly threadReason = 'created in this thread',
+  ) {}
+
+  get fallbackLayers(): string[] {
+    return this.source instanceof ProgramSource ? [...new Set(this.source.program.fallbacks)] : [];
+  }
 
   get layout(): Layout {
     return this.source.layout;
@@ -256,31 +316,15 @@ export class TfjsAdapter implements ModelAdapter {
   /** An InputBatch (NHWC, or NCHW: transposed in-graph) or a 4-D NHWC tf.Tensor (read, not disposed). */
   checkInput(input: unknown): InputBatch {
     if (this.disposed) throw new GradcamError('this explainer has been disposed', 'EDISPOSED');
-    if (input instanceof tf.Tensor) input = tensorToBatch(input);
-    const [, H, W, C] = this.source.inputShape;
-    // tfjs models are NHWC but NCHW batches are accepted (transposed in-graph): compare in the batch's own order
-    const nchwBatch = (input as Partial<InputBatch> | null)?.layout === 'nchw';
-    return checkInputBatch(input, this.source.layout === 'nhwc' ? undefined : this.source.layout,
-      nchwBatch ? [null, C, H, W] : [null, H, W, C]);
+    return checkTfjsInput(input, this.source);
   }
 
   resolveLayer(name: string): string {
-    if (!this.source.hasLayer(name)) {
-      const names = this.source.layers().map((l) => l.name);
-      const shown = names.length > 8 ? `${names.slice(-8).join(', ')} (and ${names.length - 8} more, see layers())` : names.join(', ');
-      throw new RangeError(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`);
-    }
-    return name;
+    return resolveTfjsLayer(name, this.source.hasLayer(name), () => this.source.layers());
   }
 
   unsupported(request: GradientRequest): Error | undefined {
-    if (request.inputGradient && !this.source.supportsGuided) {
-      return new GradcamError(`an input gradient (rule '${request.inputGradient}') needs a LayersModel or GraphModel: ReLU rules cannot be placed inside a SplitModel`, 'EUNSUPPORTED');
-    }
-    if (request.layers.length > 1 && !this.source.supportsGuided) {
-      return new GradcamError('a SplitModel has one target layer (its features output)', 'EUNSUPPORTED');
-    }
-    return undefined;
+    return tfjsUnsupported(request, this.source.supportsGuided);
   }
 
   async begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass> {
@@ -425,14 +469,35 @@ export class TfjsAdapter implements ModelAdapter {
   }
 }
 
-/** The Explainer over a tfjs model: the shared pipeline on a TfjsAdapter. */
+/** Where a tfjs explainer's model computes. */
+export type TfjsThread = 'worker' | 'main';
+
+/** A tfjs ModelAdapter: in this thread (TfjsAdapter) or a proxy of one in a worker thread (TfjsWorkerAdapter). */
+export interface TfjsModelAdapter extends ModelAdapter {
+  readonly engine: TfjsEngine;
+  readonly thread: TfjsThread;
+  /** why the model computes there */
+  readonly threadReason: string;
+  /** layer types run through layer.apply */
+  readonly fallbackLayers: string[];
+}
+
+/** The Explainer over a tfjs model: the shared pipeline on a tfjs adapter (in a worker thread or this one). */
 export class TfjsExplainer implements Explainer {
-  readonly adapter: TfjsAdapter;
-  constructor(source: GradientSource & { hasLayer(name: string): boolean }, engine: TfjsEngine) {
-    this.adapter = new TfjsAdapter(source, engine);
-  }
+  constructor(readonly adapter: TfjsModelAdapter) {}
   get engine(): TfjsEngine {
     return this.adapter.engine;
+  }
+  /**
+   * 'worker': the model computes in a worker thread and explain() leaves the event loop free (the
+   * default); 'main': in this thread, and each forward or backward pass blocks the event loop (with
+   * `workers: 0`, for a SplitModel, for a model that could not be serialized; `threadReason` says why).
+   */
+  get thread(): TfjsThread {
+    return this.adapter.thread;
+  }
+  get threadReason(): string {
+    return this.adapter.threadReason;
   }
   /** the model's declared input shape, NHWC; null where unknown */
   get inputShape(): Array<number | null> {
@@ -443,8 +508,7 @@ export class TfjsExplainer implements Explainer {
    * the plain backward rule under every input-gradient rule. Empty for the common CNN layers.
    */
   get fallbackLayers(): string[] {
-    const s = this.adapter.source;
-    return s instanceof ProgramSource ? [...new Set(s.program.fallbacks)] : [];
+    return this.adapter.fallbackLayers;
   }
   get layout(): Layout {
     return this.adapter.layout;
