@@ -410,7 +410,9 @@ describe('tfjs adapter', function () {
     });
 
     it('its plain input gradient matches finite differences along random directions', async () => {
-      const program = (ex as unknown as { adapter: { source: ProgramSource } }).adapter.source;
+      // the interpreter itself: an in-thread explainer's (the default one computes in a worker thread)
+      const local = await createTfjsExplainer(model, { workers: 0 });
+      const program = (local as unknown as { adapter: { source: ProgramSource } }).adapter.source;
       const x0 = data.subarray(0, 64 * 64);
       const cls = 3;
       const score = (v: Float32Array) => tf.tidy(() => program.logitsOf(tf.tensor4d(v, [1, 64, 64, 1]), ops.PLAIN).dataSync()[cls]);
@@ -425,6 +427,7 @@ describe('tfjs adapter', function () {
         const fd = (score(up) - score(dn)) / (2 * eps);
         assert.ok(Math.abs(fd - gv) <= 0.03 * Math.abs(gv) + 1e-3, `direction ${d}: finite difference ${fd}, gradient ${gv}`);
       }
+      local.dispose();
     });
   });
 

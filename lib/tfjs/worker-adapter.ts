@@ -55,6 +55,9 @@ export class TfjsWorkerAdapter implements TfjsModelAdapter {
   private failure: GradcamError | undefined;
   private disposed = false;
   private hasExited = false;
+  /** forward passes begun and not yet released */
+  private openPasses = 0;
+  private closing = false;
   private local: Promise<LocalAdapter> | undefined;
 
   private constructor(
@@ -71,7 +74,11 @@ export class TfjsWorkerAdapter implements TfjsModelAdapter {
       // an idle worker must not keep the process alive; a busy one must (the caller awaits it)
       if (--this.busy === 0) worker.unref();
       if ('error' in m) p.reject(fromWire(m.error));
-      else p.resolve(m);
+      else {
+        if ('pass' in m) this.openPasses++;
+        p.resolve(m);
+      }
+      this.closeWhenIdle();
     });
     worker.on('error', (e) => this.fail(`failed: ${e.message}`));
     this.exited = new Promise((resolve) => {
@@ -164,7 +171,9 @@ export class TfjsWorkerAdapter implements TfjsModelAdapter {
   }
 
   private call<T extends FromWorker>(message: object): Promise<T> {
-    if (this.disposed) return Promise.reject(new GradcamError('this explainer has been disposed', 'EDISPOSED'));
+    if (this.closing || (this.disposed && message && (message as { op: string }).op !== 'round')) {
+      return Promise.reject(new GradcamError('this explainer has been disposed', 'EDISPOSED'));
+    }
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     if (this.busy++ === 0) this.worker.ref();
@@ -195,7 +204,9 @@ export class TfjsWorkerAdapter implements TfjsModelAdapter {
       release: () => {
         if (released) return;
         released = true;
+        this.openPasses--;
         if (!this.failure && !this.hasExited) this.worker.postMessage({ op: 'release', pass: r.pass });
+        this.closeWhenIdle();
       },
     };
   }
@@ -206,7 +217,10 @@ export class TfjsWorkerAdapter implements TfjsModelAdapter {
     return { numTensors: m.numTensors, numBytes: m.numBytes, baselineTensors: m.baselineTensors, passes: m.passes };
   }
 
-  /** The worker frees the model and exits once the calls before this one are done. */
+  /**
+   * The worker frees the model and exits once the explain() calls already started are done (their
+   * rounds still run); new calls are refused (EDISPOSED).
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -216,7 +230,13 @@ export class TfjsWorkerAdapter implements TfjsModelAdapter {
       void this.worker.terminate();
       return;
     }
-    // ref'd until it has exited (moments, after the calls before this one): `exited` settles
+    this.closeWhenIdle();
+  }
+
+  private closeWhenIdle(): void {
+    if (!this.disposed || this.closing || this.busy > 0 || this.openPasses > 0 || this.failure || this.hasExited) return;
+    this.closing = true;
+    // ref'd until it has exited (moments): `exited` settles
     this.worker.ref();
     this.worker.postMessage({ op: 'dispose' });
   }
