@@ -136,7 +136,7 @@ export const ERROR_CODES = {
   EEXTERNAL: 'an ONNX model with external tensor data',
   EDTYPE: 'an ONNX tensor data type that is not supported',
   EORT: 'ONNX Runtime failed',
-  EWORKER: 'the ONNX worker thread failed',
+  EWORKER: 'the worker thread computing a model (ONNX Runtime, TensorFlow.js) failed, exited or ran out of memory',
   ENOCUDA: "CUDA asked for where it is not available: the 'cuda' kernels (device) or ONNX Runtime's CUDA executionProvider",
   EDISPOSED: 'an explainer used after dispose()',
   EADAPTER: 'an internal error: a model adapter returned arrays of the wrong size',

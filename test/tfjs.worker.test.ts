@@ -182,22 +182,29 @@ describe('tfjs explainer in a worker thread', function () {
     });
 
     it(`leaves the event loop free during a batch of ${n} (p99 delay below 20 ms)`, async () => {
-      const measure = async (ex: TfjsModelExplainer) => {
+      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      const delayDuring = async (work: () => Promise<unknown>) => {
         const h = monitorEventLoopDelay({ resolution: 10 });
         h.enable();
+        // the first tick only starts the histogram's clock, and explain() runs its first pass before
+        // it returns its promise: two ticks first, so that an in-thread pass is counted
+        await sleep(25);
         const t0 = performance.now();
-        await ex.explain(input, { method: 'gradcam' });
+        await work();
         const ms = performance.now() - t0;
         h.disable();
         return { ms, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
       };
-      await worker.explain(input, { method: 'gradcam' }); // warm
-      const w = await measure(worker);
-      const m = await measure(main);
+      await worker.explain(input, { method: 'gradcam' }); // warm both
+      await main.explain(input, { method: 'gradcam' });
+      const w = await delayDuring(() => worker.explain(input, { method: 'gradcam' }));
+      const m = await delayDuring(() => main.explain(input, { method: 'gradcam' }));
+      // a shared machine's own noise (other processes on the cores): an idle wait as long
+      const idle = await delayDuring(() => sleep(w.ms));
       console.log(`      (MobileNetV2 batch ${n} Grad-CAM: worker ${w.ms.toFixed(0)} ms, event-loop delay p99 ${w.p99.toFixed(1)} ms, max ${w.max.toFixed(1)} ms;` +
-        ` in-thread ${m.ms.toFixed(0)} ms, p99 ${m.p99.toFixed(1)} ms, max ${m.max.toFixed(1)} ms)`);
-      // the histogram counts delay beyond its 10 ms resolution timer
-      assert.ok(w.p99 < 20, `event-loop delay p99 ${w.p99} ms in the worker case`);
+        ` in-thread ${m.ms.toFixed(0)} ms, p99 ${m.p99.toFixed(1)} ms, max ${m.max.toFixed(1)} ms; idle wait p99 ${idle.p99.toFixed(1)} ms)`);
+      // below 20 ms; on a machine whose idle loop is itself late (an overloaded CI box), no more than 20 ms over that
+      assert.ok(w.p99 < 20 + Math.max(0, idle.p99 - 10), `event-loop delay p99 ${w.p99} ms in the worker case (idle wait: ${idle.p99} ms)`);
     });
   });
 
