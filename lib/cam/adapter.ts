@@ -81,7 +81,10 @@ export interface ModelAdapter {
   resolveLayer(name: string): string;
   /** the error for a request the model cannot serve (e.g. an op without a guided rule), or undefined */
   unsupported(request: GradientRequest): Error | undefined;
-  /** forward pass for the batch: logits and the requested activations */
+  /**
+   * forward pass for the batch: logits and the requested activations. The batch is the pipeline's
+   * own copy, not read again: an adapter may take its buffer (a worker thread's adapter transfers it).
+   */
   begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass>;
   /** logits of modified inputs or activations (see ScoringRequest); optional until a method needs it */
   score?(request: ScoringRequest): Promise<Float32Array>;

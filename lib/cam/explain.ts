@@ -272,6 +272,8 @@ export async function explain(adapter: ModelAdapter, input: unknown, options?: u
   const { n, c, H, W } = inputDims(original.shape, original.layout);
   const batch = p.augSmooth ? augmentBatch(original) : original;
   const copies = p.augSmooth ? AUG_COPIES.length : 1;
+  // begin() may take the batch's buffer (it is this call's own copy): only its size is read after
+  const batchLength = batch.data.length;
   const imageOf = (i: number) => i % n;
 
   const t0 = performance.now();
@@ -297,7 +299,7 @@ export async function explain(adapter: ModelAdapter, input: unknown, options?: u
       r.layerGrads.forEach((g, l) => {
         if (g.length !== pass?.activations[l]?.data.length) adapterError(`gradients at layer '${p.layers[l]}'`, g.length, pass?.activations[l]?.data.length ?? 0);
       });
-      if (p.request.inputGradient && r.inputGradient?.length !== batch.data.length) adapterError('input gradients', r.inputGradient?.length ?? 'none', batch.data.length);
+      if (p.request.inputGradient && r.inputGradient?.length !== batchLength) adapterError('input gradients', r.inputGradient?.length ?? 'none', batchLength);
       r.layerGrads.forEach((g, l) => checkFinite(`gradient dY/dA at layer '${p.layers[l]}'`, g, n * copies, cls, imageOf));
       if (r.inputGradient) checkFinite('input gradient dY/dx', r.inputGradient, n * copies, cls, imageOf);
       rounds.push(r);
