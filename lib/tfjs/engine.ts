@@ -121,7 +121,7 @@ async function select(preference: TfjsEnginePreference): Promise<TfjsEngine> {
 }
 
 let engineChoiceReporting = true;
-let autoNote = '';
+let autoNote: string | undefined;
 let reported = false;
 
 /**
@@ -132,8 +132,8 @@ export function reportEngineChoiceFromHere(on: boolean): void {
   engineChoiceReporting = on;
 }
 
-/** Why 'auto' chose what it chose (' (pkg: not installed; ...)' or ''), after the choice. */
-export function autoEngineNote(): string {
+/** Why 'auto' chose what it chose (' (pkg: not installed; ...)' or ''); undefined before, or when GRADCAM_TFJS_ENGINE forced it. */
+export function autoEngineNote(): string | undefined {
   return autoNote;
 }
 

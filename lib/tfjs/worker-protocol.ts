@@ -38,7 +38,7 @@ export interface WorkerMemory {
 }
 
 export type FromWorker =
-  | { ready: true; info: TfjsModelInfo; engine: TfjsEngine; note: string }
+  | { ready: true; info: TfjsModelInfo; engine: TfjsEngine; note?: string }
   | { ready: false; error: WireError }
   | { id: number; error: WireError }
   | { id: number; pass: number; logits: Float32Array; numClasses: number; activations: LayerActivations[] }

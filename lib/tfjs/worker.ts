@@ -42,7 +42,7 @@ async function main(): Promise<void> {
       throw e;
     }
     baselineTensors = tf.memory().numTensors;
-    const ready: FromWorker = { ready: true, info: modelInfo(adapter.source), engine, note: init.engine === 'auto' ? autoEngineNote() : '' };
+    const ready: FromWorker = { ready: true, info: modelInfo(adapter.source), engine, note: init.engine === 'auto' ? autoEngineNote() : undefined };
     port.postMessage(ready);
   } catch (e) {
     port.postMessage({ ready: false, error: toWire(e) } satisfies FromWorker);
