@@ -382,7 +382,8 @@ describe('reliability: explainers free the models they load', function () {
     const modelJson = await saveModel(path.join(tmp, 'leak'), 16, 640);
     const child = path.join(__dirname, 'helpers', 'leak-cycles.js');
     const r = await new Promise<Run>((resolve) => {
-      const c = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=1', child, modelJson, '50'], { env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '65536' } });
+      // in this thread (workers: 0): a worker thread's model goes with its thread (test/tfjs.worker.test.ts)
+      const c = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=1', child, modelJson, '50', '0'], { env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '65536' } });
       let stdout = '';
       let stderr = '';
       c.stdout.on('data', (d) => (stdout += d));
