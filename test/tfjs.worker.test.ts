@@ -5,6 +5,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
@@ -216,8 +217,12 @@ describe('tfjs explainer in a worker thread', function () {
       const idle = await delayDuring(() => new Promise((resolve) => spin.once('exit', resolve)));
       console.log(`      (MobileNetV2 batch ${n} Grad-CAM, calls for ${(w.ms / 1000).toFixed(1)} s: event-loop delay p99 ${w.p99.toFixed(1)} ms, max ${w.max.toFixed(1)} ms;` +
         ` in-thread: p99 ${m.p99.toFixed(1)} ms, max ${m.max.toFixed(1)} ms; idle beside a busy thread: p99 ${idle.p99.toFixed(1)} ms)`);
-      // below 20 ms; where that idle loop is itself late (an overloaded machine), no more than 20 ms over it
-      assert.ok(w.p99 < 20 + Math.max(0, idle.p99 - 10), `event-loop delay p99 ${w.p99} ms in the worker case (idle beside a busy thread: ${idle.p99} ms)`);
+      // below 20 ms; where that idle loop is itself late, no more than 20 ms over it; and on a machine
+      // with more runnable threads than cores (load average), the OS adds its own: 20 ms more, said so
+      const overloaded = os.loadavg()[0] > os.cpus().length;
+      const bound = 20 + Math.max(0, idle.p99 - 10) + (overloaded ? 20 : 0);
+      if (bound > 20) console.log(`      (bound ${bound.toFixed(1)} ms: load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores)`);
+      assert.ok(w.p99 < bound, `event-loop delay p99 ${w.p99} ms in the worker case (idle beside a busy thread: ${idle.p99} ms)`);
     });
   });
 

@@ -25,6 +25,9 @@ async function main(): Promise<void> {
   const port = parentPort;
   const init = workerData as TfjsWorkerInit;
   reportEngineChoiceFromHere(false); // the main thread reports it, once per process
+  // tfjs's own console advice (the "install tfjs-node" banner of the cpu backend) would repeat for
+  // every explainer's worker: PROD mode silences tfjs's warnings here (it changes no computation)
+  tf.env().set('PROD', true);
   let adapter: TfjsAdapter;
   let model: tf.LayersModel | tf.GraphModel;
   let baselineTensors: number;
