@@ -140,6 +140,8 @@ export const ERROR_CODES = {
   ENOCUDA: "CUDA asked for where it is not available: the 'cuda' kernels (device) or ONNX Runtime's CUDA executionProvider",
   EDISPOSED: 'an explainer used after dispose()',
   EADAPTER: 'an internal error: a model adapter returned arrays of the wrong size',
+  ECANCELLED: 'internal: a prepared ONNX Runtime runner that was not needed (never reaches the caller)',
+  GRADCAM_CACHE: 'a warning (process.emitWarning): the model cache folder cannot be written; models are built each run',
   EUNKNOWNOPTION: 'an option name the function does not know (the message suggests the nearest)',
   ENONFINITE: 'a NaN or infinite logit, activation, gradient or map (the message names what, the layer and the images)',
   EENGINE: 'an engine that is installed but cannot be used (did not load or initialize)',

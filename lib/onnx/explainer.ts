@@ -220,6 +220,18 @@ export class OnnxExplainer implements Explainer {
   dispose(): void { this.adapter.dispose(); }
 }
 
+/** Runs `fn`; a model error that does not name the file gets it ('Not an ONNX model' -> '<file> is not an ONNX model'). */
+function namingFile<T>(file: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof GradcamError && !e.message.includes(file)) {
+      e.message = e.message.startsWith('Not an ONNX model') ? e.message.replace(/^Not an ONNX model/, `${file} is not an ONNX model`) : `${file}: ${e.message}`;
+    }
+    throw e;
+  }
+}
+
 /** ReLU nodes a PyTorch export (1.13+) names at the root scope: F.relu calls in the model's own forward. */
 export function functionalRelus(g: GraphIndex): string[] {
   return g.nodes.filter((n) => n.opType === 'Relu' && /^\/Relu(_\d+)?$/.test(n.name ?? '')).map((n) => n.name as string);
@@ -235,7 +247,7 @@ export async function createOnnxExplainer(model: string | Uint8Array, options?: 
   if (options) checkKnownKeys('ONNX explainer options', options, [...EXPLAINER_OPTIONS, 'engine']);
   const cacheOpts = checkCacheOption('cache', opts.cache);
   const bytes = typeof model === 'string' ? readModelFile(model) : model;
-  const proto = toModel(bytes);
+  const proto = typeof model === 'string' ? namingFile(model, () => toModel(bytes)) : toModel(bytes);
   const cache = cacheOpts === false ? undefined : new ModelCache(bytes, cacheOpts);
   return new OnnxExplainer(new OnnxAdapter(proto, new GraphIndex(proto), opts, cache));
 }
