@@ -109,9 +109,13 @@ type KernelName =
   | 'minMaxNormalize'
   | 'guidedProduct'
   | 'gradcamTail'
+  | 'camTail-top3'
+  | 'gradcamTail-x3'
   | 'resizeGuided';
 
-const FEATURE_KERNELS: KernelName[] = ['channelMean', 'channelSums', 'weightedChannelSum', 'elementwiseChannelSum', 'gradcamTail'];
+/** camTail with R = 3 rounds (top-3 classes of one batch) against three gradcamTail calls. */
+const TOP3_KERNELS: KernelName[] = ['camTail-top3', 'gradcamTail-x3'];
+const FEATURE_KERNELS: KernelName[] = ['channelMean', 'channelSums', 'weightedChannelSum', 'elementwiseChannelSum', 'gradcamTail', ...TOP3_KERNELS];
 const MAP_KERNELS: KernelName[] = ['resizeBilinear', 'minMaxNormalize', 'guidedProduct', 'resizeGuided'];
 const OUT = 224;
 const GUIDED_C = 3;
@@ -134,7 +138,7 @@ function cases(o: Options): Case[] {
   const ns = o.quick ? [32] : o.ns;
   for (const kernel of [...FEATURE_KERNELS, ...MAP_KERNELS]) {
     if (!wanted(kernel)) continue;
-    if (o.quick && kernel !== 'gradcamTail' && kernel !== 'resizeGuided') continue;
+    if (o.quick && kernel !== 'gradcamTail' && kernel !== 'resizeGuided' && !TOP3_KERNELS.includes(kernel)) continue;
     for (const n of ns) {
       if (FEATURE_KERNELS.includes(kernel)) {
         for (const k of o.ks) for (const m of o.maps) out.push({ kernel, n, k, h: m, w: m, H: OUT, W: OUT, c: 0, layout: o.layout });
@@ -160,6 +164,9 @@ function valuesMoved(c: Case): number {
     case 'weightedChannelSum': return n * k + feat + n * h * w;
     case 'elementwiseChannelSum': return 2 * feat + n * h * w;
     case 'gradcamTail': return 2 * feat + n * k + 2 * n * h * w + n * H * W;
+    // A read once (camTail) or three times (gradcamTail-x3): counted as the bytes of the task, once
+    case 'camTail-top3':
+    case 'gradcamTail-x3': return 4 * feat + 3 * (n * k + 2 * n * h * w + n * H * W);
     case 'resizeBilinear': return n * h * w + n * H * W;
     case 'minMaxNormalize': return 2 * n * H * W;
     case 'guidedProduct': return 2 * n * c.c * H * W + n * H * W;
@@ -194,6 +201,7 @@ interface Inputs {
   lowres: Float32Array; // [n,h,w]
   cam: Float32Array; // [n,H,W]
   guided: Float32Array; // [n,c,H,W]
+  grads3: Float32Array[]; // three rounds of g
 }
 
 const EMPTY = new Float32Array(0);
@@ -209,6 +217,7 @@ function makeInputs(c: Case): Inputs {
     lowres: randomArray(c.n * c.h * c.w, 4, 0, 1),
     cam: c.kernel === 'minMaxNormalize' || c.kernel === 'guidedProduct' ? randomArray(c.n * c.H * c.W, 5, 0, 1) : EMPTY,
     guided: c.c ? randomArray(c.n * c.c * c.H * c.W, 6) : EMPTY,
+    grads3: TOP3_KERNELS.includes(c.kernel) ? [7, 8, 9].map((seed) => randomArray(feat, seed, -0.01, 0.01)) : [],
   };
 }
 
@@ -221,6 +230,10 @@ function kernelCall(K: KernelsSync, c: Case, x: Inputs): () => unknown {
     case 'weightedChannelSum': return () => K.weightedChannelSum(x.weights, x.a, x.shape, true);
     case 'elementwiseChannelSum': return () => K.elementwiseChannelSum(x.g, x.a, x.shape, 'grad-times-act', true);
     case 'gradcamTail': return () => K.gradcamTail(x.a, x.g, x.shape, { outH: H, outW: W });
+    case 'camTail-top3':
+      return () => K.camTail(x.a, x.grads3, x.shape, { kind: 'weights', weighting: 'grad-mean' }, { outH: H, outW: W });
+    case 'gradcamTail-x3':
+      return () => x.grads3.map((g) => K.gradcamTail(x.a, g, x.shape, { outH: H, outW: W }));
     case 'resizeBilinear': return () => K.resizeBilinear(x.lowres, n, h, w, H, W);
     case 'minMaxNormalize': return () => K.minMaxNormalize(x.cam, n, H * W);
     case 'guidedProduct': return () => K.guidedProduct(x.guided, x.cam, n, c.c, H, W, c.layout);
@@ -473,7 +486,7 @@ async function main(): Promise<void> {
     }
     let tfCall: { run: () => void; dispose: () => void } | null = null;
     const tensorsBefore = tfjs ? tfjs.tf.memory().numTensors : 0;
-    if (tfjs) {
+    if (tfjs && !TOP3_KERNELS.includes(c.kernel)) {
       try {
         tfCall = tfjsCall(tfjs.tf, c, x);
         add(tfjs.backend, tfCall.run);
@@ -481,7 +494,7 @@ async function main(): Promise<void> {
         candidates.push({ backend: tfjs.backend, fn: () => 0, hz: [], best: 0, rme: [], samples: 0, error: String((e as Error)?.message ?? e).split('\n')[0] });
       }
     }
-    if (copies) {
+    if (copies && !TOP3_KERNELS.includes(c.kernel)) {
       // half the bytes moved, so a copy (read + write) moves as many bytes as the kernel
       const half = Math.max(1, Math.round(bytes / 8));
       const src = randomArray(half, 9);
@@ -585,6 +598,17 @@ async function main(): Promise<void> {
           `  | best samples: ${f(goal.bestVsTs, 'x')}, ${f(goal.bestVsTfjs, 'x')}, ${f(goal.bestOfCopyBandwidth === null ? null : goal.bestOfCopyBandwidth * 100, '%')}`,
       );
     }
+  }
+  // camTail over 3 rounds against three gradcamTail calls, per backend and case
+  const top3 = rows.filter((r) => r.kernel === 'camTail-top3' && !r.error);
+  if (top3.length) say('\ncamTail (R = 3 rounds, A passed once) vs 3 x gradcamTail: ops/s ratio (> 1: camTail faster)');
+  for (const r of top3) {
+    const three = rows.find((q) => q.kernel === 'gradcamTail-x3' && q.backend === r.backend && q.n === r.n && q.k === r.k && q.h === r.h && q.w === r.w && !q.error);
+    if (!three) continue;
+    const ratio = { type: 'camTailTop3', backend: r.backend, layout: r.layout, n: r.n, k: r.k, h: r.h, w: r.w, H: r.H, W: r.W,
+      ratio: r.opsPerSec / three.opsPerSec, bestRatio: r.bestOpsPerSec / three.bestOpsPerSec, camTailMs: r.msPerOp, threeCallsMs: three.msPerOp };
+    if (o.json) emit(ratio);
+    else say(`n=${r.n} k=${r.k} ${r.h}x${r.w}->${r.H}x${r.W} ${r.backend.padEnd(12)} ${ratio.camTailMs.toPrecision(4)} ms vs ${ratio.threeCallsMs.toPrecision(4)} ms: ${ratio.ratio.toFixed(2)}x (best samples ${ratio.bestRatio.toFixed(2)}x)`);
   }
   if (!impls.some((i) => i.backend.startsWith('native'))) say('\n(native addon not built: no native rows; run `npm run build:native`)');
   console.log = log;

@@ -94,3 +94,49 @@ export function asAllocationFailure(e: unknown, what: string): unknown {
   }
   return e;
 }
+
+/** Edit distance (insertions, deletions, substitutions), for "did you mean". */
+export function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0];
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j];
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length];
+}
+
+/** Up to `max` candidates nearest to `name` (case-insensitive edit distance within a third of its length, or containing it). */
+export function nearest(name: string, candidates: readonly string[], max = 3): string[] {
+  const lower = name.toLowerCase();
+  const limit = Math.max(2, Math.ceil(name.length / 3));
+  return candidates
+    .map((c) => ({ c, d: c.toLowerCase().includes(lower) && lower.length >= 3 ? 0.5 : editDistance(lower, c.toLowerCase()) }))
+    .filter((x) => x.d <= limit)
+    .sort((x, y) => x.d - y.d || x.c.localeCompare(y.c))
+    .slice(0, max)
+    .map((x) => x.c);
+}
+
+/** ' (did you mean 'a' or 'b'?)', or '' when nothing is near. */
+export function didYouMean(name: string, candidates: readonly string[]): string {
+  const near = nearest(name, candidates);
+  if (near.length === 0) return '';
+  return ` (did you mean ${near.map((c) => `'${c}'`).join(' or ')}?)`;
+}
+
+/**
+ * Rejects option names not in `known`: a misspelt option is an error, never silently ignored.
+ * `what` names the options object in the message ('options', 'explain options').
+ */
+export function checkKnownKeys(what: string, value: object, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if ((value as Record<string, unknown>)[key] === undefined || known.includes(key)) continue;
+    const hint = didYouMean(key, known);
+    throw new GradcamError(`Unknown option '${key}' in ${what}${hint}; known options: ${known.join(', ')}`, 'EUNKNOWNOPTION');
+  }
+}

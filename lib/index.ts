@@ -16,6 +16,7 @@ import type { OnnxExplainerOptions } from './onnx';
 export * from './types';
 export { GradcamError } from './errors';
 export { getKernels, kernelInfo } from './kernels';
+export type { Kernels, KernelsAsync, KernelsSync, PictureKernelsSync, ShowCamOnImageOptions } from './kernels';
 export { resolveTargets, targetRounds } from './cam/targets';
 export * from './image';
 

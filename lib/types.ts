@@ -7,9 +7,10 @@ import type { DeviceRequest, KernelDevice, Layout } from './kernels/types';
 
 export type { DeviceRequest, KernelDevice, Layout } from './kernels/types';
 
-/** The paper's three maps. Adapters may offer more CAM variants later (gradcam++, xgradcam, hirescam, layercam). */
-export type Method = 'gradcam' | 'guided-backprop' | 'guided-gradcam';
-export const METHODS: readonly Method[] = ['gradcam', 'guided-backprop', 'guided-gradcam'];
+import type { Method, ReluRule } from './cam/methods';
+
+export type { Method, ReluRule } from './cam/methods';
+export { METHOD_NAMES, RELU_RULES } from './cam/methods';
 
 /** A batch of model inputs, already preprocessed: float32, C order, shape [n, c, H, W] (nchw) or [n, H, W, c] (nhwc). */
 export interface InputBatch {
@@ -42,9 +43,13 @@ export type TargetSpec =
   | { score: ScoreFunction };
 
 export interface ExplainOptions {
-  /** target layer (tfjs layer/node name, or ONNX tensor name). Default: the adapter's defaultLayer. */
-  layer?: string;
-  /** default 'gradcam' */
+  /**
+   * target layer (tfjs layer/node name, or ONNX tensor name), or several: their maps are computed from
+   * one forward and one backward pass, each scaled to the input size, clipped at 0, averaged and
+   * normalized (pytorch-grad-cam's aggregation). Default: the adapter's defaultLayer.
+   */
+  layer?: string | readonly string[];
+  /** one of METHOD_NAMES; default 'gradcam' */
   method?: Method;
   /** default 'argmax' */
   targets?: TargetSpec;
@@ -52,8 +57,23 @@ export interface ExplainOptions {
   counterfactual?: boolean;
   /** kernel device for the CAM steps; default 'auto' */
   device?: DeviceRequest;
-  /** guide ReLU6 / Clip(0,6) like ReLU in guided backprop (default false, as pytorch-grad-cam and Captum) */
+  /** apply the input-gradient ReLU rule to ReLU6 / Clip(0,6) too (default false, as pytorch-grad-cam and Captum) */
   guidedRelu6?: boolean;
+  /** multiply a CAM method's map with guided backprop, as the paper does for Grad-CAM (guided-gradcam = gradcam + guided) */
+  guided?: boolean;
+  /**
+   * test-time augmentation (pytorch-grad-cam's aug_smooth): horizontal flip x intensity factors 0.9, 1, 1.1,
+   * run as one batch of six times the images; the six maps are de-augmented and averaged. The classes are
+   * those of the unaugmented image (pytorch-grad-cam re-takes the argmax of every augmented copy).
+   */
+  augSmooth?: boolean;
+  /** replace the channel sum by the first principal component of the weighted activations (pytorch-grad-cam's eigen_smooth) */
+  eigenSmooth?: boolean;
+  /**
+   * Grad-CAM++'s pixel weights: 'pytorch-grad-cam' (default, a_ij as is) or 'original' (the authors' code:
+   * a_ij divided by its spatial sum per channel)
+   */
+  gradcamPlusPlus?: 'pytorch-grad-cam' | 'original';
 }
 
 /** One (image, class) explanation. Arrays are views or copies owned by the result. */
@@ -66,27 +86,48 @@ export interface Explanation {
   score: number;
   /** its softmax probability (NaN for a custom score function) */
   probability: number;
-  /** [k] channel weights alpha (gradcam methods) */
+  /** [k] channel weights (the channel-weight CAM methods; one target layer, no augSmooth) */
   weights?: Float32Array;
-  /** [h,w] sum_k alpha_k A_k before ReLU: Captum's unnormalized LayerGradCam */
+  /** [h,w] the map before ReLU (Grad-CAM: sum_k alpha_k A_k, Captum's unnormalized LayerGradCam); one target layer */
   lowresRaw?: Float32Array;
-  /** [h,w] after ReLU and per-image min-max normalization */
+  /** [h,w] after ReLU and per-image min-max normalization; one target layer */
   lowres?: Float32Array;
-  /** [H,W] normalized map upsampled to the input size (pytorch-grad-cam's final map) */
+  /** with several target layers: each layer's maps */
+  layerMaps?: LayerMaps[];
+  /** [H,W] the CAM method's map at the input size, in [0,1] (pytorch-grad-cam's final map) */
   map?: Float32Array;
-  /** input gradient with guided ReLU, in the input's layout, [c,H,W] or [H,W,c] */
-  guidedBackprop?: Float32Array;
-  /** map x guidedBackprop, broadcast over channels, in the input's layout */
-  guidedGradcam?: Float32Array;
+  /**
+   * dY/dx, signed and raw, in the input's layout ([c,H,W] or [H,W,c]), under the ReLU rule in
+   * result.reluRule: the map of saliency / deconvnet / guided-backprop, and the guided backprop of
+   * a guided CAM method
+   */
+  inputGradient?: Float32Array;
+  /** map x guided backprop, broadcast over channels, in the input's layout (guided-gradcam, or `guided: true`) */
+  guidedMap?: Float32Array;
+}
+
+/** One target layer's part of a multi-layer explanation. */
+export interface LayerMaps {
+  layer: string;
+  weights?: Float32Array;
+  lowresRaw: Float32Array;
+  lowres: Float32Array;
 }
 
 export interface ExplainResult {
   method: Method;
+  /** the (first) target layer; '' for the input-gradient methods */
   layer: string;
+  /** every target layer ([] for the input-gradient methods) */
+  layers: string[];
+  /** the ReLU rule of the input gradients (absent when none was computed) */
+  reluRule?: ReluRule;
+  /** the map was multiplied with guided backprop */
+  guided: boolean;
   counterfactual: boolean;
   inputShape: [number, number, number, number];
   layout: Layout;
-  /** feature-map size at the target layer */
+  /** feature-map size at the (first) target layer (zeros for the input-gradient methods) */
   mapSize: { h: number; w: number; k: number };
   /** [n, numClasses] raw logits and softmax probabilities of the batch */
   logits: Float32Array;

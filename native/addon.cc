@@ -3,7 +3,8 @@
 // worker thread. Every function takes the device first ('cpu' | 'cuda'), then the arguments
 // of lib/kernels/types.ts. Synchronous calls read and write the caller's arrays in place;
 // Promise calls work on native copies of the inputs (see Job: the caller's code runs meanwhile
-// and may free a buffer). Fresh outputs are Float32Arrays allocated on the main thread.
+// and may free a buffer). Fresh outputs are Float32Arrays (Uint8Arrays for the picture kernels)
+// allocated on the main thread.
 #include <napi.h>
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -24,6 +26,7 @@
 
 #include "check.h"
 #include "kernels.h"
+#include "pictures.h"
 
 namespace gradcam {
 namespace {
@@ -47,10 +50,30 @@ void adviseHugePages(void* data, size_t bytes) {
 }
 
 // Per environment (the main thread and each worker_thread loading the addon): the original
-// Float32Array constructor, taken when the addon loads.
+// Float32Array and Uint8Array constructors, taken when the addon loads.
 struct AddonData {
   Napi::FunctionReference float32Array;
+  Napi::FunctionReference uint8Array;
 };
+
+// The element types of the kernels' arrays: float32 (the maths) and uint8 (the pictures).
+size_t elementSize(napi_typedarray_type type) { return type == napi_uint8_array ? 1 : sizeof(float); }
+
+/** A Float32Array or Uint8Array of `length` (TypeError / RangeError with the messages of validate.ts). */
+Napi::TypedArray checkTypedArray(napi_typedarray_type type, const std::string& name, Napi::Value v, size_t length) {
+  if (type == napi_uint8_array) return checkUint8Array(name, v, length);
+  return checkFloat32Array(name, v, length);
+}
+
+/** The first element of a typed array (after a check of its length). */
+void* typedArrayData(Napi::TypedArray a) {
+  napi_typedarray_type type;
+  size_t length, offset;
+  void* data = nullptr;
+  napi_value buffer;
+  NAPI_THROW_IF_FAILED(a.Env(), napi_get_typedarray_info(a.Env(), a, &type, &length, &data, &buffer, &offset), nullptr);
+  return data;
+}
 
 // A fresh (zeroed) output array; large ones advised to use huge pages (see above).
 // Allocated by the JavaScript constructor, not Napi::Float32Array::New: where memory runs out,
@@ -58,15 +81,17 @@ struct AddonData {
 // "v8::ArrayBuffer::New" out-of-memory error, Node 20).
 // (Uninitialized external buffers were tried: V8 frees them only after a later GC and a
 // finalizer tick, so memory balloons in a synchronous loop and every call faults in fresh pages.)
-Napi::Float32Array newOutput(Napi::Env env, const std::string& name, size_t length) {
+Napi::TypedArray newOutput(Napi::Env env, napi_typedarray_type type, const std::string& name, size_t length) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  Napi::FunctionReference& ctor = type == napi_uint8_array ? data->uint8Array : data->float32Array;
   Napi::Value v;
   try {
-    v = env.GetInstanceData<AddonData>()->float32Array.New({Napi::Number::New(env, (double)length)});
+    v = ctor.New({Napi::Number::New(env, (double)length)});
   } catch (const Napi::Error& e) {
-    throw allocationError(env, name, length * sizeof(float), e.Message());
+    throw allocationError(env, name, length * elementSize(type), e.Message());
   }
-  Napi::Float32Array a = checkFloat32Array(name, v, length);
-  adviseHugePages(a.Data(), length * sizeof(float));
+  Napi::TypedArray a = checkTypedArray(type, name, v, length);
+  adviseHugePages(typedArrayData(a), length * elementSize(type));
   return a;
 }
 
@@ -136,33 +161,41 @@ struct BufferReturn {
 };
 using Buffer = std::unique_ptr<float[], BufferReturn>;
 
-Buffer allocate(Napi::Env env, const std::string& name, size_t length) {
-  auto [p, capacity] = bufferCache().take(length);
-  if (!p) throw allocationError(env, name, length * sizeof(float), "out of memory");
+/** Native memory of `bytes` (whole floats: the cache keeps float buffers). */
+Buffer allocate(Napi::Env env, const std::string& name, size_t bytes) {
+  auto [p, capacity] = bufferCache().take((bytes + sizeof(float) - 1) / sizeof(float));
+  if (!p) throw allocationError(env, name, bytes, "out of memory");
   return Buffer(p, BufferReturn{capacity});
 }
 
-// One Float32Array of a call: a caller's input, the caller's `out`, or a fresh output.
+// One typed array of a call (a Float32Array, or a Uint8Array for the picture kernels): a
+// caller's input, the caller's `out`, or a fresh output.
 struct ArrayArg {
   enum Kind { Input, Given, Fresh };
   Kind kind;
+  napi_typedarray_type type;  // napi_float32_array or napi_uint8_array
   std::string name;
-  size_t length;
+  size_t length;              // in elements
   Napi::ObjectReference ref;  // the array, alive until the call is done
-  float* data = nullptr;      // what the kernel reads or writes; bound in Job::seal()
+  void* data = nullptr;       // what the kernel reads or writes; bound in Job::seal()
   Buffer own;                 // async: the private copy (Input) or scratch (Given) behind data
+  size_t bytes() const { return length * elementSize(type); }
 };
 
 // What a kernel gets for an array argument: its memory, read only when the kernel runs (after
-// Job::seal()). Converts to the float* / const float* of the kernel signatures.
-class Ptr {
+// Job::seal()). Converts to the T* / const T* of the kernel signatures (float, or uint8_t for
+// BytePtr).
+template <typename T>
+class ArrayPtr {
  public:
-  explicit Ptr(const ArrayArg* a) : a_(a) {}
-  operator float*() const { return a_->data; }
+  explicit ArrayPtr(const ArrayArg* a) : a_(a) {}
+  operator T*() const { return static_cast<T*>(a_->data); }
 
  private:
   const ArrayArg* a_;
 };
+using Ptr = ArrayPtr<float>;
+using BytePtr = ArrayPtr<uint8_t>;
 
 // One kernel call, parsed and checked on the main thread, run anywhere.
 //
@@ -183,26 +216,26 @@ class Ptr {
 // A kernel's parser written with input() / output() gets all of this.
 struct Job {
   std::deque<ArrayArg> arrays;  // deque: the ArrayArgs stay where Ptr points
-  std::vector<std::pair<std::string, size_t>> fields;  // named outputs -> index in arrays
+  std::vector<std::pair<std::string, size_t>> fields;   // named outputs -> index in arrays
+  std::vector<std::pair<std::string, double>> numbers;  // named numbers of the result
   size_t single = SIZE_MAX;                             // or the one output
   std::function<void()> run;
+  // Checks of the inputs' values (not only their lengths), run at the end of seal() on the main
+  // thread, on the memory the kernel will read (showCamOnImage: images <= 1).
+  std::vector<std::function<void()>> checkValues;
 
   /** A caller's input: a Float32Array of `length` (TypeError / RangeError as validate.ts). */
-  Ptr input(const char* name, Napi::Value v, size_t length) {
-    Napi::Float32Array a = checkFloat32Array(name, v, length);
-    return add(ArrayArg::Input, name, a, length);
+  Ptr input(const char* name, Napi::Value v, size_t length) { return Ptr(addInput(napi_float32_array, name, v, length)); }
+  /** A caller's input Uint8Array of `length`. */
+  BytePtr byteInput(const char* name, Napi::Value v, size_t length) {
+    return BytePtr(addInput(napi_uint8_array, name, v, length));
   }
   /** A fresh output array, returned alone (field null) or as result[field]. */
   Ptr output(Napi::Env env, size_t length, const char* field = nullptr) {
-    Napi::Float32Array a = newOutput(env, field ? field : "out", length);
-    Ptr p = add(ArrayArg::Fresh, field ? field : "out", a, length);
-    arrays.back().data = a.Data();  // unreachable by the caller's code: bound now
-    if (field)
-      fields.emplace_back(field, arrays.size() - 1);
-    else
-      single = arrays.size() - 1;
-    return p;
+    return Ptr(addFresh(env, napi_float32_array, length, field));
   }
+  /** A fresh output Uint8Array, returned alone. */
+  BytePtr byteOutput(Napi::Env env, size_t length) { return BytePtr(addFresh(env, napi_uint8_array, length, nullptr)); }
   /**
    * The optional `out` argument: undefined -> a fresh output; else the caller's Float32Array of
    * exactly `length`, overlapping no input registered before, written in place and returned.
@@ -212,46 +245,64 @@ struct Job {
     Napi::Float32Array o = checkFloat32Array("out", given, length);
     checkOutOverlap(given, o);
     single = arrays.size();
-    return add(ArrayArg::Given, "out", o, length);
+    return Ptr(add(ArrayArg::Given, napi_float32_array, "out", o, length));
   }
 
   /** Binds the arrays' memory (see above); async: copies. Throws the errors of the checks. */
   void seal(Napi::Env env, bool async) {
     for (ArrayArg& a : arrays) {
       if (a.kind == ArrayArg::Fresh) continue;
-      Napi::Float32Array now = checkFloat32Array(a.name, a.ref.Value(), a.length);  // queried afresh
-      if (a.kind == ArrayArg::Given) checkOutOverlap(a.ref.Value(), now);
-      a.data = now.Data();
+      Napi::TypedArray now = checkTypedArray(a.type, a.name, a.ref.Value(), a.length);  // queried afresh
+      if (a.kind == ArrayArg::Given) checkOutOverlap(a.ref.Value(), now.As<Napi::Float32Array>());
+      a.data = typedArrayData(now);
       if (!async || !now.ArrayBuffer().IsArrayBuffer()) continue;  // sync, or a SharedArrayBuffer
-      a.own = allocate(env, a.name, a.length);
-      if (a.kind == ArrayArg::Input) std::memcpy(a.own.get(), a.data, a.length * sizeof(float));
+      a.own = allocate(env, a.name, a.bytes());
+      if (a.kind == ArrayArg::Input) std::memcpy(a.own.get(), a.data, a.bytes());
       a.data = a.own.get();
     }
+    for (auto& check : checkValues) check();
   }
   /** On the main thread after an async run: the scratch of the caller's `out` into `out`. */
   void finish(Napi::Env env) {
     for (ArrayArg& a : arrays) {
       if (a.kind != ArrayArg::Given || !a.own) continue;
-      Napi::Float32Array now = checkFloat32Array(a.name, a.ref.Value(), a.length);
-      std::memcpy(now.Data(), a.own.get(), a.length * sizeof(float));
+      Napi::TypedArray now = checkTypedArray(a.type, a.name, a.ref.Value(), a.length);
+      std::memcpy(typedArrayData(now), a.own.get(), a.bytes());
       a.own.reset();
     }
   }
   Napi::Value result(Napi::Env env) {
-    if (fields.empty()) return arrays[single].ref.Value();
+    if (fields.empty() && numbers.empty()) return arrays[single].ref.Value();
     Napi::Object o = Napi::Object::New(env);
+    for (auto& f : numbers) o.Set(f.first, f.second);
     for (auto& f : fields) o.Set(f.first, arrays[f.second].ref.Value());
     return o;
   }
 
  private:
-  Ptr add(ArrayArg::Kind kind, const char* name, Napi::Float32Array a, size_t length) {
-    arrays.push_back(ArrayArg{kind, name, length, Napi::Persistent(a.As<Napi::Object>())});
-    return Ptr(&arrays.back());
+  ArrayArg* add(ArrayArg::Kind kind, napi_typedarray_type type, const char* name, Napi::TypedArray a, size_t length) {
+    arrays.push_back(ArrayArg{kind, type, name, length, Napi::Persistent(a.As<Napi::Object>())});
+    return &arrays.back();
+  }
+  ArrayArg* addInput(napi_typedarray_type type, const std::string& name, Napi::Value v, size_t length) {
+    Napi::TypedArray a = checkTypedArray(type, name, v, length);
+    arrays.push_back(ArrayArg{ArrayArg::Input, type, name, length, Napi::Persistent(a.As<Napi::Object>())});
+    return &arrays.back();
+  }
+  ArrayArg* addFresh(Napi::Env env, napi_typedarray_type type, size_t length, const char* field) {
+    Napi::TypedArray a = newOutput(env, type, field ? field : "out", length);
+    ArrayArg* p = add(ArrayArg::Fresh, type, field ? field : "out", a, length);
+    p->data = typedArrayData(a);  // unreachable by the caller's code: bound now
+    if (field)
+      fields.emplace_back(field, arrays.size() - 1);
+    else
+      single = arrays.size() - 1;
+    return p;
   }
   void checkOutOverlap(Napi::Value given, Napi::Float32Array o) {
     for (const ArrayArg& in : arrays)
-      if (in.kind == ArrayArg::Input) checkNotOverlapping(given, o, in.name, Napi::Float32Array(given.Env(), in.ref.Value()));
+      if (in.kind == ArrayArg::Input && in.type == napi_float32_array)
+        checkNotOverlapping(given, o, in.name, Napi::Float32Array(given.Env(), in.ref.Value()));
   }
 };
 
@@ -263,6 +314,13 @@ using Parser = std::unique_ptr<Job> (*)(const Napi::CallbackInfo&, Device);
 // info[0] is the device; the kernel's own arguments follow.
 Device parseDevice(const Napi::CallbackInfo& info) {
   return checkOneOf("device", info[0], {"cpu", "cuda"}) == "cuda" ? Device::Cuda : Device::Cpu;
+}
+
+ElementwiseOp checkElementwiseOp(const std::string& name, Napi::Value v) {
+  const std::string op = checkOneOf(name, v, {"grad-times-act", "relu-grad-times-act", "relu-of-grad-times-act"});
+  return op == "grad-times-act"        ? ElementwiseOp::GradTimesAct
+         : op == "relu-grad-times-act" ? ElementwiseOp::ReluGradTimesAct
+                                       : ElementwiseOp::ReluOfGradTimesAct;
 }
 
 std::unique_ptr<Job> parseChannelMean(const Napi::CallbackInfo& info, Device dev) {
@@ -306,9 +364,7 @@ std::unique_ptr<Job> parseElementwiseChannelSum(const Napi::CallbackInfo& info, 
   const FeatureShape s = checkFeatureShape(info[3], "g");
   Ptr g = job->input("g", info[1], s.count());
   Ptr a = job->input("a", info[2], s.count());
-  const ElementwiseOp op = checkOneOf("op", info[4], {"grad-times-act", "relu-grad-times-act"}) == "grad-times-act"
-                               ? ElementwiseOp::GradTimesAct
-                               : ElementwiseOp::ReluGradTimesAct;
+  const ElementwiseOp op = checkElementwiseOp("op", info[4]);
   const bool relu = checkBoolean("relu", info[5]);
   Ptr out = job->output(info.Env(), s.n * s.hw());
   job->run = [=] { GRADCAM_DISPATCH(dev, elementwiseChannelSum, g, a, s, op, relu, out); };
@@ -392,6 +448,167 @@ std::unique_ptr<Job> parseGradcamTail(const Napi::CallbackInfo& info, Device dev
   job->run = [=] {
     const TailOutputs out{weights, lowresRaw, lowres, map};
     GRADCAM_DISPATCH(dev, gradcamTail, a, g, s, opt, out);
+  };
+  return job;
+}
+
+// The picture kernels: Float32Array or Uint8Array inputs, a fresh Uint8Array output.
+
+std::unique_ptr<Job> parseApplyColormap(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  size_t n, H, W;
+  checkPictureSize(info.Env(), info[2], info[3], info[4], "out", 3, n, H, W);
+  Ptr maps = job->input("maps", info[1], n * H * W);
+  const Colormap cm = checkColormap("colormap", info[5]);
+  BytePtr out = job->byteOutput(info.Env(), n * H * W * 3);
+  job->run = [=] { GRADCAM_DISPATCH(dev, applyColormap, maps, n, H, W, cm, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseShowCamOnImage(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  size_t n, H, W;
+  checkPictureSize(info.Env(), info[3], info[4], info[5], "out", 4, n, H, W);
+  Ptr images = job->input("images", info[1], n * H * W * 3);
+  Ptr maps = job->input("maps", info[2], n * H * W);
+  const OverlayOptions o = checkOverlayOptions("options", info[6]);
+  // show_cam_on_image raises on an image above 1 (NaN passes, as np.max(img) > 1 does): read in
+  // seal(), from the memory the kernel will read (the copy of a Promise call)
+  Napi::Value imagesValue = info[1];
+  const size_t len = n * H * W * 3;
+  job->checkValues.push_back([images, imagesValue, len] {
+    const float* p = images;
+    for (size_t i = 0; i < len; i++)
+      if (p[i] > 1.0f) GRADCAM_THROW_RANGE("images", "float RGB values in [0, 1]", imagesValue);
+  });
+  BytePtr out = job->byteOutput(info.Env(), n * H * W * o.channels);
+  job->run = [=] { GRADCAM_DISPATCH(dev, showCamOnImage, images, maps, n, H, W, o, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseDeprocessImage(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  Napi::Env env = info.Env();
+  const double dn = checkPositiveInteger("n", info[2]);
+  const double dc = checkPositiveInteger("c", info[3]);
+  const double dH = checkPositiveInteger("H", info[4]);
+  const double dW = checkPositiveInteger("W", info[5]);
+  const Layout layout = checkLayout("layout", info[6]);
+  const size_t len = checkCount(env, "data", {dn, dc, dH, dW});
+  const size_t n = (size_t)dn, c = (size_t)dc, H = (size_t)dH, W = (size_t)dW;
+  Ptr data = job->input("data", info[1], len);
+  BytePtr out = job->byteOutput(env, len);
+  job->run = [=] { GRADCAM_DISPATCH(dev, deprocessImage, data, n, c, H, W, layout, out); };
+  return job;
+}
+
+std::unique_ptr<Job> parseGreyToRgb(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  size_t n, H, W;
+  checkPictureSize(info.Env(), info[2], info[3], info[4], "out", 3, n, H, W);
+  BytePtr grey = job->byteInput("grey", info[1], n * H * W);
+  BytePtr out = job->byteOutput(info.Env(), n * H * W * 3);
+  job->run = [=] { GRADCAM_DISPATCH(dev, greyToRgb, grey, n, H, W, out); };
+  return job;
+}
+
+// camTail(a, grads, shape, combine, options, guide?): the checks in the order of validate.ts.
+std::unique_ptr<Job> parseCamTail(const Napi::CallbackInfo& info, Device dev) {
+  auto job = std::make_unique<Job>();
+  Napi::Env env = info.Env();
+  const FeatureShape s = checkFeatureShape(info[3], "a");
+  Napi::Object co = checkObject("combine", info[4]);
+  const std::string kind = checkOneOf("combine.kind", co.Get("kind"), {"weights", "given-weights", "elementwise", "given-lowres"});
+  CamCombine c{CombineKind::Weights, ChannelWeighting::GradMean, 1e-7, ElementwiseOp::GradTimesAct};
+  Napi::Array given;
+  bool hasGiven = false;
+  if (kind == "weights") {
+    const std::string wt = checkOneOf("combine.weighting", co.Get("weighting"),
+                                      {"grad-mean", "grad-pp", "grad-pp-normalized", "grad-act-ratio"});
+    c.weighting = wt == "grad-mean"   ? ChannelWeighting::GradMean
+                  : wt == "grad-pp"   ? ChannelWeighting::GradPP
+                  : wt == "grad-pp-normalized" ? ChannelWeighting::GradPPNormalized
+                                      : ChannelWeighting::GradActRatio;
+    Napi::Value eps = co.Get("eps");
+    if (!eps.IsUndefined()) c.eps = checkNonNegativeFinite("combine.eps", eps);
+  } else if (kind == "elementwise") {
+    c.kind = CombineKind::Elementwise;
+    c.op = checkElementwiseOp("combine.op", co.Get("op"));
+  } else if (kind == "given-weights") {
+    c.kind = CombineKind::GivenWeights;
+    given = checkRoundArray("combine.weights", co.Get("weights"));
+    hasGiven = true;
+  } else {
+    c.kind = CombineKind::GivenLowres;
+    given = checkRoundArray("combine.lowres", co.Get("lowres"));
+    hasGiven = true;
+  }
+  Napi::Object o = checkObject("options", info[5]);
+  const double dH = checkPositiveInteger("options.outH", o.Get("outH"));
+  const double dW = checkPositiveInteger("options.outW", o.Get("outW"));
+  double dc = 0;
+  Layout guideLayout = Layout::NCHW;
+  Napi::Array inputGrads;
+  const bool hasGuide = !info[6].IsUndefined();
+  if (hasGuide) {
+    Napi::Object gd = checkObject("guide", info[6]);
+    dc = checkPositiveInteger("guide.c", gd.Get("c"));
+    guideLayout = checkLayout("guide.layout", gd.Get("layout"));
+    Napi::Value ig = gd.Get("inputGrads");
+    if (!ig.IsArray()) GRADCAM_THROW_TYPE("guide.inputGrads", "array of Float32Array", ig);
+    inputGrads = ig.As<Napi::Array>();
+  }
+  Napi::Array grads;
+  if (hasGiven) {
+    if (!info[2].IsNull()) GRADCAM_THROW_TYPE("grads", "null (combine.kind '" + kind + "' reads no gradients)", info[2]);
+  } else {
+    grads = checkRoundArray("grads", info[2]);
+  }
+  const size_t R = hasGiven ? given.Length() : grads.Length();
+  if (hasGuide) checkRoundCount("guide.inputGrads", inputGrads, R);
+  const double dR = (double)R, dn = (double)s.n;
+  checkCount(env, "lowres", {dR, dn, (double)s.h, (double)s.w});
+  const size_t mapLen = checkCount(env, "map", {dR, dn, dH, dW});
+  const size_t guidedLen = hasGuide ? checkCount(env, "guided", {dR, dn, dc, dH, dW}) : 0;
+  Ptr a = job->input("a", info[1], s.count());
+  // one input per round (each copied by a Promise call like any input), named as validate.ts
+  auto rounds = [&](const std::string& name, Napi::Array v, size_t length) {
+    std::vector<Ptr> ptrs;
+    for (uint32_t r = 0; r < v.Length(); r++)
+      ptrs.push_back(job->input((name + "[" + std::to_string(r) + "]").c_str(), v.Get(r), length));
+    return ptrs;
+  };
+  std::vector<Ptr> gradPtrs, givenPtrs, inputPtrs;
+  if (!hasGiven) gradPtrs = rounds("grads", grads, s.count());
+  if (c.kind == CombineKind::GivenWeights) givenPtrs = rounds("combine.weights", given, s.n * s.k);
+  if (c.kind == CombineKind::GivenLowres) givenPtrs = rounds("combine.lowres", given, s.n * s.hw());
+  if (hasGuide) inputPtrs = rounds("guide.inputGrads", inputGrads, guidedLen / R);
+  TailOptions opt;
+  opt.outH = (size_t)dH;
+  opt.outW = (size_t)dW;
+  opt.relu = checkOptionalBoolean("options.relu", o.Get("relu"), true);
+  opt.alignCorners = checkOptionalBoolean("options.alignCorners", o.Get("alignCorners"), false);
+  job->numbers.emplace_back("rounds", dR);
+  std::optional<Ptr> weights, guided;
+  if (c.kind == CombineKind::Weights || c.kind == CombineKind::GivenWeights)
+    weights = job->output(env, R * s.n * s.k, "weights");
+  Ptr lowresRaw = job->output(env, R * s.n * s.hw(), "lowresRaw");
+  Ptr lowres = job->output(env, R * s.n * s.hw(), "lowres");
+  Ptr map = job->output(env, mapLen, "map");
+  if (hasGuide) guided = job->output(env, guidedLen, "guided");
+  const size_t guideC = (size_t)dc;
+  job->run = [=] {
+    // the pointers exist only now, after seal()
+    auto bind = [](const std::vector<Ptr>& ptrs) {
+      std::vector<const float*> p(ptrs.begin(), ptrs.end());
+      return p;
+    };
+    const std::vector<const float*> gp = bind(gradPtrs), vp = bind(givenPtrs), ip = bind(inputPtrs);
+    const CamRounds rd{R, gp.empty() ? nullptr : gp.data(), vp.empty() ? nullptr : vp.data(),
+                       ip.empty() ? nullptr : ip.data(), guideC, guideLayout};
+    const CamTailOutputs out{weights ? (float*)*weights : nullptr, lowresRaw, lowres, map,
+                             guided ? (float*)*guided : nullptr};
+    GRADCAM_DISPATCH(dev, camTail, a, s, c, rd, opt, out);
   };
   return job;
 }
@@ -488,11 +705,17 @@ const Entry kKernels[] = {
     GRADCAM_KERNEL(minMaxNormalize, parseMinMaxNormalize),
     GRADCAM_KERNEL(guidedProduct, parseGuidedProduct),
     GRADCAM_KERNEL(gradcamTail, parseGradcamTail),
+    GRADCAM_KERNEL(applyColormap, parseApplyColormap),
+    GRADCAM_KERNEL(showCamOnImage, parseShowCamOnImage),
+    GRADCAM_KERNEL(deprocessImage, parseDeprocessImage),
+    GRADCAM_KERNEL(greyToRgb, parseGreyToRgb),
+    GRADCAM_KERNEL(camTail, parseCamTail),
 };
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->float32Array = Napi::Persistent(env.Global().Get("Float32Array").As<Napi::Function>());
+  data->uint8Array = Napi::Persistent(env.Global().Get("Uint8Array").As<Napi::Function>());
   env.SetInstanceData(data);
   for (const Entry& e : kKernels) {
     exports.Set(e.name, Napi::Function::New(env, e.sync, e.name));

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "cpu_internal.h"
 #include "kernels.h"
 #include "thread_pool.h"
 
@@ -124,6 +125,51 @@ void channelSums(const float* g, const float* a, const FeatureShape& s, float* s
         sa[o + j] = (float)a4[j];
         sga[o + j] = (float)a5[j];
       }
+    }
+  });
+}
+
+namespace {
+
+// The weights of one channel from its G and A, `step` apart, p ascending (the reference's order).
+inline float weightOf(const float* g, const float* a, size_t hw, size_t step, ChannelWeighting wt, double eps) {
+  double sA = 0;
+  for (size_t p = 0; p < hw; p++) sA += a[p * step];
+  if (wt == ChannelWeighting::GradActRatio) {
+    double sGA = 0;
+    for (size_t p = 0; p < hw; p++) sGA += (double)g[p * step] * (double)a[p * step];
+    return (float)(sGA / (sA + eps));
+  }
+  double num = 0, den = 0;
+  for (size_t p = 0; p < hw; p++) {
+    const double gv = g[p * step];
+    if (gv == 0) continue;  // a_ij = 0 where G == 0
+    const double g2 = gv * gv;
+    const double g3 = g2 * gv;
+    const double ap = g2 / (2 * g2 + sA * g3 + eps);
+    num += (gv < 0 ? 0.0 : gv) * ap;
+    den += ap;
+  }
+  return (float)(wt == ChannelWeighting::GradPPNormalized && den != 0 ? num / den : num);
+}
+
+}  // namespace
+
+void channelWeights(const float* g, const float* a, const FeatureShape& s, ChannelWeighting wt, double eps,
+                    float* out) {
+  if (wt == ChannelWeighting::GradMean) {
+    channelMean(g, s, out);
+    return;
+  }
+  const size_t hw = s.hw(), k = s.k, rows = s.n * s.k;
+  const bool nchw = s.layout == Layout::NCHW;
+  // one channel per item; in NHWC the strided walk is cache-friendly enough at CAM sizes (h*w <= a few
+  // hundred positions of k floats), and every channel keeps the reference's order
+  parallelFor(rows, grainFor(rows, 4 * hw), [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; r++) {
+      const size_t img = r / k, ch = r % k;
+      const size_t o = nchw ? r * hw : img * hw * k + ch;
+      out[r] = weightOf(g + o, a + o, hw, nchw ? 1 : k, wt, eps);
     }
   });
 }

@@ -51,9 +51,48 @@ __global__ void channelSumsKernel(const float* __restrict__ g, const float* __re
   }
 }
 
+// one thread per channel; the loops of cpu::channelWeights (weightOf), in the same order
+__global__ void channelWeightsKernel(const float* __restrict__ g, const float* __restrict__ a, Walk wk, int64_t rows,
+                                     ChannelWeighting wt, double eps, float* __restrict__ out) {
+  for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < rows; r += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t img = r / wk.k, ch = r % wk.k;
+    const int64_t o = img * wk.imgStride + ch * wk.chStride;
+    double sA = 0;
+    for (int64_t q = 0; q < wk.hw; q++) sA += (double)a[o + q * wk.posStride];
+    if (wt == ChannelWeighting::GradActRatio) {
+      double sGA = 0;
+      for (int64_t q = 0; q < wk.hw; q++) sGA += (double)g[o + q * wk.posStride] * (double)a[o + q * wk.posStride];
+      out[r] = (float)(sGA / (sA + eps));
+      continue;
+    }
+    double num = 0, den = 0;
+    for (int64_t q = 0; q < wk.hw; q++) {
+      const double gv = g[o + q * wk.posStride];
+      if (gv == 0) continue;  // a_ij = 0 where G == 0
+      const double g2 = gv * gv;
+      const double g3 = g2 * gv;
+      const double ap = g2 / (2 * g2 + sA * g3 + eps);
+      num += (gv < 0 ? 0.0 : gv) * ap;
+      den += ap;
+    }
+    out[r] = (float)(wt == ChannelWeighting::GradPPNormalized && den != 0 ? num / den : num);
+  }
+}
+
 }  // namespace
 
 namespace launch {
+
+void channelWeights(const float* g, const float* a, const FeatureShape& s, ChannelWeighting wt, double eps,
+                    float* out) {
+  if (wt == ChannelWeighting::GradMean) {
+    channelMean(g, s, out);
+    return;
+  }
+  const int64_t rows = (int64_t)(s.n * s.k);
+  channelWeightsKernel<<<blocksFor(rows), kThreads>>>(g, a, walkOf(s), rows, wt, eps, out);
+  checkLaunch();
+}
 
 void channelMean(const float* x, const FeatureShape& s, float* out) {
   const int64_t rows = (int64_t)(s.n * s.k);

@@ -25,6 +25,15 @@ inline float reluOf(float g) {
 #endif
 }
 
+// max(f, 0) of a float64 term as the reference's `f < 0 ? 0 : f` (NaN and -0 pass through), branch-free
+inline double reluOf(double f) {
+#if defined(__SSE2__)
+  return _mm_cvtsd_f64(_mm_max_sd(_mm_setzero_pd(), _mm_set_sd(f)));  // 0 > f ? 0 : f
+#else
+  return f < 0 ? 0.0 : f;
+#endif
+}
+
 inline float finish(double v, bool relu) {
   const float f = (float)v;
   return relu && f < 0 ? 0.0f : f;
@@ -96,9 +105,13 @@ void elementwiseChannelSum(const float* g, const float* a, const FeatureShape& s
                            float* out) {
   if (op == ElementwiseOp::GradTimesAct) {
     channelSum(s, relu, out, [=](size_t, size_t, size_t idx) { return (double)g[idx] * (double)a[idx]; });
-  } else {
+  } else if (op == ElementwiseOp::ReluGradTimesAct) {
     channelSum(s, relu, out, [=](size_t, size_t, size_t idx) {
       return (double)reluOf(g[idx]) * (double)a[idx];
+    });
+  } else {
+    channelSum(s, relu, out, [=](size_t, size_t, size_t idx) {
+      return reluOf((double)g[idx] * (double)a[idx]);
     });
   }
 }

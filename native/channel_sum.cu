@@ -6,7 +6,7 @@ namespace gradcam {
 namespace cuda {
 namespace {
 
-// op 0: w[n,k]*A; 1: g*A; 2: max(g,0)*A
+// op 0: w[n,k]*A; 1: g*A; 2: max(g,0)*A; 3: max(g*A,0)
 template <int Op>
 __global__ void channelSumKernel(const float* __restrict__ weights, const float* __restrict__ g,
                                  const float* __restrict__ a, int64_t k, int64_t hw, bool nchw, bool relu,
@@ -21,6 +21,9 @@ __global__ void channelSumKernel(const float* __restrict__ weights, const float*
       double f;
       if (Op == 0) {
         f = (double)weights[img * k + ch] * (double)a[i];
+      } else if (Op == 3) {
+        f = (double)g[i] * (double)a[i];
+        if (f < 0) f = 0.0;
       } else {
         float gv = g[i];
         if (Op == 2 && gv < 0) gv = 0.0f;
@@ -37,17 +40,19 @@ __global__ void channelSumKernel(const float* __restrict__ weights, const float*
 
 namespace launch {
 
-void channelSum(const float* weights, const float* g, const float* a, const FeatureShape& s, bool reluGrad,
+void channelSum(const float* weights, const float* g, const float* a, const FeatureShape& s, ElementwiseOp op,
                 bool relu, float* out) {
   const int64_t hw = (int64_t)s.hw(), k = (int64_t)s.k, total = (int64_t)s.n * hw;
   const bool nchw = s.layout == Layout::NCHW;
   const unsigned blocks = blocksFor(total);
   if (weights)
     channelSumKernel<0><<<blocks, kThreads>>>(weights, g, a, k, hw, nchw, relu, total, out);
-  else if (!reluGrad)
+  else if (op == ElementwiseOp::GradTimesAct)
     channelSumKernel<1><<<blocks, kThreads>>>(weights, g, a, k, hw, nchw, relu, total, out);
-  else
+  else if (op == ElementwiseOp::ReluGradTimesAct)
     channelSumKernel<2><<<blocks, kThreads>>>(weights, g, a, k, hw, nchw, relu, total, out);
+  else
+    channelSumKernel<3><<<blocks, kThreads>>>(weights, g, a, k, hw, nchw, relu, total, out);
   checkLaunch();
 }
 
@@ -56,7 +61,7 @@ void channelSum(const float* weights, const float* g, const float* a, const Feat
 void weightedChannelSum(const float* weights, const float* a, const FeatureShape& s, bool relu, float* out) {
   requireDevice();
   DeviceBuffer<float> dw(weights, s.n * s.k), da(a, s.count()), dout(s.n * s.hw());
-  launch::channelSum(dw.get(), nullptr, da.get(), s, false, relu, dout.get());
+  launch::channelSum(dw.get(), nullptr, da.get(), s, ElementwiseOp::GradTimesAct, relu, dout.get());
   dout.download(out);
 }
 
@@ -64,7 +69,7 @@ void elementwiseChannelSum(const float* g, const float* a, const FeatureShape& s
                            float* out) {
   requireDevice();
   DeviceBuffer<float> dg(g, s.count()), da(a, s.count()), dout(s.n * s.hw());
-  launch::channelSum(nullptr, dg.get(), da.get(), s, op == ElementwiseOp::ReluGradTimesAct, relu, dout.get());
+  launch::channelSum(nullptr, dg.get(), da.get(), s, op, relu, dout.get());
   dout.download(out);
 }
 

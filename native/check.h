@@ -8,7 +8,9 @@
 #include <cmath>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
+#include "pictures.h"
 #include "shape.h"
 
 namespace gradcam {
@@ -161,6 +163,28 @@ inline size_t checkCount(Napi::Env env, const std::string& name, std::initialize
   return (size_t)count;
 }
 
+/** A non-empty JS array (of per-round Float32Arrays, checked later with checkRoundArrays). */
+inline Napi::Array checkRoundArray(const std::string& name, Napi::Value v) {
+  if (!v.IsArray()) GRADCAM_THROW_TYPE(name, "array of Float32Array", v);
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() == 0) GRADCAM_THROW_RANGE(name, "non-empty array of Float32Array", v);
+  return a;
+}
+
+/** An array with one entry per round. */
+inline void checkRoundCount(const std::string& name, Napi::Array v, size_t rounds) {
+  if (v.Length() != rounds)
+    GRADCAM_THROW_RANGE(name, "array of length " + std::to_string(rounds) + " (one per round)", v);
+}
+
+/** A finite number >= 0 (eps). */
+inline double checkNonNegativeFinite(const std::string& name, Napi::Value v) {
+  if (!v.IsNumber()) GRADCAM_THROW_TYPE(name, "finite number >= 0", v);
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d < 0) GRADCAM_THROW_RANGE(name, "finite number >= 0", v);
+  return d;
+}
+
 inline Layout checkLayout(const std::string& name, Napi::Value v) {
   return checkOneOf(name, v, {"nchw", "nhwc"}) == "nchw" ? Layout::NCHW : Layout::NHWC;
 }
@@ -175,6 +199,54 @@ inline FeatureShape checkFeatureShape(Napi::Value v, const std::string& arrayNam
   const Layout layout = checkLayout(name + ".layout", o.Get("layout"));
   checkCount(v.Env(), arrayName, {n, k, h, w});
   return FeatureShape{(size_t)n, (size_t)k, (size_t)h, (size_t)w, layout};
+}
+
+inline Napi::Uint8Array checkUint8Array(const std::string& name, Napi::Value v, size_t length) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    GRADCAM_THROW_TYPE(name, "Uint8Array", v);
+  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+  if (a.ElementLength() != length) GRADCAM_THROW_RANGE(name, "Uint8Array of length " + std::to_string(length), v);
+  return a;
+}
+
+inline Colormap checkColormap(const std::string& name, Napi::Value v) {
+  const std::string s = checkOneOf(name, v, {"jet", "turbo", "viridis"});
+  return s == "jet" ? Colormap::Jet : s == "turbo" ? Colormap::Turbo : Colormap::Viridis;
+}
+
+/** n, H, W of a picture batch; the largest array [n,H,W,channels] named `arrayName`. */
+inline void checkPictureSize(Napi::Env env, Napi::Value n, Napi::Value H, Napi::Value W, const char* arrayName,
+                             double channels, size_t& dn, size_t& dH, size_t& dW) {
+  const double a = checkPositiveInteger("n", n);
+  const double b = checkPositiveInteger("H", H);
+  const double c = checkPositiveInteger("W", W);
+  checkCount(env, arrayName, {a, b, c, channels});
+  dn = (size_t)a;
+  dH = (size_t)b;
+  dW = (size_t)c;
+}
+
+/** options?: { colormap?, imageWeight?, channels? } of showCamOnImage (defaults jet, 0.5, 3). */
+inline OverlayOptions checkOverlayOptions(const std::string& name, Napi::Value v) {
+  OverlayOptions o{Colormap::Jet, 0.5, 3};
+  if (v.IsUndefined()) return o;
+  Napi::Object obj = checkObject(name, v);
+  Napi::Value cm = obj.Get("colormap");
+  if (!cm.IsUndefined()) o.colormap = checkColormap(name + ".colormap", cm);
+  Napi::Value w = obj.Get("imageWeight");
+  if (!w.IsUndefined()) {
+    if (!w.IsNumber()) GRADCAM_THROW_TYPE(name + ".imageWeight", "number between 0 and 1", w);
+    o.imageWeight = w.As<Napi::Number>().DoubleValue();
+    if (!(o.imageWeight >= 0 && o.imageWeight <= 1)) GRADCAM_THROW_RANGE(name + ".imageWeight", "number between 0 and 1", w);
+  }
+  Napi::Value ch = obj.Get("channels");
+  if (!ch.IsUndefined()) {
+    if (!ch.IsNumber()) GRADCAM_THROW_TYPE(name + ".channels", "3 or 4", ch);
+    const double c = ch.As<Napi::Number>().DoubleValue();
+    if (c != 3 && c != 4) GRADCAM_THROW_RANGE(name + ".channels", "3 or 4", ch);
+    o.channels = (unsigned)c;
+  }
+  return o;
 }
 
 }  // namespace gradcam

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "shape.h"
+
 namespace gradcam {
 namespace cpu {
 
@@ -18,6 +20,10 @@ struct ResizeColumns {
 /** Resizes output rows [q0, q1) (q = image * outH + y) of the batch x [n,h,w] into out. */
 void resizeRows(const float* x, size_t h, size_t w, size_t outH, size_t outW, bool alignCorners,
                 const ResizeColumns& cols, size_t q0, size_t q1, float* out);
+
+/** out [n,k]: the channel weights of `w` from g (and a), eps as in shape.h. */
+void channelWeights(const float* g, const float* a, const FeatureShape& s, ChannelWeighting w, double eps,
+                    float* out);
 
 /** min and max of x[0..size), NaN skipped (as `v < min` / `v > max` comparisons do). */
 void minMaxOf(const float* x, size_t size, float& mn, float& mx);

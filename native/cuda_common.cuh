@@ -64,8 +64,11 @@ namespace launch {
 void channelMean(const float* x, const FeatureShape& s, float* out);
 void channelSums(const float* g, const float* a, const FeatureShape& s, float* sg, float* sg2, float* sg3,
                  float* sa, float* sga);
-// weights != nullptr: f = w*A; else f = g*A (reluGrad: max(g,0)*A)
-void channelSum(const float* weights, const float* g, const float* a, const FeatureShape& s, bool reluGrad,
+// out [n,k]: the channel weights of `w` from g (and a), as cpu::channelWeights
+void channelWeights(const float* g, const float* a, const FeatureShape& s, ChannelWeighting w, double eps,
+                    float* out);
+// weights != nullptr: f = w*A; else f = op(g, A)
+void channelSum(const float* weights, const float* g, const float* a, const FeatureShape& s, ElementwiseOp op,
                 bool relu, float* out);
 void resizeBilinear(const float* x, size_t n, size_t h, size_t w, size_t outH, size_t outW, bool alignCorners,
                     float* out);

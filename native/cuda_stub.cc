@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "kernels.h"
+#include "pictures.h"
 
 namespace gradcam {
 namespace cuda {
@@ -32,6 +33,17 @@ void guidedProduct(const float*, const float*, size_t, size_t, size_t, size_t, L
 void gradcamTail(const float*, const float*, const FeatureShape&, const TailOptions&, const TailOutputs&) {
   unavailable();
 }
+void camTail(const float*, const FeatureShape&, const CamCombine&, const CamRounds&, const TailOptions&,
+             const CamTailOutputs&) {
+  unavailable();
+}
+
+void applyColormap(const float*, size_t, size_t, size_t, Colormap, uint8_t*) { unavailable(); }
+void showCamOnImage(const float*, const float*, size_t, size_t, size_t, const OverlayOptions&, uint8_t*) {
+  unavailable();
+}
+void deprocessImage(const float*, size_t, size_t, size_t, size_t, Layout, uint8_t*) { unavailable(); }
+void greyToRgb(const uint8_t*, size_t, size_t, size_t, uint8_t*) { unavailable(); }
 
 }  // namespace cuda
 }  // namespace gradcam

@@ -29,9 +29,12 @@ namespace gradcam {
   /* out = guided * cam, cam [n,H,W] broadcast over the c channels of guided (in `layout`) */        \
   void guidedProduct(const float* guided, const float* cam, size_t n, size_t c, size_t H, size_t W,  \
                      Layout layout, float* out);                                                     \
-  /* the whole Grad-CAM tail */                                                                      \
+  /* the whole Grad-CAM tail (camTail with one round of GradMean weights) */                         \
   void gradcamTail(const float* a, const float* g, const FeatureShape& s, const TailOptions& o,      \
-                   const TailOutputs& out);
+                   const TailOutputs& out);                                                          \
+  /* the generalized CAM tail over r.count rounds, A read in place once for all */                    \
+  void camTail(const float* a, const FeatureShape& s, const CamCombine& c, const CamRounds& r,       \
+               const TailOptions& o, const CamTailOutputs& out);
 
 namespace cpu {
 GRADCAM_KERNEL_DECLARATIONS

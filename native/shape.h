@@ -7,8 +7,17 @@ namespace gradcam {
 
 enum class Layout { NCHW, NHWC };
 
-// HiResCAM: f = g*A; LayerCAM: f = max(g,0)*A.
-enum class ElementwiseOp { GradTimesAct, ReluGradTimesAct };
+// f(g, A) of the element-wise channel sum: g*A (HiResCAM), max(g,0)*A (LayerCAM),
+// max(g*A,0) (Grad-CAM element-wise).
+enum class ElementwiseOp { GradTimesAct, ReluGradTimesAct, ReluOfGradTimesAct };
+
+// Channel weights from G (S_A = sum_ij A; see lib/kernels/types.ts ChannelWeighting):
+// mean_ij G; sum_ij max(G,0)*a_ij with a_ij = G^2/(2G^2 + S_A*G^3 + eps) (0 where G == 0);
+// the same divided by sum_ij a_ij (where not 0); sum_ij G*A / (S_A + eps).
+enum class ChannelWeighting { GradMean, GradPP, GradPPNormalized, GradActRatio };
+
+// How camTail forms a round's low-resolution map (lib/kernels/types.ts CamCombine).
+enum class CombineKind { Weights, GivenWeights, Elementwise, GivenLowres };
 
 struct FeatureShape {
   size_t n, k, h, w;
@@ -29,6 +38,34 @@ struct TailOutputs {
   float* lowresRaw;
   float* lowres;
   float* map;
+};
+
+struct CamCombine {
+  CombineKind kind;
+  ChannelWeighting weighting;  // kind Weights
+  double eps;                  // kind Weights (default 1e-7)
+  ElementwiseOp op;            // kind Elementwise
+};
+
+// The per-round inputs of camTail: `count` rounds, each array one pointer per round or nullptr.
+struct CamRounds {
+  size_t count;
+  const float* const* grads;       // [n,k,h,w] G (kinds Weights and Elementwise)
+  const float* const* given;       // [n,k] weights (GivenWeights) or [n,h,w] raw maps (GivenLowres)
+  const float* const* inputGrads;  // [n,c,outH,outW] in guideLayout, or nullptr: no guided product
+  size_t guideC;
+  Layout guideLayout;
+};
+
+// Caller-owned outputs of camTail, all rounds back to back: weights [R,n,k] (nullptr for kinds
+// Elementwise and GivenLowres), lowresRaw/lowres [R,n,h,w], map [R,n,outH,outW],
+// guided [R,n,c,outH,outW] (nullptr without inputGrads).
+struct CamTailOutputs {
+  float* weights;
+  float* lowresRaw;
+  float* lowres;
+  float* map;
+  float* guided;
 };
 
 }  // namespace gradcam

@@ -354,7 +354,7 @@ describe('native kernels (addon) against the TypeScript twins', function () {
       ['weightedChannelSum', [f(3), f(24), shape(), true], 'RangeError', 'Expected Float32Array of length 2 for weights but received Float32Array(3)'],
       ['weightedChannelSum', [f(2), f(24), shape(), 1], 'TypeError', 'Expected boolean for relu but received 1 of type number'],
       ['weightedChannelSum', [f(2), new DataView(new ArrayBuffer(8)), shape(), true], 'TypeError', 'Expected Float32Array for a but received DataView'],
-      ['elementwiseChannelSum', [f(24), f(24), shape(), 'grad-act', false], 'RangeError', "Expected one of 'grad-times-act', 'relu-grad-times-act' for op but received 'grad-act' of type string"],
+      ['elementwiseChannelSum', [f(24), f(24), shape(), 'grad-act', false], 'RangeError', "Expected one of 'grad-times-act', 'relu-grad-times-act', 'relu-of-grad-times-act' for op but received 'grad-act' of type string"],
       ['elementwiseChannelSum', [f(24), f(24), shape(), 'grad-times-act', null], 'TypeError', 'Expected boolean for relu but received null'],
       ['resizeBilinear', [f(6), 1, 2, 3, 0, 5], 'RangeError', 'Expected positive integer for outH but received 0 of type number'],
       ['resizeBilinear', [f(6), 1, 2, 3, 4, 5, { alignCorners: 'yes' }], 'TypeError', "Expected boolean for options.alignCorners but received 'yes' of type string"],

@@ -437,7 +437,7 @@ describe('kernels: exact error messages', () => {
       [
         () => S.elementwiseChannelSum(ok, ok, shape, 'times', false),
         RangeError,
-        "Expected one of 'grad-times-act', 'relu-grad-times-act' for op but received 'times' of type string",
+        "Expected one of 'grad-times-act', 'relu-grad-times-act', 'relu-of-grad-times-act' for op but received 'times' of type string",
       ],
       [() => S.resizeBilinear(ok, 1, 4, 6, 0, 224), RangeError, 'Expected positive integer for outH but received 0 of type number'],
       [() => S.resizeBilinear(ok, 1, 4, 6, 224, undefined), TypeError, 'Expected positive integer for outW but received undefined'],

@@ -85,8 +85,8 @@ describe('onnx: Explainer API', function () {
         assert.strictEqual(r.explanations.length, 2);
         for (const e of r.explanations) {
           assert.strictEqual(e.map?.length, h * w);
-          assert.strictEqual(e.guidedBackprop?.length, 3 * h * w);
-          assert.strictEqual(e.guidedGradcam?.length, 3 * h * w);
+          assert.strictEqual(e.inputGradient?.length, 3 * h * w);
+          assert.strictEqual(e.guidedMap?.length, 3 * h * w);
         }
       }
     });
@@ -123,8 +123,8 @@ describe('onnx: Explainer API', function () {
       const r = await ex.explain(randomInput(1, 8, 8), { method: 'guided-backprop' });
       const e = r.explanations[0];
       assert.strictEqual(e.map, undefined);
-      assert.strictEqual(e.guidedBackprop?.length, 3 * 64);
-      assert.ok((e.guidedBackprop as Float32Array).some((v) => v !== 0));
+      assert.strictEqual(e.inputGradient?.length, 3 * 64);
+      assert.ok((e.inputGradient as Float32Array).some((v) => v !== 0));
     });
 
     it('rejects bad arguments with errors naming them', async () => {
@@ -137,7 +137,7 @@ describe('onnx: Explainer API', function () {
         [{ ...x, shape: [1, 3, 8, 0] }, {}, /positive integer for input\.shape\[3\]/, RangeError],
         [{ ...x, shape: [1, 1, 8, 24] }, {}, /for input\.shape\[1\]/, RangeError],
         [{ ...x, layout: 'nhwc' }, {}, /'nchw' \(the model's layout\) for input\.layout/, RangeError],
-        [x, { method: 'gradcam++' }, /for method but received 'gradcam\+\+'/, RangeError],
+        [x, { method: 'gradcam+++' }, /for method but received 'gradcam\+\+\+'/, RangeError],
         [x, { layer: 'nope' }, /for layer but received 'nope'/, RangeError],
         [x, { layer: 3 }, /for layer but received 3 of type number/, TypeError],
         [x, { targets: 5 }, /for targets but received 5/, RangeError],
@@ -221,24 +221,24 @@ describe('onnx: Explainer API', function () {
     assert.strictEqual(all.explanations.length, 3);
     const per = 3 * 16 * 16;
     const one = await ex.explain({ data: x.data.slice(per, 2 * per), shape: [1, 3, 16, 16], layout: 'nchw' }, { method: 'guided-gradcam', targets: 2 });
-    assert.deepStrictEqual(Array.from(all.explanations[1].guidedGradcam as Float32Array), Array.from(one.explanations[0].guidedGradcam as Float32Array));
+    assert.deepStrictEqual(Array.from(all.explanations[1].guidedMap as Float32Array), Array.from(one.explanations[0].guidedMap as Float32Array));
     assert.deepStrictEqual(Array.from(all.logits.subarray(5, 10)), Array.from(one.logits));
     ex.dispose();
   });
 
   it('OnnxGradientSession: classes -1 = argmax, -2 = none, counterfactual sign', async () => {
     const s = await OnnxGradientSession.create(saveModel(tinyModel()), { inputSize: [8, 8], executionProvider: 'cpu' });
-    assert.strictEqual(s.layer, 'r');
+    assert.deepStrictEqual(s.layers, ['r']);
     const x = randomInput(3, 8, 8, 11);
     const r = await s.run(x, new Int32Array([-1, 2, -2]));
     const c = await s.run(x, new Int32Array([-1, 2, -2]), { counterfactual: true });
     const per = 4 * 64;
     const am = Array.from(r.logits.subarray(0, 5)).indexOf(Math.max(...r.logits.subarray(0, 5)));
     assert.deepStrictEqual(Array.from(r.classes), [am, 2, -2]);
-    assert.ok(r.grads.subarray(2 * per).every((v) => v === 0), 'no class: zero gradient');
-    assert.ok(r.grads.subarray(0, per).some((v) => v !== 0));
-    for (let i = 0; i < 2 * per; i++) assert.strictEqual(c.grads[i], -r.grads[i]);
-    assert.deepStrictEqual(r.featureShape, { n: 3, k: 4, h: 8, w: 8, layout: 'nchw' });
+    assert.ok(r.layers[0].grads.subarray(2 * per).every((v) => v === 0), 'no class: zero gradient');
+    assert.ok(r.layers[0].grads.subarray(0, per).some((v) => v !== 0));
+    for (let i = 0; i < 2 * per; i++) assert.strictEqual(c.layers[0].grads[i], -r.layers[0].grads[i]);
+    assert.deepStrictEqual(r.layers[0].featureShape, { n: 3, k: 4, h: 8, w: 8, layout: 'nchw' });
     await assert.rejects(s.run(x, new Int32Array([0])), /Int32Array of length 3 for classes/);
     await assert.rejects(OnnxGradientSession.create(saveModel(tinyModel()), { layer: 'f', inputSize: [8, 8] }), /Expected a 4-D activation \(f is 2-D\) for layer but received 'f'/);
     await assert.rejects(OnnxGradientSession.create(saveModel(tinyModel()), { layer: 'zz', inputSize: [8, 8] }), /for layer but received 'zz'/);
@@ -279,9 +279,9 @@ describe('onnx: Explainer API', function () {
       const inProc = (await createOnnxExplainer(file)) as OnnxExplainer;
       const inWorkers = (await createOnnxExplainer(file, { workers: 2 })) as OnnxExplainer;
       const [a, b] = [await inProc.explain(x, { method: 'guided-gradcam' }), await inWorkers.explain(x, { method: 'guided-gradcam' })];
-      assert.deepStrictEqual(Array.from(b.explanations[3].guidedBackprop as Float32Array), Array.from(a.explanations[3].guidedBackprop as Float32Array));
+      assert.deepStrictEqual(Array.from(b.explanations[3].inputGradient as Float32Array), Array.from(a.explanations[3].inputGradient as Float32Array));
       assert.deepStrictEqual(Array.from(b.explanations[2].lowresRaw as Float32Array), Array.from(a.explanations[2].lowresRaw as Float32Array));
-      const s = await inWorkers.session('guided-gradcam', inWorkers.defaultLayer, false, [224, 224]);
+      const s = await inWorkers.adapter.session({ layers: [inWorkers.defaultLayer], inputGradient: 'guided', guidedRelu6: false }, [224, 224]);
       let ticks = 0;
       const timer = setInterval(() => { ticks++; }, 1);
       const [r1, r2] = await Promise.all([s.run(x, new Int32Array(4).fill(-1)), s.run(x, new Int32Array(4).fill(3))]);

@@ -110,12 +110,12 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
       const fixedRequest = new Int32Array(n).fill(fx.fixedClass);
 
       const session = (opts: Parameters<typeof OnnxGradientSession.create>[1]) => lazy(async () => {
-        const s = await OnnxGradientSession.create(bytes, { layer: fx.target, inputGrad: true, executionProvider: 'cpu', ...opts });
+        const s = await OnnxGradientSession.create(bytes, { layer: fx.target, executionProvider: 'cpu', ...opts });
         opened.push(s);
         return s;
       });
-      const plain = session({ guided: false });
-      const guided = session({ guided: true, unguidedNodes: fx.unguidedNodes });
+      const plain = session({ inputGrad: 'plain' });
+      const guided = session({ inputGrad: 'guided', unguidedNodes: fx.unguidedNodes });
       const run = (s: () => Promise<OnnxGradientSession>, classes: Int32Array, counterfactual = false) =>
         lazy(async (): Promise<GradientRun> => (await s()).run(input(), classes, { counterfactual }));
       const plainArgmax = run(plain, argmaxRequest);
@@ -144,17 +144,18 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
         const r = await plainArgmax();
         assert.strictEqual(r.numClasses, fx.numClasses);
         assertClose(r.logits, readF32(fx, 'logits.bin'), 'logits');
-        assertClose(r.activations, readF32(fx, 'activations.bin'), 'activations');
+        assertClose(r.layers[0].activations, readF32(fx, 'activations.bin'), 'activations');
         const [, k, h, w] = fx.targetShape;
-        assert.deepStrictEqual({ n: r.featureShape.n, k: r.featureShape.k, h: r.featureShape.h, w: r.featureShape.w }, { n, k, h, w });
+        const shape = r.layers[0].featureShape;
+        assert.deepStrictEqual({ n: shape.n, k: shape.k, h: shape.h, w: shape.w }, { n, k, h, w });
         assert.deepStrictEqual(Array.from(r.classes), fx.classes.argmax, 'argmax classes');
       });
 
       it('dY/dA for the argmax classes and for a fixed class', async () => {
-        assertClose((await plainArgmax()).grads, readF32(fx, 'argmax/grads.bin'), 'grads argmax');
+        assertClose((await plainArgmax()).layers[0].grads, readF32(fx, 'argmax/grads.bin'), 'grads argmax');
         const f = await plainFixed();
         assert.deepStrictEqual(Array.from(f.classes), fx.classes.fixed, 'fixed classes');
-        assertClose(f.grads, readF32(fx, 'fixed/grads.bin'), `grads class ${fx.fixedClass}`);
+        assertClose(f.layers[0].grads, readF32(fx, 'fixed/grads.bin'), `grads class ${fx.fixedClass}`);
       });
 
       it('plain input gradient', async () => {
@@ -168,23 +169,39 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
 
       it('a guided session still gives the plain dY/dA (Grad-CAM and guided backprop from one run)', async () => {
         const g = await guidedArgmax();
-        assertClose(g.activations, readF32(fx, 'activations.bin'), 'activations (guided session)');
-        assertClose(g.grads, readF32(fx, 'argmax/grads.bin'), 'grads argmax (guided session)');
-        assertClose((await guidedFixed()).grads, readF32(fx, 'fixed/grads.bin'), 'grads fixed (guided session)');
+        assertClose(g.layers[0].activations, readF32(fx, 'activations.bin'), 'activations (guided session)');
+        assertClose(g.layers[0].grads, readF32(fx, 'argmax/grads.bin'), 'grads argmax (guided session)');
+        assertClose((await guidedFixed()).layers[0].grads, readF32(fx, 'fixed/grads.bin'), 'grads fixed (guided session)');
+      });
+
+      it('a deconvnet session gives the plain dY/dA too, and an input gradient of its own', async () => {
+        const s = await session({ inputGrad: 'deconvnet', guidedRelu6: fx.guidedRelu6, unguidedNodes: fx.unguidedNodes })();
+        const r = await s.run(input(), argmaxRequest);
+        assertClose(r.layers[0].activations, readF32(fx, 'activations.bin'), 'activations (deconvnet session)');
+        assertClose(r.layers[0].grads, readF32(fx, 'argmax/grads.bin'), 'grads argmax (deconvnet session)');
+        // models without a ReLU on the input path (e.g. SiLU only) have one input gradient for all rules
+        const plainGrad = (await plainArgmax()).inputGrad as Float32Array;
+        const guidedGrad = (await guidedArgmax()).inputGrad as Float32Array;
+        const dc = r.inputGrad as Float32Array;
+        const differs = (a: Float32Array) => a.some((v, i) => Math.abs(v - plainGrad[i]) > 1e-6);
+        assert.strictEqual(dc.length, plainGrad.length);
+        assert.ok(dc.every(Number.isFinite));
+        if (differs(guidedGrad)) assert.ok(differs(dc), 'the deconvnet gradient differs from the plain one');
+        else assertClose(dc, plainGrad, 'deconvnet dY/dx of a model without ReLUs = plain');
       });
 
       it('counterfactual: negated dY/dA, guided gradient of -Y', async () => {
         const r = await guidedCf();
-        assertClose(r.grads, negate(readF32(fx, 'argmax/grads.bin')), 'counterfactual grads');
+        assertClose(r.layers[0].grads, negate(readF32(fx, 'argmax/grads.bin')), 'counterfactual grads');
         assertClose(r.inputGrad, readF32(fx, 'argmax/guided_cf.bin'), 'counterfactual guided dY/dx');
       });
 
       if (fx.guidedRelu6) {
         it('guidedRelu6: Clip(0,6) guided like ReLU', async () => {
-          const s = await session({ guided: true, guidedRelu6: true, unguidedNodes: fx.unguidedNodes })();
+          const s = await session({ inputGrad: 'guided', guidedRelu6: true, unguidedNodes: fx.unguidedNodes })();
           const r = await s.run(input(), argmaxRequest);
           assertClose(r.inputGrad, readF32(fx, 'argmax/guided_relu6.bin'), 'guided-ReLU6 dY/dx');
-          assertClose(r.grads, readF32(fx, 'argmax/grads.bin'), 'grads (guided-ReLU6 session)');
+          assertClose(r.layers[0].grads, readF32(fx, 'argmax/grads.bin'), 'grads (guided-ReLU6 session)');
         });
       }
 
@@ -198,7 +215,7 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
           assert.deepStrictEqual(Array.from(r.classes), [fx.classes.argmax[1]]);
           const slice = (rel: string) => { const a = readF32(fx, rel); const m = a.length / n; return a.slice(m, 2 * m); };
           assertClose(r.logits, slice('logits.bin'), 'logits (batch of 1)');
-          assertClose(r.grads, slice('argmax/grads.bin'), 'grads (batch of 1)');
+          assertClose(r.layers[0].grads, slice('argmax/grads.bin'), 'grads (batch of 1)');
           assertClose(r.inputGrad, slice('argmax/guided.bin'), 'guided dY/dx (batch of 1)');
         });
       }
@@ -246,18 +263,25 @@ describe('ONNX generator vs PyTorch fixtures (test/fixtures/onnx)', function () 
         const guidedRef = readF32(fx, 'argmax/guided.bin');
         const per = guidedRef.length / n;
         for (const e of res.explanations) {
-          assertClose(e.guidedBackprop, guidedRef.subarray(e.image * per, (e.image + 1) * per), `explainer guided backprop image ${e.image}`);
+          assertClose(e.inputGradient, guidedRef.subarray(e.image * per, (e.image + 1) * per), `explainer guided backprop image ${e.image}`);
         }
       });
 
-      it('createOnnxExplainer with default options: guided backprop as PyTorch (F.relu found without unguidedNodes)', async () => {
-        const ex: Explainer = await createOnnxExplainer(bytes, { executionProvider: 'cpu' });
-        opened.push(ex);
+      it("unguidedNodes 'functional': guided backprop as PyTorch (F.relu found by name); the default guides every ReLU", async () => {
+        const ex: Explainer = await createOnnxExplainer(bytes, { executionProvider: 'cpu', unguidedNodes: 'functional' });
+        const all: Explainer = await createOnnxExplainer(bytes, { executionProvider: 'cpu' });
+        const none: Explainer = await createOnnxExplainer(bytes, { executionProvider: 'cpu', unguidedNodes: [] });
+        opened.push(ex, all, none);
         const res = await ex.explain(input(), { layer: fx.target, method: 'guided-backprop' });
+        const [ra, rn] = [await all.explain(input(), { method: 'guided-backprop' }), await none.explain(input(), { method: 'guided-backprop' })];
+        assert.deepStrictEqual(Array.from(ra.explanations[0].inputGradient as Float32Array), Array.from(rn.explanations[0].inputGradient as Float32Array));
+        if (fx.unguidedNodes.length) {
+          assert.notDeepStrictEqual(Array.from(ra.explanations[0].inputGradient as Float32Array), Array.from(res.explanations[0].inputGradient as Float32Array));
+        }
         const guidedRef = readF32(fx, 'argmax/guided.bin');
         const per = guidedRef.length / n;
         for (const e of res.explanations) {
-          assertClose(e.guidedBackprop, guidedRef.subarray(e.image * per, (e.image + 1) * per),
+          assertClose(e.inputGradient, guidedRef.subarray(e.image * per, (e.image + 1) * per),
             `default-options guided backprop image ${e.image} (PyTorch leaves ${fx.unguidedNodes.join(', ') || 'no node'} unguided)`);
         }
       });

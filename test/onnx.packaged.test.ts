@@ -36,8 +36,8 @@ describe('ONNX: a packaged pretrained model (PaddleOCR direction classifier, ops
     assert.equal(r.explanations.length, 4);
     for (const e of r.explanations) {
       assert.ok(e.map!.every((v) => v >= 0 && v <= 1));
-      assert.ok(e.guidedGradcam!.every(Number.isFinite));
-      assert.ok(e.guidedBackprop!.some((v) => v !== 0));
+      assert.ok(e.guidedMap!.every(Number.isFinite));
+      assert.ok(e.inputGradient!.some((v) => v !== 0));
     }
     // the two classes of an image are explained differently
     const [a, b] = [r.explanations[0].map!, r.explanations[1].map!];

@@ -94,11 +94,11 @@ describe('onnx: equal to pytorch-grad-cam / Captum (../shared/reference)', funct
           const targets = cls === 'argmax' ? 'argmax' as const : 3;
 
           // dY/dA straight from the gradient session the explainer uses
-          const session = await ex.session('guided-gradcam', ex.defaultLayer, false, [224, 224]);
+          const session = await ex.adapter.session({ layers: [ex.defaultLayer], inputGradient: 'guided', guidedRelu6: false }, [224, 224]);
           const classes = new Int32Array(n).fill(cls === 'argmax' ? -1 : 3);
           const run = await session.run(input, classes);
-          assertRel('grads', run.grads, readF32(`${out}/grads.bin`), 1e-3);
-          assertRel('activations', run.activations, readF32(`outputs/${model}/${batch}/activations.bin`), 1e-3);
+          assertRel('grads', run.layers[0].grads, readF32(`${out}/grads.bin`), 1e-3);
+          assertRel('activations', run.layers[0].activations, readF32(`outputs/${model}/${batch}/activations.bin`), 1e-3);
           assertRel('logits', run.logits, readF32(`outputs/${model}/${batch}/logits.bin`), 1e-4);
 
           const r = await ex.explain(input, { method: 'guided-gradcam', targets });
@@ -110,8 +110,8 @@ describe('onnx: equal to pytorch-grad-cam / Captum (../shared/reference)', funct
           assertRel('lowres_raw', gather(r, 'lowresRaw'), readF32(`${out}/gradcam.lib.lowres_raw.bin`), 1e-3);
           assertAbs('final', gather(r, 'map'), readF32(`${out}/gradcam.lib.final.bin`), 1e-3);
           if (hasFile(`${out}/captum.layergradcam.raw.bin`)) assertRel('captum raw', gather(r, 'lowresRaw'), readF32(`${out}/captum.layergradcam.raw.bin`), 1e-3);
-          const gb = gather(r, 'guidedBackprop');
-          const ggc = gather(r, 'guidedGradcam');
+          const gb = gather(r, 'inputGradient');
+          const ggc = gather(r, 'guidedMap');
           if (model === 'smallvgg') {
             assertRel('guided backprop', gb, readF32(`${out}/guided_backprop.lib.bin`), 1e-3);
             assertRel('guided gradcam', ggc, readF32(`${out}/guided_gradcam.lib.bin`), 1e-3);

@@ -7,7 +7,7 @@
 import * as assert from 'node:assert';
 import * as ort from 'onnxruntime-node';
 import { GradcamError } from '../lib/errors';
-import { OnnxGradientSession, buildGradientModel } from '../lib/onnx';
+import { GradientRun, GradientSessionOptions, OnnxGradientSession, RELU_RULES, ReluRule, buildGradientModel } from '../lib/onnx';
 import {
   AttrValue, DataType, ModelProto, NodeProto, TensorProto, floatTensor, int64Tensor, node, saveModel,
 } from '../lib/onnx/proto';
@@ -92,7 +92,7 @@ async function checkCase(c: Case, stridedConv?: 'polyphase' | 'convtranspose'): 
   const cls = c.classIndex ?? 1;
   const shape4 = [1, ...c.shape] as [number, number, number, number];
   assert.strictEqual(shape4.length, 4, 'test inputs are 4-D');
-  const gs = await OnnxGradientSession.create(saveModel(model), { layer: null, inputGrad: true, guided: false, executionProvider: 'cpu', intraOpThreads: 1, stridedConv });
+  const gs = await OnnxGradientSession.create(saveModel(model), { layer: null, inputGrad: 'plain', executionProvider: 'cpu', intraOpThreads: 1, stridedConv });
   const run = await gs.run({ data: x, shape: shape4, layout: 'nchw' }, new Int32Array([cls]));
   await gs.dispose();
   const analytic = run.inputGrad as Float32Array;
@@ -453,51 +453,197 @@ describe('onnx: backward rules against finite differences on ONNX Runtime', func
     assert.ok(gm.model.graph?.node?.some((x) => x.opType === 'Slice'), 'flip by Slice with step -1');
   });
 
-  describe('guided rules', () => {
+  describe('ReLU rules of the input gradient: plain, guided, deconvnet', () => {
+    /** one ReLU's backward by hand: forward input x, incoming gradient g */
+    const reluBack = (rule: ReluRule, g: number, x: number): number =>
+      (rule === 'plain' ? (x > 0 ? g : 0) : rule === 'guided' ? (x > 0 && g > 0 ? g : 0) : Math.max(g, 0));
+    /** the projection W_proj [ySize, 3] of buildModel (seed 99): dY/dy = column c */
+    const col = (ySize: number, c: number): number[] => {
+      const r = rng(99);
+      const w = Array.from({ length: ySize * 3 }, () => Math.fround(r()));
+      return Array.from({ length: ySize }, (_, i) => w[i * 3 + c]);
+    };
+    const inputGradOf = async (m: ModelProto, x: Float32Array, shape: [number, number, number, number], c: number, opts: GradientSessionOptions): Promise<Float32Array> => {
+      const s = await OnnxGradientSession.create(saveModel(m), { layer: null, executionProvider: 'cpu', intraOpThreads: 1, ...opts });
+      try {
+        return (await s.run({ data: x, shape, layout: 'nchw' }, new Int32Array([c]))).inputGrad as Float32Array;
+      } finally {
+        await s.dispose();
+      }
+    };
+
     // x -> Relu (node 'r1') -> Relu (node 'r2') -> Flatten -> MatMul(W): dY/dr2 = W[:,c]
-    const guidedModel = (): ModelProto => buildModel({
-      name: 'guided', shape: [1, 2, 3], ySize: 6,
+    const twoRelus = (): ModelProto => buildModel({
+      name: 'two relus', shape: [1, 2, 3], ySize: 6,
       nodes: [node('Relu', ['x'], ['h'], 'r1'), node('Relu', ['h'], ['y'], 'r2')],
     });
-    const x = Float32Array.from([0.5, -1, 2, 0.3, -0.2, 1.5]);
-    const w = ((): Float32Array => {
-      const r = rng(99);
-      return Float32Array.from({ length: 18 }, () => r());
-    })();
-    const col = (c: number) => Float32Array.from({ length: 6 }, (_, i) => w[i * 3 + c]);
+    const x6 = Float32Array.from([0.5, -1, 2, 0.3, -0.2, 1.5]);
 
     for (const [label, opts, expect] of [
-      ['plain', { guided: false }, (g: number, xi: number) => (xi > 0 ? g : 0)],
-      ['guided: grad*(y>0)*(grad>0)', { guided: true }, (g: number, xi: number) => (xi > 0 && g > 0 ? g : 0)],
-      ['guided with both ReLU opted out equals plain', { guided: true, unguidedNodes: ['r1', 'r2'] }, (g: number, xi: number) => (xi > 0 ? g : 0)],
-    ] as Array<[string, { guided: boolean; unguidedNodes?: string[] }, (g: number, xi: number) => number]>) {
-      it(label, async () => {
-        const s = await OnnxGradientSession.create(saveModel(guidedModel()), { layer: null, inputGrad: true, executionProvider: 'cpu', ...opts });
+      ['plain: g*(x>0)', { inputGrad: 'plain' }, (g: number, xi: number) => (xi > 0 ? g : 0)],
+      ['guided: g*(x>0)*(g>0)', { inputGrad: 'guided' }, (g: number, xi: number) => (xi > 0 && g > 0 ? g : 0)],
+      ['deconvnet: max(g,0) whatever x', { inputGrad: 'deconvnet' }, (g: number) => Math.max(g, 0)],
+      ['guided with both ReLU opted out equals plain', { inputGrad: 'guided', unguidedNodes: ['r1', 'r2'] }, (g: number, xi: number) => (xi > 0 ? g : 0)],
+      ['deconvnet with both ReLU opted out equals plain', { inputGrad: 'deconvnet', unguidedNodes: ['r1', 'r2'] }, (g: number, xi: number) => (xi > 0 ? g : 0)],
+    ] as Array<[string, GradientSessionOptions, (g: number, xi: number) => number]>) {
+      it(`two stacked ReLUs, ${label}`, async () => {
         for (const c of [0, 1, 2]) {
-          const r = await s.run({ data: x, shape: [1, 1, 2, 3], layout: 'nchw' }, new Int32Array([c]));
-          const g = col(c);
-          const want = Array.from(x, (xi, i) => expect(g[i], xi));
-          assert.deepStrictEqual(Array.from(r.inputGrad as Float32Array), Array.from(Float32Array.from(want)));
+          const g = col(6, c);
+          const want = Float32Array.from(x6, (xi, i) => expect(g[i], xi));
+          assert.deepStrictEqual(Array.from(await inputGradOf(twoRelus(), x6, [1, 1, 2, 3], c, opts)), Array.from(want));
         }
-        await s.dispose();
       });
     }
 
-    it('Clip (ReLU6) keeps the plain rule unless guidedRelu6', async () => {
+    // x [N,1,1,3] -> Relu 'r1' -> h -> MatMul(V) -> z -> Relu 'r2' -> y -> Flatten -> MatMul(W_proj)
+    const V = [[1, -2, 0.5], [0.3, 0.7, -1], [-1, 1.5, 0.6]];
+    const reluMatMulRelu: Case = {
+      name: 'Relu, MatMul, Relu', shape: [1, 1, 3], ySize: 3,
+      nodes: [node('Relu', ['x'], ['h'], 'r1'), n('MatMul', ['h', 'V'], ['z']), node('Relu', ['z'], ['y'], 'r2')],
+      inits: [floatTensor('V', [3, 3], V.flat())],
+    };
+    const x3 = Float32Array.from([0.8, -0.5, 1.2]);
+    /** the input gradient of reluMatMulRelu by hand, with the rule of r1 and of r2 */
+    const byHand = (r1: ReluRule, r2: ReluRule, c: number): number[] => {
+      const xs = Array.from(x3);
+      const v = V.map((row) => row.map(Math.fround));
+      const h = xs.map((xi) => Math.max(xi, 0));
+      const z = [0, 1, 2].map((j) => h.reduce((a, hi, i) => a + hi * v[i][j], 0));
+      const gz = col(3, c).map((g, j) => reluBack(r2, g, z[j]));
+      const gh = [0, 1, 2].map((i) => gz.reduce((a, gj, j) => a + v[i][j] * gj, 0));
+      return gh.map((g, i) => reluBack(r1, g, xs[i]));
+    };
+    const close = (got: Float32Array, want: number[], what: string) => {
+      assert.strictEqual(got.length, want.length, what);
+      want.forEach((w, i) => assert.ok(Math.abs(got[i] - w) <= 1e-6, `${what}: [${Array.from(got)}] vs [${want}] at ${i}`));
+    };
+
+    it('ReLU, MatMul, ReLU: each rule equals the hand-computed gradient, and the three differ', async () => {
+      const m = buildModel(reluMatMulRelu);
+      const seen = new Map<string, string>();
+      for (const rule of RELU_RULES) {
+        const all: number[] = [];
+        for (const c of [0, 1, 2]) {
+          const got = await inputGradOf(m, x3, [1, 1, 1, 3], c, { inputGrad: rule });
+          close(got, byHand(rule, rule, c), `${rule} class ${c}`);
+          all.push(...got);
+        }
+        seen.set(rule, all.join(','));
+      }
+      assert.strictEqual(new Set(seen.values()).size, 3, 'the three rules give three different gradients on this net');
+    });
+
+    it('ReLU, MatMul, ReLU: unguidedNodes keeps the plain rule at the named ReLU under guided and deconvnet alike', async () => {
+      const m = buildModel(reluMatMulRelu);
+      for (const rule of ['guided', 'deconvnet'] as const) {
+        for (const c of [0, 1, 2]) {
+          close(await inputGradOf(m, x3, [1, 1, 1, 3], c, { inputGrad: rule, unguidedNodes: ['r2'] }), byHand(rule, 'plain', c), `${rule}, r2 plain, class ${c}`);
+          close(await inputGradOf(m, x3, [1, 1, 1, 3], c, { inputGrad: rule, unguidedNodes: ['r1'] }), byHand('plain', rule, c), `${rule}, r1 plain, class ${c}`);
+        }
+      }
+    });
+
+    it('ReLU, MatMul, ReLU: the plain rule against finite differences', async () => {
+      await checkCase({ ...reluMatMulRelu, name: 'Relu, MatMul, Relu (wider)', shape: [2, 2, 3], ySize: 12, nodes: [
+        node('Relu', ['x'], ['h'], 'r1'), n('MatMul', ['h', 'V'], ['z']), node('Relu', ['z'], ['y'], 'r2'),
+      ] });
+    });
+
+    it('Clip (ReLU6) keeps the plain rule unless guidedRelu6; then plain g*(0<x<6), guided g*(0<x<6)*(g>0), deconvnet max(g,0)', async () => {
       const m = buildModel({
         name: 'clip', shape: [1, 2, 3], ySize: 6,
         nodes: [node('Clip', ['x', 'lo', 'hi'], ['y'], 'clip')],
         inits: [floatTensor('lo', [], [0]), floatTensor('hi', [], [6])],
       });
       const xc = Float32Array.from([0.5, -1, 2, 7, 5.5, 1.5]);
-      for (const relu6 of [false, true]) {
-        const s = await OnnxGradientSession.create(saveModel(m), { layer: null, inputGrad: true, guidedRelu6: relu6, executionProvider: 'cpu' });
-        const r = await s.run({ data: xc, shape: [1, 1, 2, 3], layout: 'nchw' }, new Int32Array([1]));
-        const g = col(1);
-        const want = Array.from(xc, (xi, i) => (xi > 0 && xi < 6 && (!relu6 || g[i] > 0) ? g[i] : 0));
-        assert.deepStrictEqual(Array.from(r.inputGrad as Float32Array), Array.from(Float32Array.from(want)));
+      for (const rule of RELU_RULES) {
+        for (const relu6 of [false, true]) {
+          const g = col(6, 1);
+          const inside = (xi: number) => xi > 0 && xi < 6;
+          const want = Float32Array.from(xc, (xi, i) => {
+            if (!relu6 || rule === 'plain') return inside(xi) ? g[i] : 0;
+            return rule === 'guided' ? (inside(xi) && g[i] > 0 ? g[i] : 0) : Math.max(g[i], 0);
+          });
+          const got = await inputGradOf(m, xc, [1, 1, 2, 3], 1, { inputGrad: rule, guidedRelu6: relu6 });
+          assert.deepStrictEqual(Array.from(got), Array.from(want), `${rule}, guidedRelu6 ${relu6}`);
+        }
+      }
+    });
+
+    // x -> Conv -> Relu -> a -> Conv -> Relu -> b; y = Relu(a + b): a is an ancestor of b and also reaches y directly
+    const layered: Case = {
+      name: 'two conv layers with a skip', shape: [2, 4, 4], ySize: 32, eps: 1e-3,
+      nodes: [
+        n('Conv', ['x', 'L_W1', 'L_B1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }), node('Relu', ['c1'], ['a'], 'ra'),
+        n('Conv', ['a', 'L_W2', 'L_B2'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }), node('Relu', ['c2'], ['b'], 'rb'),
+        n('Add', ['a', 'b'], ['s']), node('Relu', ['s'], ['y'], 'ry'),
+      ],
+      inits: [f('L_W1', [2, 2, 3, 3], 51, 0.7), f('L_B1', [2], 52, 0.2), f('L_W2', [2, 2, 3, 3], 53, 0.7), f('L_B2', [2], 54, 0.2)],
+    };
+    const layeredInput = () => {
+      const r = rng(61);
+      return { data: Float32Array.from({ length: 2 * 32 }, () => r() * 2), shape: [2, 2, 4, 4] as [number, number, number, number], layout: 'nchw' as const };
+    };
+    const classes = () => new Int32Array([-1, 2]);
+    const runOf = async (opts: GradientSessionOptions): Promise<GradientRun> => {
+      const s = await OnnxGradientSession.create(saveModel(buildModel(layered)), { executionProvider: 'cpu', intraOpThreads: 1, ...opts });
+      try {
+        return await s.run(layeredInput(), classes());
+      } finally {
         await s.dispose();
       }
+    };
+
+    it('the conv net with a skip: plain input gradient against finite differences', async () => {
+      await checkCase(layered);
+    });
+
+    it('several layers in one run (b, then its ancestor a) equal single-layer runs, in the requested order', async () => {
+      const multi = await runOf({ layers: ['b', 'a'], inputGrad: 'guided' });
+      const [a, b] = [await runOf({ layer: 'a' }), await runOf({ layer: 'b' })];
+      assert.deepStrictEqual(multi.layers.map((l) => l.name), ['b', 'a']);
+      for (const [got, single] of [[multi.layers[0], b.layers[0]], [multi.layers[1], a.layers[0]]] as const) {
+        assert.strictEqual(single.name, got.name);
+        assert.deepStrictEqual(got.featureShape, { n: 2, k: 2, h: 4, w: 4, layout: 'nchw' });
+        assert.deepStrictEqual(Array.from(got.activations), Array.from(single.activations), `activations ${got.name}`);
+        close(got.grads, Array.from(single.grads), `dY/d${got.name}`);
+        assert.ok(got.grads.some((v) => v !== 0), `dY/d${got.name} is not all zero`);
+      }
+      assert.ok(multi.layers[1].grads.some((v, i) => Math.abs(v - multi.layers[0].grads[i]) > 1e-4), 'dY/da differs from dY/db');
+      assert.deepStrictEqual(Array.from(multi.classes), Array.from(a.classes));
+      assert.deepStrictEqual(Array.from(multi.logits), Array.from(a.logits));
+      assert.strictEqual(multi.numClasses, 3);
+      close(multi.inputGrad as Float32Array, Array.from((await runOf({ layer: null, inputGrad: 'guided' })).inputGrad as Float32Array), 'guided dY/dx');
+    });
+
+    it('layer gradients stay plain in guided and deconvnet sessions (the ReLUs after the layers follow the plain rule there)', async () => {
+      const plain = await runOf({ layers: ['a', 'b'] });
+      const inputGrads = new Map<string, Float32Array>();
+      for (const rule of RELU_RULES) {
+        const r = await runOf({ layers: ['a', 'b'], inputGrad: rule });
+        for (const i of [0, 1]) close(r.layers[i].grads, Array.from(plain.layers[i].grads), `${rule} session: dY/d${r.layers[i].name}`);
+        inputGrads.set(rule, r.inputGrad as Float32Array);
+      }
+      // the rules do differ on this net (so the layer gradients could have been affected)
+      const p = inputGrads.get('plain') as Float32Array;
+      for (const rule of ['guided', 'deconvnet']) {
+        assert.ok((inputGrads.get(rule) as Float32Array).some((v, i) => Math.abs(v - p[i]) > 1e-4), `${rule} input gradient differs from plain`);
+      }
+    });
+
+    it('rejects bad layers and inputGrad with the house messages', async () => {
+      const bytes = saveModel(buildModel(layered));
+      const create = (o: unknown) => OnnxGradientSession.create(bytes, { executionProvider: 'cpu', ...(o as GradientSessionOptions) });
+      await assert.rejects(create({ layers: ['a'], layer: 'a' }), { name: 'RangeError', message: "Expected no value when layers is given for layer but received 'a' of type string" });
+      await assert.rejects(create({ layers: ['a', 'b', 'a'] }), { name: 'RangeError', message: "Expected a tensor not listed before in layers for layers[2] but received 'a' of type string" });
+      await assert.rejects(create({ layers: ['a', 7] }), { name: 'TypeError', message: 'Expected tensor name (string) for layers[1] but received 7 of type number' });
+      await assert.rejects(create({ layers: 'a' }), { name: 'TypeError', message: "Expected array of tensor names for layers but received 'a' of type string" });
+      await assert.rejects(create({ layer: 'a', inputGrad: true }), { name: 'TypeError', message: "Expected one of 'plain', 'guided', 'deconvnet' for inputGrad but received true of type boolean" });
+      await assert.rejects(create({ layer: 'a', inputGrad: 'gradient' }), { name: 'RangeError', message: "Expected one of 'plain', 'guided', 'deconvnet' for inputGrad but received 'gradient' of type string" });
+      await assert.rejects(create({ layers: [] }), { name: 'RangeError', message: 'Expected a layer or an inputGrad ReLU rule for options but received object Object' });
+      assert.throws(() => buildGradientModel(buildModel(layered), { layers: [], inputGrad: true, reluRule: 'guide' as ReluRule }),
+        { name: 'RangeError', message: "Expected one of 'plain', 'guided', 'deconvnet' for reluRule but received 'guide' of type string" });
+      assert.throws(() => buildGradientModel(buildModel(layered), { layers: ['a', 'a'] }), /Target layer a is listed twice/);
     });
   });
 

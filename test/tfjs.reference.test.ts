@@ -42,7 +42,7 @@ function relL2(a: ArrayLike<number>, ref: ArrayLike<number>): number {
   return Math.sqrt(d / r);
 }
 /** Concatenate one field of the explanations (image-major, one class per image). */
-function gather(r: ExplainResult, key: 'map' | 'guidedBackprop' | 'guidedGradcam'): Float32Array {
+function gather(r: ExplainResult, key: 'map' | 'inputGradient' | 'guidedMap'): Float32Array {
   return concatFloat32(r.explanations.map((e) => e[key] as Float32Array));
 }
 
@@ -90,8 +90,8 @@ const TARGET = {
             const camErr = maxAbsDiff(map, readF32(`${dir}/gradcam.lib.final.bin`));
             assert.ok(camErr <= 1e-3, `gradcam.lib.final differs by ${camErr}`);
 
-            const gb = gather(r, 'guidedBackprop');
-            const ggc = gather(r, 'guidedGradcam');
+            const gb = gather(r, 'inputGradient');
+            const ggc = gather(r, 'guidedMap');
             const gbRef = readF32(`${dir}/guided_backprop.lib.bin`);
             const ggcRef = readF32(`${dir}/guided_gradcam.lib.bin`);
             if (name === 'smallvgg') {

@@ -279,7 +279,7 @@ describe('tfjs adapter', function () {
       for (const guidedRelu6 of [false, true]) {
         it(`matches the hand-computed guided gradient (class ${cls}, guidedRelu6 ${guidedRelu6})`, async () => {
           const r = await ex.explain({ data: new Float32Array(x), shape: [1, 1, 2, 1], layout: 'nhwc' }, { method: 'guided-backprop', targets: cls, guidedRelu6, layer: 'conv' });
-          const got = Array.from(r.explanations[0].guidedBackprop as Float32Array);
+          const got = Array.from(r.explanations[0].inputGradient as Float32Array);
           const want = expected(cls, guidedRelu6);
           for (let i = 0; i < 2; i++) assert.ok(Math.abs(got[i] - want[i]) < 1e-6, `dx[${i}] = ${got[i]}, expected ${want[i]}`);
         });
@@ -291,7 +291,7 @@ describe('tfjs adapter', function () {
       const e = r.explanations[0];
       assert.ok(Math.abs(e.score + r.logits[1]) < 1e-6, 'score is the negated logit');
       const want = expected(1, false, -1);
-      const got = Array.from(e.guidedBackprop as Float32Array);
+      const got = Array.from(e.inputGradient as Float32Array);
       for (let i = 0; i < 2; i++) assert.ok(Math.abs(got[i] - want[i]) < 1e-6, `dx[${i}] = ${got[i]}, expected ${want[i]}`);
     });
 
@@ -300,7 +300,7 @@ describe('tfjs adapter', function () {
       const all = await ex.explain({ data, shape: [3, 1, 2, 1], layout: 'nhwc' }, { method: 'guided-backprop', targets: [0, 1, 0], layer: 'conv' });
       for (let i = 0; i < 3; i++) {
         const one = await ex.explain({ data: data.slice(2 * i, 2 * i + 2), shape: [1, 1, 2, 1], layout: 'nhwc' }, { method: 'guided-backprop', targets: [0, 1, 0][i], layer: 'conv' });
-        assert.deepEqual(Array.from(all.explanations[i].guidedBackprop as Float32Array), Array.from(one.explanations[0].guidedBackprop as Float32Array));
+        assert.deepEqual(Array.from(all.explanations[i].inputGradient as Float32Array), Array.from(one.explanations[0].inputGradient as Float32Array));
       }
     });
   });
@@ -341,8 +341,8 @@ describe('tfjs adapter', function () {
       const pred = tf.tidy(() => Array.from((model.predict(tf.tensor4d(data, [3, 224, 224, 3])) as tf.Tensor).dataSync()));
       for (let i = 0; i < pred.length; i++) assert.ok(Math.abs(pred[i] - r1.probabilities[i]) < 1e-4);
       for (const e of r1.explanations) {
-        assert.equal((e.guidedBackprop as Float32Array).length, 224 * 224 * 3);
-        assert.ok((e.guidedGradcam as Float32Array).every(Number.isFinite));
+        assert.equal((e.inputGradient as Float32Array).length, 224 * 224 * 3);
+        assert.ok((e.guidedMap as Float32Array).every(Number.isFinite));
       }
       const r2 = await ex.explain(input, { method: 'gradcam', targets: [0, 2, 4] });
       for (let i = 0; i < 3; i++) assert.deepEqual(r2.explanations[i].map, r1.explanations[i].map, 'deterministic');
@@ -402,7 +402,7 @@ describe('tfjs adapter', function () {
       const b = await expectNoLeak(() => ex.explain(input, { method: 'guided-gradcam', layer, targets: 3 }));
       for (let i = 0; i < 3; i++) {
         assert.deepEqual(a.explanations[i].map, b.explanations[i].map);
-        assert.deepEqual(a.explanations[i].guidedBackprop, b.explanations[i].guidedBackprop);
+        assert.deepEqual(a.explanations[i].inputGradient, b.explanations[i].inputGradient);
       }
       const c = await ex.explain(input, { layer, targets: 5 });
       const d = meanAbsDiff(a.explanations[0].map as Float32Array, c.explanations[0].map as Float32Array);
@@ -410,7 +410,7 @@ describe('tfjs adapter', function () {
     });
 
     it('its plain input gradient matches finite differences along random directions', async () => {
-      const program = (ex as unknown as { source: ProgramSource }).source;
+      const program = (ex as unknown as { adapter: { source: ProgramSource } }).adapter.source;
       const x0 = data.subarray(0, 64 * 64);
       const cls = 3;
       const score = (v: Float32Array) => tf.tidy(() => program.logitsOf(tf.tensor4d(v, [1, 64, 64, 1]), ops.PLAIN).dataSync()[cls]);
@@ -443,8 +443,8 @@ describe('tfjs adapter', function () {
         for (let i = 0; i < probs.length; i++) assert.ok(Math.abs(probs[i] - r.probabilities[i]) < 1e-4);
         checkMaps(r, 224, 224);
         const g6 = await expectNoLeak(() => gx.explain(input, { method: 'guided-backprop', guidedRelu6: true }));
-        const plain = r.explanations[0].guidedBackprop as Float32Array;
-        const guided6 = g6.explanations[0].guidedBackprop as Float32Array;
+        const plain = r.explanations[0].inputGradient as Float32Array;
+        const guided6 = g6.explanations[0].inputGradient as Float32Array;
         assert.ok(meanAbsDiff(plain, guided6) > 0, 'guiding ReLU6 changes the input gradient');
       } finally {
         gx.dispose();
@@ -568,7 +568,7 @@ describe('tfjs adapter', function () {
       const b = await expectNoLeak(() => ex.explain(t, { method: 'guided-gradcam', targets: 1 }));
       assert.ok(!t.isDisposed);
       assert.deepEqual(b.explanations[1].map, a.explanations[1].map);
-      assert.deepEqual(b.explanations[0].guidedGradcam, a.explanations[0].guidedGradcam);
+      assert.deepEqual(b.explanations[0].guidedMap, a.explanations[0].guidedMap);
       const t3 = tf.zeros([2, 8, 8]);
       await expectNoLeak(() => assert.rejects(ex.explain(t3 as never), { name: 'RangeError', message: 'Expected a 4-D tf.Tensor [n, H, W, C] (NHWC) for input but received a tf.Tensor of shape [2,8,8]' }));
       t.dispose();
@@ -586,8 +586,8 @@ describe('tfjs adapter', function () {
       assert.equal(b.layout, 'nchw');
       for (let n = 0; n < 2; n++) {
         assert.deepEqual(a.explanations[n].map, b.explanations[n].map);
-        const ga = a.explanations[n].guidedBackprop as Float32Array;
-        const gb = b.explanations[n].guidedBackprop as Float32Array;
+        const ga = a.explanations[n].inputGradient as Float32Array;
+        const gb = b.explanations[n].inputGradient as Float32Array;
         for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) for (let c = 0; c < 3; c++) {
           assert.equal(gb[(c * 8 + y) * 8 + x], ga[(y * 8 + x) * 3 + c]);
         }
@@ -605,7 +605,7 @@ describe('tfjs adapter', function () {
           const a = whole.explanations[i];
           const b = parts.explanations[i];
           assert.equal(a.classIndex, b.classIndex);
-          for (const key of ['map', 'weights', 'guidedBackprop', 'guidedGradcam'] as const) {
+          for (const key of ['map', 'weights', 'inputGradient', 'guidedMap'] as const) {
             const u = a[key] as Float32Array;
             const v = b[key] as Float32Array;
             for (let j = 0; j < u.length; j++) assert.ok(Math.abs(u[j] - v[j]) <= 1e-6 * (1 + Math.abs(u[j])), `${key}[${j}]`);
@@ -640,7 +640,7 @@ describe('tfjs adapter', function () {
         assert.ok(Math.abs(e.score - (r.logits[i * 3] - r.logits[i * 3 + 2])) < 1e-5);
         const wa = a.explanations[i].weights as Float32Array, wb = b.explanations[i].weights as Float32Array;
         (e.weights as Float32Array).forEach((w, k) => assert.ok(Math.abs(w - (wa[k] - wb[k])) < 1e-5, `weights[${k}]`));
-        assert.ok((e.guidedGradcam as Float32Array).every(Number.isFinite));
+        assert.ok((e.guidedMap as Float32Array).every(Number.isFinite));
       }
       const cf = await ex.explain(input, { targets: { score: margin }, counterfactual: true });
       assert.ok(Math.abs(cf.explanations[0].score + r.explanations[0].score) < 1e-6);

@@ -4,9 +4,8 @@
  */
 import { parseArgs } from 'util';
 import { COLORMAPS, ColormapName } from '../image/colormap';
+import { DEFAULT_METHOD, METHODS, METHOD_NAMES } from '../cam/methods';
 import type { DeviceRequest, Layout, Method } from '../types';
-
-export const METHOD_NAMES: readonly Method[] = ['gradcam', 'guided-backprop', 'guided-gradcam'];
 export const DEVICES: readonly DeviceRequest[] = ['auto', 'cuda', 'cpu', 'js'];
 export const ENGINES = ['auto', 'tfjs-node', 'wasm', 'cpu'] as const;
 export type EngineFlag = (typeof ENGINES)[number];
@@ -23,8 +22,13 @@ export class UsageError extends Error {
 export interface ExplainArgs {
   model: string;
   inputs: string[];
-  layer?: string;
+  /** target layers (--layer repeatable) */
+  layers?: string[];
   method: Method;
+  /** multiply a CAM method's map with guided backprop */
+  guided: boolean;
+  augSmooth: boolean;
+  eigenSmooth: boolean;
   /** undefined = argmax */
   classIndex?: number;
   topK?: number;
@@ -68,8 +72,11 @@ export interface DemoArgs {
 const explainOptions = {
   model: { type: 'string', short: 'm' },
   input: { type: 'string', short: 'i', multiple: true },
-  layer: { type: 'string', short: 'l' },
+  layer: { type: 'string', short: 'l', multiple: true },
   method: { type: 'string' },
+  guided: { type: 'boolean' },
+  'aug-smooth': { type: 'boolean' },
+  'eigen-smooth': { type: 'boolean' },
   class: { type: 'string', short: 'c' },
   'top-k': { type: 'string', short: 'k' },
   counterfactual: { type: 'boolean' },
@@ -159,15 +166,18 @@ export function parseExplainArgs(argv: string[]): ExplainArgs & { help: boolean 
     alpha = Number(o.alpha);
     if (o.alpha.trim() === '' || !(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be a number between 0 and 1 (got '${o.alpha}')`);
   }
-  const method = oneOf('method', o.method, METHOD_NAMES, 'gradcam');
-  if (o.layer !== undefined && o.layer.trim() === '') throw new UsageError('--layer must not be empty');
+  const method = oneOf('method', o.method, METHOD_NAMES, DEFAULT_METHOD as Method);
+  if (o.layer !== undefined && o.layer.some((l) => l.trim() === '')) throw new UsageError('--layer must not be empty');
   if (o.out !== undefined && o.out.trim() === '') throw new UsageError('--out must not be empty');
   return {
     help: false,
     model: o.model,
     inputs,
-    layer: o.layer,
+    layers: o.layer,
     method,
+    guided: o.guided ?? false,
+    augSmooth: o['aug-smooth'] ?? false,
+    eigenSmooth: o['eigen-smooth'] ?? false,
     classIndex,
     topK,
     counterfactual: o.counterfactual ?? false,
@@ -241,7 +251,8 @@ Model and input
   -m, --model <path>        model.onnx, or a tfjs model.json (Layers or Graph model)
   -i, --input <path>        image file, directory of images, or a .npy model-input tensor
                             (repeatable; extra arguments are inputs too)
-  -l, --layer <name>        target layer (default: the model's default, see 'gradcam layers')
+  -l, --layer <name>        target layer (default: the model's default, see 'gradcam layers');
+                            repeat it for several layers (their maps are averaged)
       --size <WxH>          resize images to the model input, e.g. 224x224
       --mean <r,g,b>        per-channel mean of pixel/255 (default 0)
       --std <r,g,b>         per-channel std of pixel/255 (default 1)
@@ -251,15 +262,20 @@ Model and input
   <model>.gradcam.json (e.g. model.onnx.gradcam.json) or <model-dir>/gradcam.json.
 
 What to explain
-      --method <m>          gradcam | guided-backprop | guided-gradcam (default gradcam)
+      --method <m>          one of (default ${DEFAULT_METHOD}):
+${METHODS.map((m) => `                              ${m.name.padEnd(20)}${m.summary}`).join('\n')}
+      --guided              multiply a CAM method's map with guided backprop (gradcam + --guided = guided-gradcam)
+      --aug-smooth          average the maps of 6 augmented copies (flip x brightness 0.9, 1, 1.1)
+      --eigen-smooth        first principal component of the weighted activations instead of their sum
   -c, --class <i|argmax>    one class for every image (default argmax)
   -k, --top-k <K>           explain the K best classes of each image
       --counterfactual      explain the negated score (regions that argue against the class)
-      --guided-relu6        guide ReLU6/Clip(0,6) like ReLU in guided backprop
+      --guided-relu6        apply the input-gradient ReLU rule to ReLU6/Clip(0,6) too
 
 Output
   -o, --out <dir>           output folder (default gradcam-out)
-      --npy                 also write <out>/<method>.npy float32 arrays
+      --npy                 also write <out>/<method>.npy float32 arrays (maps [N*K,H,W];
+                            input gradients in the input's shape)
       --json                print one JSON document on stdout (per image: classes, files; engine, timings)
       --report              write <out>/report.html (self-contained)
       --colormap <name>     jet | turbo | viridis (default jet)

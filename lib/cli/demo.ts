@@ -33,6 +33,9 @@ function explainArgs(model: string, inputs: string[], out: string, topK: number,
     model,
     inputs,
     method: 'guided-gradcam',
+    guided: false,
+    augSmooth: false,
+    eigenSmooth: false,
     topK,
     counterfactual: false,
     out,
@@ -74,7 +77,7 @@ export async function writeStrip(files: string[], out: string, size = 180): Prom
 /** The strip of one image of a run: input, Grad-CAM overlays of its classes, Guided Grad-CAM of the first. */
 async function stripFor(report: ExplainReport, index: number, input: string, out: string): Promise<string> {
   const img = report.images[index];
-  const files = [input, ...img.explained.map((e) => e.files.overlay as string), img.explained[0].files.guidedGradcam as string].filter(Boolean);
+  const files = [input, ...img.explained.map((e) => e.files.overlay as string), img.explained[0].files.guidedMap as string].filter(Boolean);
   await writeStrip(files, out);
   return out;
 }

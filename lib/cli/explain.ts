@@ -7,20 +7,27 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { createExplainer } from '../index';
+import { findMethod, outputNamesOf, type MethodDef, type OutputNames } from '../cam/methods';
 import type { ExplainResult, Explainer, InputBatch, Layout, TargetSpec } from '../types';
 import { batchImageToRgb, decodeImage, DecodedImage, toInputBatch } from '../image/preprocess';
 import { readNpy, writeNpy } from '../image/npy';
-import { encodePng, renderGuided, renderHeatmap, renderOverlay, rgbFloatToBytes } from '../image/png';
+import { encodePng, renderGrey, renderGuided, renderHeatmap, renderOverlay, rgbFloatToBytes } from '../image/png';
 import { renderReport, ReportImage } from '../image/report';
 import { ExplainArgs, UsageError } from './args';
 import { expandInputs, InputItem, loadSidecar, readLabels, Sidecar, uniqueStems } from './inputs';
 import { Progress } from './progress';
 
 export interface FilesWritten {
+  /** the CAM map blended with the picture */
   overlay?: string;
+  /** the colormapped CAM map alone */
   heatmap?: string;
-  guidedBackprop?: string;
-  guidedGradcam?: string;
+  /** the input gradient as deprocess_image makes it (`<image>.c<k>.<saliency|deconvnet|guided-backprop>.png`) */
+  inputGradient?: string;
+  /** saliency only: the channel maximum of |gradient|, Simonyan's map */
+  saliencyMax?: string;
+  /** the map times guided backprop (`<image>.c<k>.guided-<cam method>.png`) */
+  guidedMap?: string;
 }
 
 export interface ExplainedClass {
@@ -45,7 +52,10 @@ export interface ImageRecord {
 export interface ExplainReport {
   model: string;
   method: string;
+  /** the target layers, comma-separated ('' for the input-gradient methods) */
   layer: string;
+  layers: string[];
+  guided: boolean;
   counterfactual: boolean;
   engine: string;
   device: string;
@@ -116,6 +126,7 @@ async function writeBatch(
   const [n, d1, d2, d3] = result.inputShape;
   const [c, H, W] = result.layout === 'nchw' ? [d1, d2, d3] : [d3, d1, d2];
   const k = result.numClasses;
+  const names = outputNamesOf(findMethod(result.method) as MethodDef, result.guided, result.reluRule);
   const writePng = async (file: string, png: Uint8Array) => {
     const full = path.join(a.out, file);
     await fs.promises.writeFile(full, png);
@@ -151,23 +162,30 @@ async function writeBatch(
       const files: FilesWritten = {};
       const caption = `${label} (${e.classIndex})${result.counterfactual ? ' counterfactual' : ''}`;
       const sub = `logit ${fmt(logits[e.classIndex], 3)} · p ${fmt(e.probability, 3)}`;
-      if (e.map) {
+      // nothing is rendered that is neither written nor shown in the report
+      if (e.map && (a.images || a.report)) {
         const overlay = (await renderOverlay(display, e.map, W, H, { colormap: a.colormap, alpha: a.alpha })).data as Buffer;
         if (a.images) {
           files.overlay = await writePng(`${tag}.overlay.png`, overlay);
           files.heatmap = await writePng(`${tag}.heatmap.png`, (await renderHeatmap(e.map, W, H, { colormap: a.colormap })).data as Buffer);
         }
-        if (a.report) panels.push({ title: `Grad-CAM: ${caption}`, subtitle: sub, png: overlay });
+        if (a.report) panels.push({ title: `${names.map?.title}: ${caption}`, subtitle: sub, png: overlay });
       }
-      if (e.guidedBackprop) {
-        const png = (await renderGuided(e.guidedBackprop, c, H, W, result.layout)).data as Buffer;
-        if (a.images) files.guidedBackprop = await writePng(`${tag}.guided-backprop.png`, png);
-        if (a.report && result.method === 'guided-backprop') guidedPanels.push({ title: `Guided Backprop: ${caption}`, subtitle: sub, png });
+      const gradName = names.inputGradient;
+      if (e.inputGradient && gradName && (a.images || (a.report && !e.guidedMap))) {
+        const png = (await renderGuided(e.inputGradient, c, H, W, result.layout)).data as Buffer;
+        if (a.images) files.inputGradient = await writePng(`${tag}.${gradName.stem}.png`, png);
+        if (a.report && !e.guidedMap) guidedPanels.push({ title: `${gradName.title}: ${caption}`, subtitle: sub, png });
+        if (result.reluRule === 'plain' && !e.guidedMap) {
+          const max = (await renderGrey(channelMaxAbs(e.inputGradient, c, H, W, result.layout), W, H)).data as Buffer;
+          if (a.images) files.saliencyMax = await writePng(`${tag}.${gradName.stem}-max.png`, max);
+          if (a.report) guidedPanels.push({ title: `${gradName.title}, max |gradient| over channels: ${caption}`, subtitle: sub, png: max });
+        }
       }
-      if (e.guidedGradcam) {
-        const png = (await renderGuided(e.guidedGradcam, c, H, W, result.layout)).data as Buffer;
-        if (a.images) files.guidedGradcam = await writePng(`${tag}.guided-gradcam.png`, png);
-        if (a.report) guidedPanels.push({ title: `Guided Grad-CAM: ${caption}`, subtitle: sub, png });
+      if (e.guidedMap && names.guidedMap) {
+        const png = (await renderGuided(e.guidedMap, c, H, W, result.layout)).data as Buffer;
+        if (a.images) files.guidedMap = await writePng(`${tag}.${names.guidedMap.stem}.png`, png);
+        if (a.report) guidedPanels.push({ title: `${names.guidedMap.title}: ${caption}`, subtitle: sub, png });
       }
       record.explained.push({
         classIndex: e.classIndex,
@@ -253,7 +271,8 @@ async function explainWith(
   tStart: number,
   loadModelMs: number,
 ): Promise<ExplainOutcome> {
-  const layer = a.layer ?? sidecar.layer ?? explainer.defaultLayer;
+  const layers = a.layers ?? (sidecar.layer ? [sidecar.layer] : undefined);
+  let layerNames: string[] = [];
   const mean = a.mean ?? sidecar.mean;
   const std = a.std ?? sidecar.std;
   const pixelScale = sidecar.pixelScale ?? 255;
@@ -335,8 +354,9 @@ async function explainWith(
   const records: ImageRecord[] = [];
   const reportImages: ReportImage[] = [];
   const maps = new ArrayCollector();
-  const gbs = new ArrayCollector();
-  const ggs = new ArrayCollector();
+  const grads = new ArrayCollector();
+  const guidedMaps = new ArrayCollector();
+  const names: OutputNames = outputNamesOf(findMethod(a.method) as MethodDef, a.guided);
   const t = { preprocessMs: 0, explainMs: 0, gradientsMs: 0, kernelsMs: 0, writeMs: 0 };
   let last: ExplainResult | undefined;
   let inputShape: number[] = [];
@@ -349,17 +369,21 @@ async function explainWith(
       t.preprocessMs += performance.now() - t0;
       t0 = performance.now();
       const result = await explainer.explain(batch, {
-        layer,
+        layer: layers,
         method: a.method,
         targets,
         counterfactual: a.counterfactual,
         device: a.device,
         guidedRelu6: a.guidedRelu6,
+        guided: a.guided || undefined,
+        augSmooth: a.augSmooth || undefined,
+        eigenSmooth: a.eigenSmooth || undefined,
       });
       t.explainMs += performance.now() - t0;
       t.gradientsMs += result.timings.gradientsMs;
       t.kernelsMs += result.timings.kernelsMs;
       last = result;
+      layerNames = result.layers;
       inputShape = [units.length, ...result.inputShape.slice(1)];
       t0 = performance.now();
       const [, d1, d2, d3] = result.inputShape;
@@ -367,8 +391,8 @@ async function explainWith(
       if (a.npy) {
         for (const e of result.explanations) {
           if (e.map) maps.add(e.map, [H, W]);
-          if (e.guidedBackprop) gbs.add(e.guidedBackprop, [d1, d2, d3]);
-          if (e.guidedGradcam) ggs.add(e.guidedGradcam, [d1, d2, d3]);
+          if (e.inputGradient) grads.add(e.inputGradient, [d1, d2, d3]);
+          if (e.guidedMap) guidedMaps.add(e.guidedMap, [d1, d2, d3]);
         }
       }
       const npyOffset = records.reduce((p, r) => p + r.explained.length, 0);
@@ -384,9 +408,14 @@ async function explainWith(
   const t0 = performance.now();
   const npy: ExplainReport['npy'] = {};
   if (a.npy) {
-    if (maps.count > 0) npy.gradcam = { file: path.join(a.out, 'gradcam.npy'), shape: maps.write(path.join(a.out, 'gradcam.npy')) };
-    if (gbs.count > 0) npy['guided-backprop'] = { file: path.join(a.out, 'guided-backprop.npy'), shape: gbs.write(path.join(a.out, 'guided-backprop.npy')) };
-    if (ggs.count > 0) npy['guided-gradcam'] = { file: path.join(a.out, 'guided-gradcam.npy'), shape: ggs.write(path.join(a.out, 'guided-gradcam.npy')) };
+    const save = (collector: ArrayCollector, name: { stem: string } | undefined) => {
+      if (!name || collector.count === 0) return;
+      const file = path.join(a.out, `${name.stem}.npy`);
+      npy[name.stem] = { file, shape: collector.write(file) };
+    };
+    save(maps, names.map);
+    save(grads, names.inputGradient);
+    save(guidedMaps, names.guidedMap);
   }
   const engine = last?.engine ?? explainer.engine;
   const device = last?.device ?? 'none';
@@ -394,11 +423,11 @@ async function explainWith(
   if (a.report) {
     reportFile = path.join(a.out, 'report.html');
     const html = renderReport(reportImages, {
-      title: `${a.method === 'gradcam' ? 'Grad-CAM' : a.method === 'guided-gradcam' ? 'Guided Grad-CAM' : 'Guided Backpropagation'}${a.counterfactual ? ' (counterfactual)' : ''}: ${modelTitle(a.model)}`,
+      title: `${(names.guidedMap ?? names.map ?? names.inputGradient)?.title}${a.counterfactual ? ' (counterfactual)' : ''}: ${modelTitle(a.model)}`,
       facts: [
         ['model', a.model],
-        ['method', a.method + (a.counterfactual ? ' (counterfactual: negated score)' : '')],
-        ['layer', layer],
+        ['method', a.method + (a.guided ? ' (guided)' : '') + (a.augSmooth ? ' (aug smooth)' : '') + (a.eigenSmooth ? ' (eigen smooth)' : '') + (a.counterfactual ? ' (counterfactual: negated score)' : '')],
+        ['layer', layerNames.join(', ') || '(input gradient)'],
         ['engine / kernels', `${engine} / ${device}`],
         ['images', `${records.length}${interrupted ? ' (interrupted)' : ''}`],
         ['time', `${((performance.now() - tStart) / 1000).toFixed(2)} s`],
@@ -411,7 +440,9 @@ async function explainWith(
   const report: ExplainReport = {
     model: a.model,
     method: a.method,
-    layer,
+    layer: layerNames.join(','),
+    layers: layerNames,
+    guided: a.guided || !!findMethod(a.method)?.guidedOf,
     counterfactual: a.counterfactual,
     engine,
     device,
@@ -433,6 +464,20 @@ async function explainWith(
     },
   };
   return { report, exitCode: interrupted ? 130 : 0, reportImages };
+}
+
+/** [H*W] max over channels of |g| (Simonyan's saliency map), scaled to [0,1] by its maximum. */
+function channelMaxAbs(g: Float32Array, c: number, H: number, W: number, layout: Layout): Float32Array {
+  const out = new Float32Array(H * W);
+  for (let p = 0; p < H * W; p++) {
+    let m = 0;
+    for (let ch = 0; ch < c; ch++) m = Math.max(m, Math.abs(layout === 'nchw' ? g[ch * H * W + p] : g[p * c + ch]));
+    out[p] = m;
+  }
+  let max = 0;
+  for (const v of out) max = Math.max(max, v);
+  if (max > 0) for (let p = 0; p < out.length; p++) out[p] /= max;
+  return out;
 }
 
 /** 'resnet.onnx', or 'emotion/model.json' for a tfjs model (its folder says what it is). */

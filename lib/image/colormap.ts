@@ -10,7 +10,10 @@
  *   r = clamp(1.5 - |4t - 3|), g = clamp(1.5 - |4t - 2|), b = clamp(1.5 - |4t - 1|), t = i / 255.
  */
 import { checkOneOf, invalidType } from '../errors';
+import { pictureReference } from '../kernels/pictures';
 import { TURBO_RGB, VIRIDIS_RGB } from './colormap-data';
+
+export { toUint8Index } from '../kernels/pictures';
 
 export type ColormapName = 'jet' | 'turbo' | 'viridis';
 export const COLORMAPS: readonly ColormapName[] = ['jet', 'turbo', 'viridis'];
@@ -95,13 +98,6 @@ export function colormapLut(name: ColormapName = 'jet'): Uint8Array {
   return lut;
 }
 
-/** np.uint8(255 * v) for v in [0,1]: truncation toward zero in float32, clamped to 0..255; NaN -> 0. */
-export function toUint8Index(v: number): number {
-  const s = f(255 * f(v));
-  if (!(s > 0)) return 0;
-  return s >= 255 ? 255 : Math.trunc(s);
-}
-
 /**
  * Colormap a map with values in [0,1] (e.g. `Explanation.map`): returns interleaved RGB bytes,
  * Uint8Array(map.length * 3), the heatmap of pytorch-grad-cam's show_cam_on_image
@@ -111,13 +107,7 @@ export function applyColormap(map: ArrayLike<number>, colormap: ColormapName = '
   if (map == null || typeof (map as { length?: unknown }).length !== 'number') {
     throw invalidType('map', 'Float32Array or array of numbers', map);
   }
-  const lut = colormapLut(colormap);
-  const out = new Uint8Array(map.length * 3);
-  for (let i = 0; i < map.length; i++) {
-    const j = toUint8Index(map[i]) * 3;
-    out[i * 3] = lut[j];
-    out[i * 3 + 1] = lut[j + 1];
-    out[i * 3 + 2] = lut[j + 2];
-  }
-  return out;
+  colormapLut(colormap); // checks the name
+  // the picture kernel's twin (lib/kernels/pictures.ts) as one 1 x length map; it reads map[i] only
+  return pictureReference.applyColormap(map as Float32Array, 1, 1, map.length, colormap);
 }

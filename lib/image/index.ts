@@ -11,7 +11,7 @@ export { decodeImage, toInputBatch, preprocessImages, batchImageToRgb, checkPrep
 export type { PreprocessSpec, DecodedImage } from './preprocess';
 export { parseNpy, readNpy, encodeNpy, writeNpy } from './npy';
 export type { NpyArray } from './npy';
-export { encodePng, rgbFloatToBytes, renderHeatmap, renderOverlay, renderGuided } from './png';
-export type { PixelFormat, RenderedPicture } from './png';
+export { DEFAULT_PNG_COMPRESSION, encodePng, encodePngs, rgbFloatToBytes, renderHeatmap, renderOverlay, renderOverlays, renderGuided } from './png';
+export type { PixelFormat, PngOptions, RenderedPicture } from './png';
 export { renderReport } from './report';
 export type { ReportImage, ReportPanel, ReportMeta } from './report';

@@ -9,10 +9,9 @@
  *
  * `img` is the picture as float RGB in [0,1], interleaved [H,W,3]; `mask` the [H,W] map in [0,1].
  */
-import { checkFloat32Array, checkPositiveInteger, invalidRange, invalidType } from '../errors';
-import { applyColormap, ColormapName } from './colormap';
-
-const f = Math.fround;
+import { checkFloat32Array, checkOneOf, checkPositiveInteger, invalidRange, invalidType } from '../errors';
+import { pictureReference } from '../kernels/pictures';
+import { COLORMAPS, type ColormapName } from './colormap';
 
 export interface OverlayOptions {
   /** default 'jet' */
@@ -55,28 +54,13 @@ export function showCamOnImage(
   checkFloat32Array('image', image, width * height * 3);
   checkFloat32Array('map', map, width * height);
   const imageWeight = resolveImageWeight(options);
-  const heatmap = applyColormap(map, options.colormap ?? 'jet');
+  const colormap = options.colormap ?? 'jet';
+  checkOneOf('colormap', colormap, COLORMAPS);
   let imgMax = -Infinity;
   for (let i = 0; i < image.length; i++) if (image[i] > imgMax) imgMax = image[i];
   if (imgMax > 1) throw invalidRange('image', 'float RGB values in [0, 1]', image);
-
-  // numpy casts the Python-float weights to float32 before the element-wise float32 products
-  const wh = f(1 - imageWeight);
-  const wi = f(imageWeight);
-  const cam = new Float32Array(image.length);
-  let max = -Infinity;
-  for (let i = 0; i < cam.length; i++) {
-    const h = f(heatmap[i] / 255);
-    const v = f(f(wh * h) + f(wi * image[i]));
-    cam[i] = v;
-    if (v > max) max = v;
-  }
-  const out = new Uint8Array(cam.length);
-  for (let i = 0; i < cam.length; i++) {
-    const s = f(255 * f(cam[i] / max));
-    out[i] = s > 0 ? (s >= 255 ? 255 : Math.trunc(s)) : 0;
-  }
-  return out;
+  // the picture kernel's twin (lib/kernels/pictures.ts) on a batch of one
+  return pictureReference.showCamOnImage(image, map, 1, height, width, { colormap, imageWeight });
 }
 
 /** Interleaved RGB bytes [H*W*3] -> RGBA bytes [H*W*4] with alpha 255. */

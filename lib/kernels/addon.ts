@@ -8,21 +8,28 @@
  *   nameAsync(device, ...args)   Promise; the work runs on a libuv worker thread
  * Synchronous calls read inputs in place; Promise calls copy inputs (not those on a
  * SharedArrayBuffer) first, since the caller may free a buffer meanwhile (native/README.md,
- * "The caller's buffers"). Outputs are fresh Float32Arrays unless `out` is given. The addon checks
- * its arguments itself (native/check.h), with the messages of lib/kernels/validate.ts.
+ * "The caller's buffers"). Outputs are fresh Float32Arrays (Uint8Arrays for the picture kernels)
+ * unless `out` is given. The addon checks its arguments itself (native/check.h), with the
+ * messages of lib/kernels/validate.ts.
  */
 
 import * as fs from 'fs';
 import * as path from 'path';
 
 import type {
+  CamCombine,
+  CamGuide,
+  CamTailOptions,
+  CamTailResult,
   ChannelSums,
+  ColormapName,
   ElementwiseOp,
   FeatureShape,
   GradcamTailOptions,
   GradcamTailResult,
   Layout,
   ResizeOptions,
+  ShowCamOnImageOptions,
 } from './types';
 
 /** Where a native kernel runs. */
@@ -83,6 +90,33 @@ export interface NativeAddon {
   gradcamTailAsync(
     device: NativeDevice, a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions,
   ): Promise<GradcamTailResult>;
+
+  // the picture kernels: outputs are fresh Uint8Arrays [n,H,W,channels]
+  applyColormap(device: NativeDevice, maps: Float32Array, n: number, H: number, W: number, colormap: ColormapName): Uint8Array;
+  applyColormapAsync(device: NativeDevice, maps: Float32Array, n: number, H: number, W: number, colormap: ColormapName): Promise<Uint8Array>;
+
+  showCamOnImage(
+    device: NativeDevice, images: Float32Array, maps: Float32Array, n: number, H: number, W: number, options?: ShowCamOnImageOptions,
+  ): Uint8Array;
+  showCamOnImageAsync(
+    device: NativeDevice, images: Float32Array, maps: Float32Array, n: number, H: number, W: number, options?: ShowCamOnImageOptions,
+  ): Promise<Uint8Array>;
+
+  deprocessImage(device: NativeDevice, data: Float32Array, n: number, c: number, H: number, W: number, layout: Layout): Uint8Array;
+  deprocessImageAsync(
+    device: NativeDevice, data: Float32Array, n: number, c: number, H: number, W: number, layout: Layout,
+  ): Promise<Uint8Array>;
+
+  greyToRgb(device: NativeDevice, grey: Uint8Array, n: number, H: number, W: number): Uint8Array;
+  greyToRgbAsync(device: NativeDevice, grey: Uint8Array, n: number, H: number, W: number): Promise<Uint8Array>;
+  camTail(
+    device: NativeDevice, a: Float32Array, grads: Float32Array[] | null, shape: FeatureShape, combine: CamCombine,
+    options: CamTailOptions, guide?: CamGuide,
+  ): CamTailResult;
+  camTailAsync(
+    device: NativeDevice, a: Float32Array, grads: Float32Array[] | null, shape: FeatureShape, combine: CamCombine,
+    options: CamTailOptions, guide?: CamGuide,
+  ): Promise<CamTailResult>;
 
   /** CUDA detection, done once by the addon and cached. */
   cudaInfo(): AddonCudaInfo;
@@ -146,7 +180,7 @@ export function loadAddon(): AddonLoad {
     try {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const addon = require(file) as NativeAddon;
-      if (typeof addon.gradcamTail !== 'function' || typeof addon.cudaInfo !== 'function') {
+      if (typeof addon.gradcamTail !== 'function' || typeof addon.camTail !== 'function' || typeof addon.cudaInfo !== 'function') {
         failures.push(`${file}: not the gradcam-node addon (missing exports)`);
         continue;
       }

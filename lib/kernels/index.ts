@@ -17,7 +17,22 @@ import { type NativeStatus, nativeKernels, nativeStatus } from './native';
 import type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync } from './types';
 import { KERNEL_NAMES, validate } from './validate';
 
-export type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync } from './types';
+export type {
+  CamCombine,
+  CamGuide,
+  CamTailOptions,
+  CamTailResult,
+  ChannelWeighting,
+  DeviceRequest,
+  ElementwiseOp,
+  FeatureShape,
+  KernelDevice,
+  KernelsAsync,
+  KernelsSync,
+  Layout,
+  PictureKernelsSync,
+  ShowCamOnImageOptions,
+} from './types';
 export type { NativeStatus } from './native';
 
 export interface Kernels {
@@ -65,21 +80,30 @@ function warnOnce(choice: AutoChoice): void {
   console.warn(`gradcam-node: kernels on ${DEVICE_WORDS[choice.device]} (${choice.reason})`);
 }
 
-/** Every field of a shape or options object (FeatureShape, ResizeOptions, GradcamTailOptions). */
-const OPTION_FIELDS = ['n', 'k', 'h', 'w', 'layout', 'outH', 'outW', 'relu', 'alignCorners'] as const;
+/**
+ * Every field of a shape or options object: FeatureShape, ResizeOptions, GradcamTailOptions,
+ * CamTailOptions, CamCombine, CamGuide, ShowCamOnImageOptions.
+ */
+const OPTION_FIELDS = [
+  'n', 'k', 'h', 'w', 'layout', 'outH', 'outW', 'relu', 'alignCorners',
+  'kind', 'weighting', 'eps', 'op', 'weights', 'lowres', 'c', 'inputGrads',
+  'colormap', 'imageWeight', 'channels',
+] as const;
 
 /**
  * A shape or options object read once into a plain object: its getters (or a Proxy's traps) run
  * here, before the arrays are checked, so what is checked is what the kernel gets, and a getter
- * that detaches or shrinks an array is caught by the array's length check. Anything else as is.
+ * that detaches or shrinks an array is caught by the array's length check. A JS array (camTail's
+ * per-round arrays) is read once into a plain array. Anything else as is.
  */
 function snapshot(v: unknown): unknown {
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || ArrayBuffer.isView(v)) return v;
+  if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v)) return v;
+  if (Array.isArray(v)) return Array.from(v as unknown[], snapshot);
   const o = v as Record<string, unknown>;
   const plain: Record<string, unknown> = {};
   for (const f of OPTION_FIELDS) {
     const value = o[f];
-    if (value !== undefined) plain[f] = value;
+    if (value !== undefined) plain[f] = snapshot(value);
   }
   return plain;
 }

@@ -149,18 +149,27 @@ export function jsKernelPool(): KernelWorkerPool {
 }
 
 /**
- * The arguments of one call with every Float32Array copied now (into a plain ArrayBuffer, also
- * from a SharedArrayBuffer), and the copies' buffers, to be transferred to the worker.
+ * The arguments of one call with every Float32Array and Uint8Array copied now (into a plain
+ * ArrayBuffer, also from a SharedArrayBuffer), also those in arrays and options objects (camTail's
+ * per-round arrays), and the copies' buffers, to be transferred to the worker.
  */
 function copyArrays(args: unknown[]): { args: unknown[]; transfer: ArrayBuffer[] } {
   const transfer: ArrayBuffer[] = [];
-  const copied = args.map((a) => {
-    if (!(a instanceof Float32Array)) return a;
-    const c = new Float32Array(a); // a plain copy: no species, no iterator
-    transfer.push(c.buffer as ArrayBuffer);
-    return c;
-  });
-  return { args: copied, transfer };
+  const copy = (a: unknown): unknown => {
+    if (a instanceof Float32Array || a instanceof Uint8Array) {
+      // a plain copy: no species, no iterator
+      const c = a instanceof Float32Array ? new Float32Array(a) : new Uint8Array(a);
+      transfer.push(c.buffer as ArrayBuffer);
+      return c;
+    }
+    if (Array.isArray(a)) return a.map(copy);
+    // plain objects (the snapshots of lib/kernels/index.ts)
+    if (typeof a === 'object' && a !== null && Object.getPrototypeOf(a) === Object.prototype) {
+      return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, copy(v)]));
+    }
+    return a;
+  };
+  return { args: args.map(copy), transfer };
 }
 
 /** KernelsAsync over the reference kernels, each call run in the worker pool (arguments NOT validated here). */

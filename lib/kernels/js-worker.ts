@@ -19,13 +19,14 @@ export type ResultMessage =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: { name: string; message: string; stack?: string; code?: string } };
 
-/** The ArrayBuffers of the Float32Arrays in a result (a Float32Array or an object of them). */
+/** The ArrayBuffers of the typed arrays in a result (a Float32Array or Uint8Array, or an object of them). */
 export function resultBuffers(result: unknown): ArrayBuffer[] {
   const out: ArrayBuffer[] = [];
+  const isArray = (v: unknown): v is Float32Array | Uint8Array => v instanceof Float32Array || v instanceof Uint8Array;
   const add = (v: unknown): void => {
-    if (v instanceof Float32Array && v.buffer instanceof ArrayBuffer && !out.includes(v.buffer)) out.push(v.buffer);
+    if (isArray(v) && v.buffer instanceof ArrayBuffer && !out.includes(v.buffer)) out.push(v.buffer);
   };
-  if (result instanceof Float32Array) add(result);
+  if (isArray(result)) add(result);
   else if (result && typeof result === 'object') for (const v of Object.values(result)) add(v);
   return out;
 }

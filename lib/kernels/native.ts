@@ -48,6 +48,11 @@ function bind(addon: NativeAddon, device: NativeDevice): { sync: KernelsSync; as
     minMaxNormalize: (x, n, size) => addon.minMaxNormalize(device, x, n, size),
     guidedProduct: (guided, cam, n, c, H, W, layout, out) => addon.guidedProduct(device, guided, cam, n, c, H, W, layout, out),
     gradcamTail: (a, g, shape, options) => addon.gradcamTail(device, a, g, shape, options),
+    applyColormap: (maps, n, H, W, colormap) => addon.applyColormap(device, maps, n, H, W, colormap),
+    showCamOnImage: (images, maps, n, H, W, options) => addon.showCamOnImage(device, images, maps, n, H, W, options),
+    deprocessImage: (data, n, c, H, W, layout) => addon.deprocessImage(device, data, n, c, H, W, layout),
+    greyToRgb: (grey, n, H, W) => addon.greyToRgb(device, grey, n, H, W),
+    camTail: (a, grads, shape, combine, options, guide) => addon.camTail(device, a, grads, shape, combine, options, guide),
   };
   const async: KernelsAsync = {
     channelMean: (x, shape) => addon.channelMeanAsync(device, x, shape),
@@ -60,6 +65,11 @@ function bind(addon: NativeAddon, device: NativeDevice): { sync: KernelsSync; as
     guidedProduct: (guided, cam, n, c, H, W, layout, out) =>
       addon.guidedProductAsync(device, guided, cam, n, c, H, W, layout, out),
     gradcamTail: (a, g, shape, options) => addon.gradcamTailAsync(device, a, g, shape, options),
+    applyColormap: (maps, n, H, W, colormap) => addon.applyColormapAsync(device, maps, n, H, W, colormap),
+    showCamOnImage: (images, maps, n, H, W, options) => addon.showCamOnImageAsync(device, images, maps, n, H, W, options),
+    deprocessImage: (data, n, c, H, W, layout) => addon.deprocessImageAsync(device, data, n, c, H, W, layout),
+    greyToRgb: (grey, n, H, W) => addon.greyToRgbAsync(device, grey, n, H, W),
+    camTail: (a, grads, shape, combine, options, guide) => addon.camTailAsync(device, a, grads, shape, combine, options, guide),
   };
   return { sync, async };
 }

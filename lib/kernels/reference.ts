@@ -25,7 +25,12 @@
  */
 
 import type {
+  CamCombine,
+  CamGuide,
+  CamTailOptions,
+  CamTailResult,
   ChannelSums,
+  ChannelWeighting,
   ElementwiseOp,
   FeatureShape,
   GradcamTailOptions,
@@ -34,6 +39,8 @@ import type {
   Layout,
   ResizeOptions,
 } from './types';
+
+import { pictureReference } from './pictures';
 
 const fround = Math.fround;
 
@@ -100,21 +107,30 @@ function channelSums(g: Float32Array, a: Float32Array, shape: FeatureShape): Cha
   return { g: sums[0], g2: sums[1], g3: sums[2], a: sums[3], ga: sums[4] };
 }
 
+/** f(g, A) of an element-wise op, in float64 (a product of two float32 values is exact). */
+function elementwiseTerm(op: ElementwiseOp, gv: number, av: number): number {
+  if (op === 'grad-times-act') return gv * av;
+  if (op === 'relu-grad-times-act') return (gv < 0 ? 0 : gv) * av;
+  const f = gv * av; // 'relu-of-grad-times-act'
+  return f < 0 ? 0 : f;
+}
+
 /**
  * cam[b,p] = sum_k f[b,k,p], then ReLU when `relu`: f = weights[b,k] * A (weightedChannelSum)
- * when `weights` is given, else f = g*A or max(g,0)*A (elementwiseChannelSum).
+ * when `weights` is given, else f = elementwiseTerm(op, g, A) (elementwiseChannelSum).
  */
 function channelSum(
   a: Float32Array,
   shape: FeatureShape,
   weights: Float32Array | null,
   g: Float32Array | null,
-  reluGrad: boolean,
+  op: ElementwiseOp,
   relu: boolean,
+  into?: Float32Array,
 ): Float32Array {
   const { n, k, h, w } = shape;
   const hw = h * w;
-  const out = new Float32Array(n * hw);
+  const out = into ?? new Float32Array(n * hw);
   const acc = new Float64Array(hw);
   for (let b = 0; b < n; b++) {
     const base = b * k * hw;
@@ -126,10 +142,7 @@ function channelSum(
           const wk = weights[b * k + ch];
           for (let p = 0; p < hw; p++) acc[p] += wk * a[o + p];
         } else {
-          for (let p = 0; p < hw; p++) {
-            const gv = g![o + p];
-            acc[p] += (reluGrad && gv < 0 ? 0 : gv) * a[o + p];
-          }
+          for (let p = 0; p < hw; p++) acc[p] += elementwiseTerm(op, g![o + p], a[o + p]);
         }
       }
     } else {
@@ -139,10 +152,7 @@ function channelSum(
         if (weights) {
           for (let ch = 0; ch < k; ch++) s += weights[b * k + ch] * a[o + ch];
         } else {
-          for (let ch = 0; ch < k; ch++) {
-            const gv = g![o + ch];
-            s += (reluGrad && gv < 0 ? 0 : gv) * a[o + ch];
-          }
+          for (let ch = 0; ch < k; ch++) s += elementwiseTerm(op, g![o + ch], a[o + ch]);
         }
         acc[p] = s;
       }
@@ -156,7 +166,7 @@ function channelSum(
 }
 
 function weightedChannelSum(weights: Float32Array, a: Float32Array, shape: FeatureShape, relu: boolean): Float32Array {
-  return channelSum(a, shape, weights, null, false, relu);
+  return channelSum(a, shape, weights, null, 'grad-times-act', relu);
 }
 
 function elementwiseChannelSum(
@@ -166,7 +176,7 @@ function elementwiseChannelSum(
   op: ElementwiseOp,
   relu: boolean,
 ): Float32Array {
-  return channelSum(a, shape, null, g, op === 'relu-grad-times-act', relu);
+  return channelSum(a, shape, null, g, op, relu);
 }
 
 /**
@@ -281,23 +291,130 @@ function guidedProduct(
   return out;
 }
 
+/** The default eps of the 'grad-pp', 'grad-pp-normalized' and 'grad-act-ratio' weightings. */
+export const DEFAULT_CAM_EPS = 1e-7;
+
 /**
- * pytorch-grad-cam's Grad-CAM, per image:
+ * Channel weights w[b,k] of one round from G (and A), into `out` [n*k]. Per channel, every sum is
+ * over the spatial positions p ascending in float64, rounded to float32 once:
+ *  - 'grad-mean': channelMean(g).
+ *  - 'grad-pp': S_A = sum_p A first; then per p with G != 0: g2 = G*G (exact), g3 = g2*G,
+ *    a_p = g2 / ((2*g2 + S_A*g3) + eps), num += max(G,0)*a_p, den += a_p;
+ *    w = float32(num). 'grad-pp-normalized': w = float32(den != 0 ? num / den : num)
+ *    (the authors' alpha / sum alpha, divided once per channel instead of once per position).
+ *  - 'grad-act-ratio': w = float32(sum_p G*A / (S_A + eps)).
+ */
+function channelWeights(g: Float32Array, a: Float32Array, shape: FeatureShape, weighting: ChannelWeighting, eps: number, out: Float32Array): void {
+  if (weighting === 'grad-mean') {
+    out.set(channelMean(g, shape));
+    return;
+  }
+  const { n, k, h, w } = shape;
+  const hw = h * w;
+  // channel (b, ch) position p at base + ch*chStep + p*pStep
+  const chStep = shape.layout === 'nchw' ? hw : 1;
+  const pStep = shape.layout === 'nchw' ? 1 : k;
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < k; ch++) {
+      const o = b * k * hw + ch * chStep;
+      let sA = 0;
+      for (let p = 0; p < hw; p++) sA += a[o + p * pStep];
+      if (weighting === 'grad-act-ratio') {
+        let sGA = 0;
+        for (let p = 0; p < hw; p++) sGA += g[o + p * pStep] * a[o + p * pStep];
+        out[b * k + ch] = sGA / (sA + eps);
+        continue;
+      }
+      let num = 0;
+      let den = 0;
+      for (let p = 0; p < hw; p++) {
+        const gv = g[o + p * pStep];
+        if (gv === 0) continue;
+        const g2 = gv * gv;
+        const g3 = g2 * gv;
+        const ap = g2 / (2 * g2 + sA * g3 + eps);
+        num += (gv < 0 ? 0 : gv) * ap;
+        den += ap;
+      }
+      out[b * k + ch] = weighting === 'grad-pp-normalized' && den !== 0 ? num / den : num;
+    }
+  }
+}
+
+/**
+ * The generalized CAM tail over R rounds, per round r and image:
+ *   lowresRaw = the map of `combine`; lowres = minMaxNormalize(relu(lowresRaw));
+ *   map = minMaxNormalize(resize(lowres)); guided = guidedProduct(inputGrads[r], map).
+ * The normalize and resize steps see the R*n maps of all rounds as one batch (the same numbers
+ * as R separate calls: every step is per image).
+ */
+function camTail(
+  a: Float32Array,
+  grads: Float32Array[] | null,
+  shape: FeatureShape,
+  combine: CamCombine,
+  options: CamTailOptions,
+  guide?: CamGuide,
+): CamTailResult {
+  const { n, k, h, w } = shape;
+  const hw = h * w;
+  const nk = n * k;
+  const nhw = n * hw;
+  const rounds =
+    combine.kind === 'given-weights' ? combine.weights.length : combine.kind === 'given-lowres' ? combine.lowres.length : grads!.length;
+  const relu = options.relu !== false;
+  const hasWeights = combine.kind === 'weights' || combine.kind === 'given-weights';
+  const weights = hasWeights ? new Float32Array(rounds * nk) : undefined;
+  const lowresRaw = new Float32Array(rounds * nhw);
+  for (let r = 0; r < rounds; r++) {
+    const raw = lowresRaw.subarray(r * nhw, (r + 1) * nhw);
+    const wr = weights?.subarray(r * nk, (r + 1) * nk);
+    switch (combine.kind) {
+      case 'weights':
+        channelWeights(grads![r], a, shape, combine.weighting, combine.eps ?? DEFAULT_CAM_EPS, wr!);
+        channelSum(a, shape, wr!, null, 'grad-times-act', false, raw);
+        break;
+      case 'given-weights':
+        wr!.set(combine.weights[r]);
+        channelSum(a, shape, wr!, null, 'grad-times-act', false, raw);
+        break;
+      case 'elementwise':
+        channelSum(a, shape, null, grads![r], combine.op, false, raw);
+        break;
+      case 'given-lowres':
+        raw.set(combine.lowres[r]);
+        break;
+    }
+  }
+  const maps = rounds * n;
+  const lowres = new Float32Array(lowresRaw.length);
+  for (let p = 0; p < lowres.length; p++) lowres[p] = relu && lowresRaw[p] < 0 ? 0 : lowresRaw[p];
+  for (let b = 0; b < maps; b++) normalizeImage(lowres, lowres, b * hw, hw);
+  const { outH, outW } = options;
+  const map = resizeBilinear(lowres, maps, h, w, outH, outW, { alignCorners: options.alignCorners === true });
+  const size = outH * outW;
+  for (let b = 0; b < maps; b++) normalizeImage(map, map, b * size, size);
+  const result: CamTailResult = { rounds, lowresRaw, lowres, map };
+  if (weights) result.weights = weights;
+  if (guide) {
+    const len = n * guide.c * size;
+    const guided = new Float32Array(rounds * len);
+    for (let r = 0; r < rounds; r++) {
+      guidedProduct(guide.inputGrads[r], map.subarray(r * n * size, (r + 1) * n * size), n, guide.c, outH, outW, guide.layout, guided.subarray(r * len, (r + 1) * len));
+    }
+    result.guided = guided;
+  }
+  return result;
+}
+
+/**
+ * pytorch-grad-cam's Grad-CAM, per image: camTail with one round of 'grad-mean' weights:
  *   weights = channelMean(g); lowresRaw = sum_k weights_k A_k;
  *   lowres = minMaxNormalize(relu(lowresRaw)); map = minMaxNormalize(resize(lowres)).
  */
 function gradcamTail(a: Float32Array, g: Float32Array, shape: FeatureShape, options: GradcamTailOptions): GradcamTailResult {
-  const { n, h, w } = shape;
-  const relu = options.relu !== false;
-  const weights = channelMean(g, shape);
-  const lowresRaw = weightedChannelSum(weights, a, shape, false);
-  const lowres = new Float32Array(lowresRaw.length);
-  for (let p = 0; p < lowres.length; p++) lowres[p] = relu && lowresRaw[p] < 0 ? 0 : lowresRaw[p];
-  for (let b = 0; b < n; b++) normalizeImage(lowres, lowres, b * h * w, h * w);
-  const map = resizeBilinear(lowres, n, h, w, options.outH, options.outW, { alignCorners: options.alignCorners === true });
-  const size = options.outH * options.outW;
-  for (let b = 0; b < n; b++) normalizeImage(map, map, b * size, size);
-  return { weights, lowresRaw, lowres, map };
+  const t = camTail(a, [g], shape, { kind: 'weights', weighting: 'grad-mean' }, options);
+  return { weights: t.weights!, lowresRaw: t.lowresRaw, lowres: t.lowres, map: t.map };
 }
 
 export const reference: KernelsSync = {
@@ -309,4 +426,6 @@ export const reference: KernelsSync = {
   minMaxNormalize,
   guidedProduct,
   gradcamTail,
+  ...pictureReference,
+  camTail,
 };

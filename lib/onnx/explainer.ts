@@ -1,21 +1,20 @@
 /**
- * The ONNX Explainer: gradients computed by ONNX Runtime itself on a generated forward+backward
- * model (see backward.ts). Per target round, ONE session run gives logits, the target-layer
- * activations, dY/dA and, for the guided methods, the guided input gradient of the whole batch;
- * the CAM pipeline (lib/cam/pipeline.ts) does the rest.
+ * The ONNX model adapter: gradients computed by ONNX Runtime itself on a generated forward+backward
+ * model (see backward.ts). Per target round, ONE session run gives logits, the target layers'
+ * activations, dY/dA and, where asked, the input gradient under a ReLU rule, for the whole batch;
+ * lib/cam/explain.ts does the rest.
  */
-import { assembleResult, GradientRound } from '../cam/pipeline';
+import type { AdapterPass, GradientRequest, ModelAdapter, RoundGradients } from '../cam/adapter';
+import { explain } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
-import { resolveTargets, targetRounds } from '../cam/targets';
-import { GradcamError, checkBoolean, checkOneOf, checkPositiveInteger, invalidRange, invalidType } from '../errors';
-import { METHODS } from '../types';
-import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, Method } from '../types';
+import { GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType } from '../errors';
+import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout } from '../types';
 import { checkDifferentiable, logitsOf } from './backward';
 import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel } from './proto';
 import {
   EXECUTION_PROVIDERS, ExecutionProviderRequest, GradientRun, LayerCandidate, OnnxGradientSession,
-  featureShapeOf, inputLayout, layerCandidates,
+  inputLayout, layerCandidates,
 } from './session';
 
 export interface OnnxExplainerOptions {
@@ -24,12 +23,14 @@ export interface OnnxExplainerOptions {
   /** ORT intra-op threads (default: the number of cores) */
   intraOpThreads?: number;
   /**
-   * ReLU node names that keep the plain rule in guided backprop. pytorch-grad-cam and Captum guide
-   * only nn.ReLU modules, not F.relu calls (DenseNet's last ReLU). 'auto' (default): the ReLUs a
-   * PyTorch export names at the top-level scope ('/Relu', '/Relu_1': F.relu in the model's own
-   * forward); [] guides every ReLU.
+   * ReLU node names that keep the plain rule under the guided and deconvnet rules. [] (default):
+   * every ReLU follows the rule, as the paper defines guided backpropagation. 'functional': the
+   * Python libraries' behaviour: pytorch-grad-cam and Captum replace only nn.ReLU modules, not
+   * F.relu calls, i.e. the ReLUs a PyTorch export names at the top-level scope ('/Relu', '/Relu_1':
+   * F.relu in the model's own forward, e.g. DenseNet's last ReLU; all of GoogLeNet's and
+   * Inception v3's) keep the plain rule.
    */
-  unguidedNodes?: string[] | 'auto';
+  unguidedNodes?: string[] | 'functional';
   /**
    * 1 (default): each session runs in a worker thread, so explain() never blocks the event loop
    * (onnxruntime-node's own run() is synchronous native work); the input batch is copied once into
@@ -43,7 +44,7 @@ export interface OnnxExplainerOptions {
   output?: string;
 }
 
-type SessionKind = 'cam' | 'guided-gradcam' | 'guided-backprop';
+const EXPLAINER_OPTIONS = ['executionProvider', 'intraOpThreads', 'unguidedNodes', 'workers', 'output'] as const;
 
 function toModel(model: unknown): ModelProto {
   if (typeof model === 'string' || model instanceof Uint8Array) return loadModel(model);
@@ -58,22 +59,24 @@ function checkOptions(options: unknown): OnnxExplainerOptions {
   if (o.intraOpThreads !== undefined) checkPositiveInteger('intraOpThreads', o.intraOpThreads);
   if (o.workers !== undefined && o.workers !== 0) checkPositiveInteger('workers', o.workers);
   if (o.output !== undefined && typeof o.output !== 'string') throw invalidType('output', 'tensor name (string)', o.output);
-  if (o.unguidedNodes !== undefined && o.unguidedNodes !== 'auto' && (!Array.isArray(o.unguidedNodes) || o.unguidedNodes.some((x) => typeof x !== 'string'))) {
-    throw invalidType('unguidedNodes', "'auto' or an array of node names", o.unguidedNodes);
+  if (o.unguidedNodes !== undefined && o.unguidedNodes !== 'functional' && (!Array.isArray(o.unguidedNodes) || o.unguidedNodes.some((x) => typeof x !== 'string'))) {
+    throw invalidType('unguidedNodes', "'functional' or an array of node names", o.unguidedNodes);
   }
   return o;
 }
 
-export class OnnxExplainer implements Explainer {
+export class OnnxAdapter implements ModelAdapter {
   readonly layout: Layout;
   readonly defaultLayer: string;
+  readonly supportsCustomScore = false;
   private readonly sessions = new Map<string, Promise<OnnxGradientSession>>();
   private readonly candidates: LayerCandidate[];
   private readonly modelShape: Shape;
   private readonly numClasses: number;
-  private readonly guidedError?: GradcamError;
+  private readonly scores: string;
+  private inputGradError?: GradcamError | null;
   private engineName = 'onnxruntime-cpu';
-  /** ReLU nodes that keep the plain rule in guided backprop */
+  /** ReLU nodes that keep the plain rule under the guided and deconvnet rules */
   readonly unguidedNodes: string[];
   private disposed = false;
 
@@ -87,18 +90,12 @@ export class OnnxExplainer implements Explainer {
     if (!def) throw new GradcamError('The ONNX model has no 4-D activation between its input and its output to explain', 'EBADLAYER');
     this.defaultLayer = def.name;
     const ug = options.unguidedNodes;
-    this.unguidedNodes = ug === undefined || ug === 'auto' ? functionalRelus(graph) : ug.slice();
-    const scores = logitsOf(graph, options.output);
-    const logitsShape = inferShapes(graph, this.modelShape).shapes.get(scores);
+    this.unguidedNodes = ug === undefined ? [] : ug === 'functional' ? functionalRelus(graph) : ug.slice();
+    this.scores = logitsOf(graph, options.output);
+    const logitsShape = inferShapes(graph, this.modelShape).shapes.get(this.scores);
     this.numClasses = logitsShape && logitsShape.length === 2 && logitsShape[1] > 0 ? logitsShape[1] : -1;
-    // unsupported ops surface now, not halfway through a batch
-    checkDifferentiable(graph, [this.defaultLayer], false, scores);
-    try {
-      checkDifferentiable(graph, [], true, scores);
-    } catch (e) {
-      if (!(e instanceof GradcamError)) throw e;
-      this.guidedError = e;
-    }
+    // unsupported ops between the default layer and the logits surface now, not halfway through a batch
+    checkDifferentiable(graph, [this.defaultLayer], false, this.scores);
   }
 
   /** the model's declared input shape in its layout; null where symbolic */
@@ -114,16 +111,44 @@ export class OnnxExplainer implements Explainer {
     return this.candidates.map((c) => ({ name: c.name, type: c.op, shape: c.shape.map((d) => (d >= 0 ? d : null)), isDefault: c.isDefault }));
   }
 
-  /** The session for a method, layer, rule set and input size; built once. */
-  async session(kind: SessionKind, layer: string, guidedRelu6: boolean, size: [number, number]): Promise<OnnxGradientSession> {
-    const key = `${kind}|${kind === 'guided-backprop' ? '' : layer}|${kind === 'cam' ? '' : guidedRelu6}|${size.join('x')}`;
+  checkInput(input: unknown): InputBatch {
+    if (this.disposed) throw new GradcamError('The explainer was disposed', 'EDISPOSED');
+    return checkInputBatch(input, this.layout, this.modelShape);
+  }
+
+  resolveLayer(name: string): string {
+    if (!this.candidates.some((c) => c.name === name)) {
+      const names = this.candidates.map((c) => c.name);
+      throw new RangeError(`Expected one of the model's 4-D activations (see layers(); default ${this.defaultLayer}) for layer but received '${name}'${didYouMean(name, names)}`);
+    }
+    if (name !== this.defaultLayer) checkDifferentiable(this.graph, [name], false, this.scores);
+    return name;
+  }
+
+  unsupported(request: GradientRequest): Error | undefined {
+    if (!request.inputGradient) return undefined;
+    if (this.inputGradError === undefined) {
+      try {
+        checkDifferentiable(this.graph, [], true, this.scores);
+        this.inputGradError = null;
+      } catch (e) {
+        if (!(e instanceof GradcamError)) throw e;
+        this.inputGradError = e;
+      }
+    }
+    return this.inputGradError ?? undefined;
+  }
+
+  /** The session for a request and input size; built once. */
+  async session(request: Pick<GradientRequest, 'layers' | 'inputGradient' | 'guidedRelu6'>, size: [number, number]): Promise<OnnxGradientSession> {
+    const rule = request.inputGradient;
+    const key = `${request.layers.join('\u0000')}|${rule ?? ''}|${rule ? request.guidedRelu6 : ''}|${size.join('x')}`;
     let p = this.sessions.get(key);
     if (!p) {
       p = OnnxGradientSession.create(this.proto, {
-        layer: kind === 'guided-backprop' ? null : layer,
-        inputGrad: kind !== 'cam',
-        guided: true,
-        guidedRelu6,
+        layers: request.layers,
+        inputGrad: rule ?? false,
+        guidedRelu6: !!request.guidedRelu6,
         unguidedNodes: this.unguidedNodes,
         executionProvider: this.options.executionProvider,
         intraOpThreads: this.options.intraOpThreads,
@@ -139,83 +164,30 @@ export class OnnxExplainer implements Explainer {
     return s;
   }
 
-  async explain(input: InputBatch, options: ExplainOptions = {}): Promise<ExplainResult> {
-    const startedAt = performance.now();
-    if (this.disposed) throw new GradcamError('The explainer was disposed', 'EDISPOSED');
-    if (typeof options !== 'object' || options === null) throw invalidType('options', 'object', options);
-    const method: Method = options.method === undefined ? 'gradcam' : checkOneOf('method', options.method, METHODS);
-    const counterfactual = options.counterfactual === undefined ? false : checkBoolean('counterfactual', options.counterfactual);
-    const guidedRelu6 = options.guidedRelu6 === undefined ? false : checkBoolean('guidedRelu6', options.guidedRelu6);
-    let layer = this.defaultLayer;
-    if (options.layer !== undefined) {
-      if (typeof options.layer !== 'string') throw invalidType('layer', 'layer name (string)', options.layer);
-      if (!this.candidates.some((c) => c.name === options.layer)) {
-        throw invalidRange('layer', `one of the model's 4-D activations (see layers(); default ${this.defaultLayer})`, options.layer);
-      }
-      layer = options.layer;
-    }
-    const batch = checkInputBatch(input, this.layout, this.modelShape);
-    const n = batch.shape[0];
+  async begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass> {
     const size: [number, number] = this.layout === 'nchw' ? [batch.shape[2], batch.shape[3]] : [batch.shape[1], batch.shape[2]];
-    if (method !== 'gradcam' && this.guidedError) throw this.guidedError;
-    if (layer !== this.defaultLayer && method !== 'guided-backprop') checkDifferentiable(this.graph, [layer], false, this.options.output);
-    const kind: SessionKind = method === 'gradcam' ? 'cam' : method;
-    const session = await this.session(kind, layer, guidedRelu6, size);
-
-    const t0 = performance.now();
-    const spec = options.targets;
-    const runs: GradientRun[] = [];
-    const run = async (classes: Int32Array): Promise<GradientRun> => {
-      const r = await session.run(batch, classes, { counterfactual });
-      runs.push(r);
-      return r;
+    const session = await this.session(request, size);
+    const n = batch.shape[0];
+    const opts = { counterfactual: request.counterfactual };
+    // the first run explains every image's argmax: it serves round 0 whenever round 0 is the argmax
+    const first = await session.run(batch, new Int32Array(n).fill(-1), opts);
+    const toRound = (r: GradientRun, classes: Int32Array): RoundGradients => ({
+      classes,
+      layerGrads: r.layers.map((l) => l.grads),
+      inputGradient: r.inputGrad,
+    });
+    return {
+      logits: first.logits,
+      numClasses: first.numClasses,
+      activations: first.layers.map((l) => ({ name: l.name, shape: l.featureShape, data: l.activations })),
+      round: async (classes: Int32Array) => {
+        if (classes.every((c, i) => c === first.classes[i])) return toRound(first, classes);
+        // negative: no class for this image (-2: zero gradient; -1 would mean argmax to the session)
+        const r = await session.run(batch, Int32Array.from(classes, (c) => (c < 0 ? -2 : c)), opts);
+        return toRound(r, classes);
+      },
+      release: () => undefined,
     };
-    const roundOf = (r: GradientRun, classes?: Int32Array): GradientRound => ({
-      classes: classes ?? r.classes,
-      grads: kind === 'guided-backprop' ? undefined : r.grads,
-      guided: r.inputGrad,
-    });
-    const rounds: GradientRound[] = [];
-    let first: GradientRun | undefined;
-    if (spec === undefined || spec === 'argmax') {
-      first = await run(new Int32Array(n).fill(-1));
-      rounds.push(roundOf(first));
-    } else {
-      let perImage: number[][];
-      const needsLogits = (typeof spec === 'object' && spec !== null && !Array.isArray(spec)) || this.numClasses < 0;
-      if (needsLogits) {
-        // top-1 of every image is the argmax: the first run serves round 0 when they agree
-        first = await run(new Int32Array(n).fill(-1));
-        perImage = resolveTargets(spec, first.logits, n, first.numClasses);
-      } else {
-        perImage = resolveTargets(spec, new Float32Array(n * this.numClasses), n, this.numClasses);
-      }
-      const rs = targetRounds(perImage);
-      for (const [i, classes] of rs.entries()) {
-        if (i === 0 && first && classes.every((c, j) => c === first!.classes[j])) {
-          rounds.push(roundOf(first, classes));
-          continue;
-        }
-        const r = await run(Int32Array.from(classes, (c) => (c < 0 ? -2 : c)));
-        rounds.push(roundOf(r, classes));
-      }
-    }
-    const gradientsMs = performance.now() - t0;
-    const last = runs[runs.length - 1];
-    let featureShape = last.featureShape;
-    let activations: Float32Array = last.activations;
-    if (kind === 'guided-backprop') {
-      const c = this.candidates.find((x) => x.name === layer) as LayerCandidate;
-      const s = c.shape.map((d) => (d > 0 ? d : 1));
-      featureShape = featureShapeOf([n, s[1], s[2], s[3]]);
-      activations = new Float32Array(0);
-    }
-    return assembleResult({
-      method, layer, counterfactual,
-      inputShape: batch.shape, layout: this.layout,
-      featureShape, activations, logits: last.logits, numClasses: last.numClasses, rounds,
-      engine: session.engine, device: options.device, gradientsMs, startedAt,
-    });
   }
 
   dispose(): void {
@@ -226,6 +198,19 @@ export class OnnxExplainer implements Explainer {
   }
 }
 
+/** The Explainer over an ONNX model: the shared pipeline on an OnnxAdapter. */
+export class OnnxExplainer implements Explainer {
+  constructor(readonly adapter: OnnxAdapter) {}
+  get engine(): string { return this.adapter.engine; }
+  get layout(): Layout { return this.adapter.layout; }
+  get inputShape(): Array<number | null> { return this.adapter.inputShape; }
+  get defaultLayer(): string { return this.adapter.defaultLayer; }
+  get unguidedNodes(): string[] { return this.adapter.unguidedNodes; }
+  layers(): LayerInfo[] { return this.adapter.layers(); }
+  explain(input: InputBatch, options?: ExplainOptions): Promise<ExplainResult> { return explain(this.adapter, input, options); }
+  dispose(): void { this.adapter.dispose(); }
+}
+
 /** ReLU nodes a PyTorch export (1.13+) names at the root scope: F.relu calls in the model's own forward. */
 export function functionalRelus(g: GraphIndex): string[] {
   return g.nodes.filter((n) => n.opType === 'Relu' && /^\/Relu(_\d+)?$/.test(n.name ?? '')).map((n) => n.name as string);
@@ -233,18 +218,19 @@ export function functionalRelus(g: GraphIndex): string[] {
 
 /**
  * An Explainer for an ONNX model (path or bytes). Unsupported ops between the default layer and
- * the logits raise a GradcamError here; the default layer's Grad-CAM session is built now when
- * the model's input size is static.
+ * the logits raise a GradcamError here; the default layer's CAM session is built now when the
+ * model's input size is static.
  */
 export async function createOnnxExplainer(model: string | Uint8Array, options?: OnnxExplainerOptions): Promise<Explainer> {
   const opts = checkOptions(options);
+  if (options) checkKnownKeys('ONNX explainer options', options, [...EXPLAINER_OPTIONS, 'engine']);
   const proto = toModel(model);
   const graph = new GraphIndex(proto);
-  const ex = new OnnxExplainer(proto, graph, opts);
+  const adapter = new OnnxAdapter(proto, graph, opts);
   const s = graph.inputShape();
-  const size = ex.layout === 'nchw' ? [s[2], s[3]] : [s[1], s[2]];
-  if (size.every((v) => v > 0)) await ex.session('cam', ex.defaultLayer, false, size as [number, number]);
-  return ex;
+  const size = adapter.layout === 'nchw' ? [s[2], s[3]] : [s[1], s[2]];
+  if (size.every((v) => v > 0)) await adapter.session({ layers: [adapter.defaultLayer], guidedRelu6: false }, size as [number, number]);
+  return new OnnxExplainer(adapter);
 }
 
 /** Candidate target layers of an ONNX model (tensor name, op, static shape), the default marked. */

@@ -1,15 +1,15 @@
 /**
- * ONNX Runtime sessions for generated forward+backward models: one session per (model, layer,
- * rule set, input size), built once and reused; a batch runs in one session run.
+ * ONNX Runtime sessions for generated forward+backward models: one session per (model, layers,
+ * ReLU rule, input size), built once and reused; a batch runs in one session run.
  *
  * Note: onnxruntime-node 1.30's InferenceSession.run is synchronous native work wrapped in
  * setImmediate, so a run blocks the event loop for its duration (as does session creation).
  */
-import { GradcamError, checkPositiveInteger, invalidRange, invalidType } from '../errors';
+import { GradcamError, checkOneOf, checkPositiveInteger, invalidRange, invalidType } from '../errors';
 import type { FeatureShape } from '../kernels/types';
 import type { InputBatch, Layout } from '../types';
 import { checkInputBatch } from '../cam/input';
-import { BackwardOptions, GradientModel, buildGradientModel } from './backward';
+import { BackwardOptions, GradientModel, RELU_RULES, ReluRule, buildGradientModel } from './backward';
 import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel, saveModel } from './proto';
 import { ExecutionProviderRequest, InProcessRunner, Runner, TensorData, WorkerRunner } from './runtime';
@@ -17,26 +17,41 @@ import { ExecutionProviderRequest, InProcessRunner, Runner, TensorData, WorkerRu
 export { EXECUTION_PROVIDERS, createOrtSession, cudaProvider } from './runtime';
 export type { ExecutionProviderRequest, OrtSession } from './runtime';
 
+/** One target layer's tensors of a run: A and dY/dA, [N, C, H, W]. */
+export interface LayerGradients {
+  /** the target tensor's name */
+  name: string;
+  /** the activations A */
+  activations: Float32Array;
+  /** dY/dA, always with the plain ReLU rule (also in a session whose input gradient is guided or deconvnet) */
+  grads: Float32Array;
+  featureShape: FeatureShape;
+}
+
 export interface GradientRun {
   logits: Float32Array;
   numClasses: number;
-  /** target-layer activations A (empty when the session has no target layer) */
-  activations: Float32Array;
-  featureShape: FeatureShape;
-  /** dY/dA (empty when the session has no target layer) */
-  grads: Float32Array;
-  /** guided (or plain, see options) dY/dinput, in the input's layout */
+  /** per target layer, in the order the session was created with (empty when it has none) */
+  layers: LayerGradients[];
+  /** dY/dinput with the session's ReLU rule, in the input's layout (when the session has inputGrad) */
   inputGrad?: Float32Array;
   /** the classes used per image (argmax filled in; negative = none) */
   classes: Int32Array;
 }
 
 export interface GradientSessionOptions {
-  /** target tensor; default: the model's default layer. null: no target layer (input gradient only) */
+  /**
+   * target tensors (4-D activations), all computed in one session run; [] for none (input gradient
+   * only). Default: [layer].
+   */
+  layers?: string[];
+  /** one target tensor (when `layers` is not given); default: the model's default layer; null: none */
   layer?: string | null;
-  inputGrad?: boolean;
-  guided?: boolean;
+  /** also compute dY/dinput with this ReLU rule (see ReluRule); false (default): no input gradient */
+  inputGrad?: false | ReluRule;
+  /** Clip (ReLU6) follows the input gradient's ReLU rule as well (default false: plain) */
   guidedRelu6?: boolean;
+  /** ReLU (or Clip) node names that keep the plain rule in the input gradient */
   unguidedNodes?: string[];
   executionProvider?: ExecutionProviderRequest;
   intraOpThreads?: number;
@@ -72,7 +87,8 @@ export class OnnxGradientSession {
   private constructor(
     private readonly runner: Runner,
     readonly gradientModel: GradientModel,
-    readonly layer: string,
+    /** the target layers, in the order of GradientRun.layers */
+    readonly layers: readonly string[],
     readonly inputShape: Shape,
     readonly layout: Layout,
   ) {}
@@ -106,19 +122,11 @@ export class OnnxGradientSession {
     if (spatial.some((v) => v < 0)) {
       throw new GradcamError(`The model's input ${g.input} has a symbolic spatial size; pass inputSize [H, W]`, 'ESHAPE');
     }
-    let layer: string | null;
-    if (opts.layer === undefined) layer = defaultLayerOf(g, shape);
-    else if (opts.layer === null) layer = null;
-    else if (typeof opts.layer !== 'string') throw invalidType('layer', 'tensor name (string)', opts.layer);
-    else {
-      layer = opts.layer;
-      if (!g.producer.has(layer)) throw invalidRange('layer', `a tensor of the model (e.g. ${defaultLayerOf(g, shape)})`, layer);
-      const ls = inferShapes(g, shape).shapes.get(layer);
-      if (ls && ls.length !== 4) throw invalidRange('layer', `a 4-D activation (${layer} is ${ls.length}-D)`, layer);
-    }
-    if (!layer && !opts.inputGrad) throw invalidRange('options', 'a layer or inputGrad: true', opts);
+    const layers = targetLayers(g, shape, opts);
+    const inputGrad = opts.inputGrad === undefined || opts.inputGrad === false ? false : checkOneOf('inputGrad', opts.inputGrad, RELU_RULES);
+    if (!layers.length && !inputGrad) throw invalidRange('options', 'a layer or an inputGrad ReLU rule', opts);
     const bopts: BackwardOptions = {
-      layers: layer ? [layer] : [], inputGrad: !!opts.inputGrad, guided: opts.guided ?? true,
+      layers, inputGrad: !!inputGrad, reluRule: inputGrad || undefined,
       guidedRelu6: !!opts.guidedRelu6, unguidedNodes: opts.unguidedNodes ?? [], inputShape: shape,
       logits: opts.output, stridedConv: opts.stridedConv,
     };
@@ -127,7 +135,7 @@ export class OnnxGradientSession {
     const bytes = saveModel(gm.model);
     const ep = opts.executionProvider ?? 'auto';
     const runner = workers > 0 ? await WorkerRunner.create(bytes, ep, workers, opts.intraOpThreads) : await InProcessRunner.create(bytes, ep, opts.intraOpThreads);
-    return new OnnxGradientSession(runner, gm, layer ?? '', shape, layout);
+    return new OnnxGradientSession(runner, gm, layers, shape, layout);
   }
 
   /**
@@ -167,18 +175,11 @@ export class OnnxGradientSession {
     const numClasses = logitsT.dims[logitsT.dims.length - 1];
     const clsOut = out[gm.classesOutput].data as BigInt64Array;
     const classesUsed = Int32Array.from(clsOut, (v) => Number(v));
-    let activations: Float32Array = new Float32Array(0);
-    let grads: Float32Array = new Float32Array(0);
-    let featureShape: FeatureShape;
-    if (gm.layers.length) {
-      const a = out[gm.layers[0]];
-      activations = a.data as Float32Array;
-      grads = out[gm.gradOutputs[0]].data as Float32Array;
-      featureShape = featureShapeOf(a.dims as number[]);
-    } else {
-      featureShape = { n, k: 0, h: 0, w: 0, layout: 'nchw' };
-    }
-    const res: GradientRun = { logits: logitsT.data as Float32Array, numClasses, activations, featureShape, grads, classes: classesUsed };
+    const layers: LayerGradients[] = gm.layers.map((name, i) => {
+      const a = out[name];
+      return { name, activations: a.data as Float32Array, grads: out[gm.gradOutputs[i]].data as Float32Array, featureShape: featureShapeOf(a.dims as number[]) };
+    });
+    const res: GradientRun = { logits: logitsT.data as Float32Array, numClasses, layers, classes: classesUsed };
     if (gm.inputGradOutput) res.inputGrad = out[gm.inputGradOutput].data as Float32Array;
     return res;
   }
@@ -206,6 +207,32 @@ export class OnnxGradientSession {
     this.disposed = true;
     await this.runner.release();
   }
+}
+
+/** The session's target layers: `layers`, or [layer], or the default layer; each a 4-D tensor of the model. */
+function targetLayers(g: GraphIndex, shape: Shape, opts: GradientSessionOptions): string[] {
+  if (opts.layers !== undefined && opts.layer !== undefined) throw invalidRange('layer', 'no value when layers is given', opts.layer);
+  let names: unknown[];
+  if (opts.layers !== undefined) {
+    if (!Array.isArray(opts.layers)) throw invalidType('layers', 'array of tensor names', opts.layers);
+    names = opts.layers;
+  } else if (opts.layer === undefined) {
+    return [defaultLayerOf(g, shape)];
+  } else {
+    names = opts.layer === null ? [] : [opts.layer];
+  }
+  const what = opts.layers !== undefined ? 'layers' : 'layer';
+  let inf: ReturnType<typeof inferShapes> | undefined;
+  return names.map((layer, i) => {
+    const name = opts.layers !== undefined ? `layers[${i}]` : 'layer';
+    if (typeof layer !== 'string') throw invalidType(name, 'tensor name (string)', layer);
+    if (names.indexOf(layer) !== i) throw invalidRange(name, `a tensor not listed before in ${what}`, layer);
+    if (!g.producer.has(layer)) throw invalidRange(name, `a tensor of the model (e.g. ${defaultLayerOf(g, shape)})`, layer);
+    inf ??= inferShapes(g, shape);
+    const ls = inf.shapes.get(layer);
+    if (ls && ls.length !== 4) throw invalidRange(name, `a 4-D activation (${layer} is ${ls.length}-D)`, layer);
+    return layer;
+  });
 }
 
 export function featureShapeOf(dims: readonly number[]): FeatureShape {

@@ -1,20 +1,19 @@
 /**
- * The tfjs Explainer: one forward pass (no tape) for the logits and the target-layer activations
- * A, then per target round one batched backward pass through the head for dY/dA and, for the
- * guided methods, one guided backward pass through the whole network for dY/dx. The CAM maths
- * runs in the shared pipeline (lib/cam/pipeline.ts).
+ * The tfjs model adapter: one forward pass (no tape) for the logits and the target layers'
+ * activations, then per target round one batched backward pass through the head for dY/dA at
+ * every target layer and, where asked, one backward pass through the whole network for dY/dx under
+ * a ReLU rule. The methods and the CAM maths run in the shared pipeline (lib/cam/explain.ts).
  *
  * All tensor work runs in synchronous tf.tidy blocks that return plain arrays; the promise yields
  * to the event loop between them, and nothing outlives a call except the model's own tensors.
  */
 import * as tf from '@tensorflow/tfjs';
 import { concatFloat32 } from '../arrays';
-import { assembleResult, type GradientRound } from '../cam/pipeline';
-import { isCustomScore, resolveTargets, targetRounds } from '../cam/targets';
+import type { AdapterPass, GradientRequest, LayerActivations, ModelAdapter, RoundGradients } from '../cam/adapter';
+import { explain } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
-import { GradcamError, checkBoolean, checkOneOf, describe, invalidRange, invalidType } from '../errors';
-import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, Method, ScoreFunction } from '../types';
-import { METHODS } from '../types';
+import { GradcamError, describe, didYouMean } from '../errors';
+import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, ScoreFunction } from '../types';
 import { ensureBackend, type TfjsEngine } from './engine';
 import type { RunMode } from './ops';
 import { PLAIN } from './ops';
@@ -76,8 +75,13 @@ export interface GradientSource {
   readonly inputShape: Array<number | null>;
   layers(): LayerInfo[];
   readonly defaultLayer: string;
-  /** forward: logits [n,classes] and the target activations A [n,h,w,k] (kept: the caller disposes) */
-  forward(x: tf.Tensor4D, layer: string): { logits: tf.Tensor; activations: tf.Tensor4D; state: tf.Tensor[]; head: (a: tf.Tensor4D) => tf.Tensor };
+  /**
+   * forward: logits [n,classes] and the target layers' activations [n,h,w,k] (kept: the caller
+   * disposes `state`). head(points): the logits again from the kept state, with points[j] replacing
+   * layer j's value where no other target layer feeds it, and added to its value where one does
+   * (pass zeros there): differentiating at these points gives dY/dA at every layer in one pass.
+   */
+  forward(x: tf.Tensor4D, layers: string[]): { logits: tf.Tensor; activations: tf.Tensor4D[]; state: tf.Tensor[]; head: (points: tf.Tensor4D[]) => tf.Tensor; roots: boolean[] };
   /** logits as a function of x with the given backward rules (for input gradients) */
   logitsOf(x: tf.Tensor4D, mode: RunMode): tf.Tensor;
   readonly supportsGuided: boolean;
@@ -94,7 +98,7 @@ export class ProgramSource implements GradientSource {
   readonly defaultLayer: string;
   private readonly candidates: LayerInfo[];
   private readonly byName = new Map<string, string>();
-  private readonly plans = new Map<string, { down: Set<string>; keep: string[] }>();
+  private readonly plans = new Map<string, { run: Set<string>; keep: string[]; roots: boolean[] }>();
 
   constructor(readonly program: Program) {
     this.inputShape = program.inputShape;
@@ -128,33 +132,46 @@ export class ProgramSource implements GradientSource {
     return this.byName.has(name);
   }
 
-  private plan(key: string) {
-    let p = this.plans.get(key);
+  /** The nodes the head re-runs for these target layers, the values it reads, and which layers are roots. */
+  private plan(keys: string[]) {
+    const id = keys.join('\u0000');
+    let p = this.plans.get(id);
     if (!p) {
-      const down = descendants(this.program, key);
-      p = { down, keep: frontier(this.program, key, down) };
-      this.plans.set(key, p);
+      const downs = keys.map((k) => descendants(this.program, k));
+      const run = new Set<string>();
+      for (const d of downs) for (const k of d) run.add(k);
+      const roots = keys.map((k) => !run.has(k));
+      const keep = new Set<string>(keys.filter((_, j) => roots[j]));
+      for (const node of this.program.nodes) {
+        if (!run.has(node.key)) continue;
+        for (const k of node.inputs) if (!run.has(k) && !this.program.constants.has(k)) keep.add(k);
+      }
+      keys.forEach((k, j) => {
+        if (!downs[j].has(this.program.logitsKey) && k !== this.program.logitsKey) {
+          throw new GradcamError(`the logits do not depend on layer '${this.program.nodes.find((n) => n.key === k)?.name ?? k}'`, 'EMODEL');
+        }
+      });
+      p = { run, keep: [...keep], roots };
+      this.plans.set(id, p);
     }
     return p;
   }
 
-  forward(x: tf.Tensor4D, layer: string) {
-    const key = this.byName.get(layer) as string;
-    const { down, keep } = this.plan(key);
+  forward(x: tf.Tensor4D, layers: string[]) {
+    const keys = layers.map((l) => this.byName.get(l) as string);
+    const { run, keep, roots } = this.plan(keys);
     const values = new Map<string, tf.Tensor>([[this.program.inputKey, x]]);
     const logits = evaluate(this.program, values, PLAIN);
-    const activations = values.get(key) as tf.Tensor4D;
+    const activations = keys.map((k) => values.get(k) as tf.Tensor4D);
     const state = keep.map((k) => values.get(k) as tf.Tensor);
-    const head = (a: tf.Tensor4D) => {
+    const head = (points: tf.Tensor4D[]) => {
       const v = new Map<string, tf.Tensor>();
       keep.forEach((k, i) => v.set(k, state[i]));
-      v.set(key, a);
-      if (!down.has(this.program.logitsKey) && key !== this.program.logitsKey) {
-        throw new GradcamError(`the logits do not depend on layer '${layer}'`, 'EMODEL');
-      }
-      return evaluate(this.program, v, PLAIN, down);
+      const deltas = new Map<string, tf.Tensor>();
+      keys.forEach((k, j) => (roots[j] ? v.set(k, points[j]) : deltas.set(k, points[j])));
+      return evaluate(this.program, v, PLAIN, run, deltas);
     };
-    return { logits, activations, state: [logits, activations, ...state], head };
+    return { logits, activations, state: [logits, ...activations, ...state], head, roots };
   }
 
   logitsOf(x: tf.Tensor4D, mode: RunMode): tf.Tensor {
@@ -204,7 +221,7 @@ export class SplitSource implements GradientSource {
   forward(x: tf.Tensor4D) {
     const activations = this.model.features(x);
     const logits = this.model.head(activations);
-    return { logits, activations, state: [logits, activations], head: (a: tf.Tensor4D) => this.model.head(a) };
+    return { logits, activations: [activations], state: [logits, activations], head: (a: tf.Tensor4D[]) => this.model.head(a[0]), roots: [true] };
   }
   logitsOf(x: tf.Tensor4D): tf.Tensor {
     return this.model.head(this.model.features(x));
@@ -217,25 +234,17 @@ export class SplitSource implements GradientSource {
   }
 }
 
-export class TfjsExplainer implements Explainer {
+/** The ModelAdapter over a GradientSource on one tfjs engine. */
+export class TfjsAdapter implements ModelAdapter {
+  readonly supportsCustomScore = true;
   private disposed = false;
-  constructor(private readonly source: GradientSource & { hasLayer(name: string): boolean }, readonly engine: TfjsEngine) {}
-
-  /** the model's declared input shape, NHWC; null where unknown */
-  get inputShape(): Array<number | null> {
-    return this.source.inputShape.slice();
-  }
-
-  /**
-   * Layer types the interpreter ran through layer.apply (unknown to it): ReLUs inside them keep
-   * the plain backward rule in guided backprop. Empty for the common CNN layers.
-   */
-  get fallbackLayers(): string[] {
-    return this.source instanceof ProgramSource ? [...new Set(this.source.program.fallbacks)] : [];
-  }
+  constructor(readonly source: GradientSource & { hasLayer(name: string): boolean }, readonly engine: TfjsEngine) {}
 
   get layout(): Layout {
     return this.source.layout;
+  }
+  get inputShape(): Array<number | null> {
+    return this.source.inputShape.slice();
   }
   get defaultLayer(): string {
     return this.source.defaultLayer;
@@ -244,63 +253,59 @@ export class TfjsExplainer implements Explainer {
     return this.source.layers();
   }
 
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.source.dispose();
-  }
-
-  /**
-   * `input`: an InputBatch, or a 4-D tf.Tensor [n,H,W,C] (NHWC, as tfjs models take it; read once,
-   * not disposed: it stays the caller's).
-   */
-  async explain(input: InputBatch | tf.Tensor, options: ExplainOptions = {}): Promise<ExplainResult> {
-    const startedAt = performance.now();
+  /** An InputBatch (NHWC, or NCHW: transposed in-graph) or a 4-D NHWC tf.Tensor (read, not disposed). */
+  checkInput(input: unknown): InputBatch {
     if (this.disposed) throw new GradcamError('this explainer has been disposed', 'EDISPOSED');
     if (input instanceof tf.Tensor) input = tensorToBatch(input);
-    if (typeof options !== 'object' || options === null) throw invalidType('options', 'object', options);
-    const method: Method = options.method === undefined ? 'gradcam' : checkOneOf('method', options.method, METHODS);
-    const counterfactual = options.counterfactual === undefined ? false : checkBoolean('counterfactual', options.counterfactual);
-    const guidedRelu6 = options.guidedRelu6 === undefined ? false : checkBoolean('guidedRelu6', options.guidedRelu6);
-    const layer = options.layer === undefined ? this.source.defaultLayer : options.layer;
-    if (typeof layer !== 'string') throw invalidType('layer', 'string', layer);
-    if (!this.source.hasLayer(layer)) {
-      const names = this.source.layers().map((l) => l.name);
-      const shown = names.length > 8 ? `${names.slice(-8).join(', ')} (and ${names.length - 8} more, see layers())` : names.join(', ');
-      throw invalidRange('layer', `the name of a 4-D layer of the model (${shown})`, layer);
-    }
-    const needsCam = method !== 'guided-backprop';
-    const needsGuided = method !== 'gradcam';
-    if (needsGuided && !this.source.supportsGuided) {
-      throw new GradcamError(`method '${method}' needs a LayersModel or GraphModel: guided ReLUs cannot be placed inside a SplitModel`, 'EUNSUPPORTED');
-    }
     const [, H, W, C] = this.source.inputShape;
     // tfjs models are NHWC but NCHW batches are accepted (transposed in-graph): compare in the batch's own order
     const nchwBatch = (input as Partial<InputBatch> | null)?.layout === 'nchw';
-    const batch = checkInputBatch(input, this.source.layout === 'nhwc' ? undefined : this.source.layout,
+    return checkInputBatch(input, this.source.layout === 'nhwc' ? undefined : this.source.layout,
       nchwBatch ? [null, C, H, W] : [null, H, W, C]);
-    ensureBackend(this.engine);
+  }
 
+  resolveLayer(name: string): string {
+    if (!this.source.hasLayer(name)) {
+      const names = this.source.layers().map((l) => l.name);
+      const shown = names.length > 8 ? `${names.slice(-8).join(', ')} (and ${names.length - 8} more, see layers())` : names.join(', ');
+      throw new RangeError(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`);
+    }
+    return name;
+  }
+
+  unsupported(request: GradientRequest): Error | undefined {
+    if (request.inputGradient && !this.source.supportsGuided) {
+      return new GradcamError(`an input gradient (rule '${request.inputGradient}') needs a LayersModel or GraphModel: ReLU rules cannot be placed inside a SplitModel`, 'EUNSUPPORTED');
+    }
+    if (request.layers.length > 1 && !this.source.supportsGuided) {
+      return new GradcamError('a SplitModel has one target layer (its features output)', 'EUNSUPPORTED');
+    }
+    return undefined;
+  }
+
+  async begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass> {
+    ensureBackend(this.engine);
+    const source = this.source;
     const n = batch.shape[0];
     const perInput = batch.data.length / n;
+    const transposed = batch.layout === 'nchw' && source.layout === 'nhwc';
     /** images [start, start+count) as a model-layout tensor */
     const toModel = (start: number, count: number): tf.Tensor4D =>
       tf.tidy(() => {
         const shape: [number, number, number, number] = [count, batch.shape[1], batch.shape[2], batch.shape[3]];
         const t = tf.tensor4d(batch.data.subarray(start * perInput, (start + count) * perInput), shape);
-        return batch.layout === 'nchw' && this.source.layout === 'nhwc' ? tf.transpose(t, [0, 2, 3, 1]) : t;
+        return transposed ? tf.transpose(t, [0, 2, 3, 1]) : t;
       });
-    const toInputLayout = (g: tf.Tensor4D): tf.Tensor4D =>
-      batch.layout === 'nchw' && this.source.layout === 'nhwc' ? tf.transpose(g, [0, 3, 1, 2]) : g;
-
-    // Images go through in chunks sized to the engine's memory (wasm has a 4 GB heap; a guided
+    const toInputLayout = (g: tf.Tensor4D): tf.Tensor4D => (transposed ? tf.transpose(g, [0, 3, 1, 2]) : g);
+    const layers = request.layers;
+    const needsHead = layers.length > 0 && request.layerGrads;
+    // Images go through in chunks sized to the engine's memory (wasm has a 4 GB heap; an input-gradient
     // pass keeps about six times the model's activations alive): results do not depend on it.
-    const chunkOf = (factor: number) => chunkSize(this.engine, this.source.bytesPerImage() * factor, n);
+    const chunkOf = (factor: number) => chunkSize(this.engine, source.bytesPerImage() * factor, n);
     const forwardChunk = chunkOf(1.5);
-    const gradChunk = needsGuided ? chunkOf(6) : forwardChunk;
+    const gradChunk = request.inputGradient ? chunkOf(6) : forwardChunk;
 
-    const t0 = performance.now();
-    interface Part { start: number; count: number; x: tf.Tensor4D; kept: tf.Tensor[]; head: (a: tf.Tensor4D) => tf.Tensor; activations: tf.Tensor4D }
+    interface Part { start: number; count: number; x: tf.Tensor4D; kept: tf.Tensor[]; head: (p: tf.Tensor4D[]) => tf.Tensor; activations: tf.Tensor4D[]; roots: boolean[] }
     const parts: Part[] = [];
     const release = () => {
       for (const part of parts.splice(0)) {
@@ -311,107 +316,153 @@ export class TfjsExplainer implements Explainer {
     try {
       let numClasses = 0;
       const logitRows: Float32Array[] = [];
-      const actParts: Float32Array[] = [];
-      let featureShape = { n, k: 0, h: 0, w: 0, layout: this.source.layout };
-      // forward: logits and activations of every chunk; each chunk keeps what its head pass reads
+      const actParts: Float32Array[][] = layers.map(() => []);
+      const shapes: LayerActivations['shape'][] = [];
+      // the forward pass without a layer still needs one (the logits): the default layer's plan serves
+      const forwardLayers = layers.length ? layers : [source.defaultLayer];
       for (let start = 0; start < n; start += forwardChunk) {
         const count = Math.min(forwardChunk, n - start);
         const x = toModel(start, count);
-        let headFn: ((a: tf.Tensor4D) => tf.Tensor) | undefined;
-        let kept: tf.Tensor[];
+        let part: Part;
+        // x stays alive with the part: the head may read the input itself (a skip from the input)
         try {
-          kept = tf.tidy(() => {
-            const f = this.source.forward(x, layer);
-            headFn = f.head;
+          let f: ReturnType<GradientSource['forward']> | undefined;
+          const kept = tf.tidy(() => {
+            f = source.forward(x, forwardLayers);
             const l = f.logits.rank === 2 ? f.logits : tf.reshape(f.logits, [count, -1]);
-            return [l, f.activations, ...f.state];
+            return [l, ...f.activations, ...f.state];
           });
+          const fr = f as ReturnType<GradientSource['forward']>;
+          part = { start, count, x, kept, head: fr.head, roots: fr.roots, activations: kept.slice(1, 1 + forwardLayers.length) as tf.Tensor4D[] };
         } catch (e) {
           x.dispose();
           throw e;
         }
-        const part: Part = { start, count, x, kept, head: headFn as (a: tf.Tensor4D) => tf.Tensor, activations: kept[1] as tf.Tensor4D };
         parts.push(part);
-        const logitsT = kept[0];
+        const logitsT = part.kept[0];
         if (logitsT.rank !== 2 || logitsT.shape[0] !== count) {
           throw new GradcamError(`the model returned logits of shape [${logitsT.shape}] for ${count} images`, 'EMODEL');
         }
         numClasses = logitsT.shape[1] as number;
         logitRows.push(copyOut(logitsT));
-        const actT = part.activations;
-        if (actT.rank !== 4) throw new GradcamError(`layer '${layer}' output is not 4-D`, 'EMODEL');
-        if (needsCam) {
+        layers.forEach((name, j) => {
+          const actT = part.activations[j];
+          if (actT.rank !== 4) throw new GradcamError(`layer '${name}' output is not 4-D`, 'EMODEL');
           const [, d1, d2, d3] = actT.shape;
-          const [k, h, w] = this.source.layout === 'nhwc' ? [d3, d1, d2] : [d1, d2, d3];
-          featureShape = { n, k, h, w, layout: this.source.layout };
-          actParts.push(copyOut(actT));
-        }
-        if (!needsCam) {
-          // guided backprop alone needs nothing more from this forward pass
-          for (const t of kept) t.dispose();
+          const [k, h, w] = source.layout === 'nhwc' ? [d3, d1, d2] : [d1, d2, d3];
+          shapes[j] = { n, k, h, w, layout: source.layout };
+          actParts[j].push(copyOut(actT));
+        });
+        if (!needsHead && !request.score) {
+          // nothing more is read from this forward pass but its logits
+          for (const t of part.kept) t.dispose();
           part.kept = [];
         }
         if (start + count < n) await yieldToLoop();
       }
       const logits = concatFloat32(logitRows);
-      const activations = needsCam ? concatFloat32(actParts) : new Float32Array(0);
-      const custom = isCustomScore(options.targets) ? options.targets.score : undefined;
-      const sign = counterfactual ? -1 : 1;
+      const activations: LayerActivations[] = layers.map((name, j) => ({ name, shape: shapes[j], data: concatFloat32(actParts[j]) }));
+      const custom = request.score;
+      const sign = request.counterfactual ? -1 : 1;
       /** the differentiated objective for images [start, start+count): sum of their (signed) scores */
       const objective = (l: tf.Tensor, classes: Int32Array, start: number, count: number): tf.Scalar => {
         const l2 = tf.reshape(l, [count, numClasses]) as tf.Tensor2D;
         if (custom) return tf.mul(tf.sum(customScores(custom, l2, count)), sign);
         return tf.sum(tf.mul(l2, selection(classes.subarray(start, start + count), numClasses, sign)));
       };
-      const classRounds = custom ? [new Int32Array(n).fill(-1)] : targetRounds(resolveTargets(options.targets, logits, n, numClasses));
-      let customValues: Float32Array | undefined;
+      let scores: Float32Array | undefined;
       if (custom) {
-        customValues = new Float32Array(n);
+        scores = new Float32Array(n);
         for (const part of parts) {
-          customValues.set(tf.tidy(() => copyOut(customScores(custom, part.kept[0] as tf.Tensor2D, part.count))), part.start);
+          scores.set(tf.tidy(() => copyOut(customScores(custom, part.kept[0] as tf.Tensor2D, part.count))), part.start);
         }
       }
-      const rounds: GradientRound[] = [];
-      const guidedMode: RunMode = { guided: true, guidedRelu6 };
-      const perFeature = featureShape.k * featureShape.h * featureShape.w;
-      for (const classes of classRounds) {
+      const mode: RunMode | undefined = request.inputGradient ? { rule: request.inputGradient, relu6: request.guidedRelu6 } : undefined;
+      const perFeature = shapes.map((s) => s.k * s.h * s.w);
+      const round = async (classes: Int32Array): Promise<RoundGradients> => {
         await yieldToLoop();
-        const round: GradientRound = { classes, scores: customValues };
-        if (needsCam) {
-          const grads = new Float32Array(n * perFeature);
+        const out: RoundGradients = { classes, scores, layerGrads: [] };
+        if (needsHead) {
+          const grads = perFeature.map((p) => new Float32Array(n * p));
           for (const part of parts) {
-            const { head, activations: a, start, count } = part;
-            const g = tf.tidy(() => copyOut(tf.grad((ai: tf.Tensor) => objective(head(ai as tf.Tensor4D), classes, start, count))(a)));
-            grads.set(g, start * perFeature);
+            const { head, activations: acts, roots, start, count } = part;
+            const gs = tf.tidy(() => {
+              const points = acts.map((a, j) => (roots[j] ? a : tf.zerosLike(a)));
+              const g = tf.grads((...pts: tf.Tensor[]) => objective(head(pts as tf.Tensor4D[]), classes, start, count))(points);
+              return g.map(copyOut);
+            });
+            gs.forEach((g, j) => grads[j].set(g, start * perFeature[j]));
           }
-          round.grads = grads;
+          out.layerGrads = grads;
         }
-        if (needsGuided) {
-          const guided = new Float32Array(batch.data.length);
+        if (mode) {
+          const gx = new Float32Array(batch.data.length);
           for (let start = 0; start < n; start += gradChunk) {
             const count = Math.min(gradChunk, n - start);
             if (start > 0) await yieldToLoop();
             const g = tf.tidy(() => {
               const xi0 = toModel(start, count);
-              const gx = tf.grad((xi: tf.Tensor) => objective(this.source.logitsOf(xi as tf.Tensor4D, guidedMode), classes, start, count))(xi0);
-              return copyOut(toInputLayout(gx as tf.Tensor4D));
+              const d = tf.grad((xi: tf.Tensor) => objective(source.logitsOf(xi as tf.Tensor4D, mode), classes, start, count))(xi0);
+              return copyOut(toInputLayout(d as tf.Tensor4D));
             });
-            guided.set(g, start * perInput);
+            gx.set(g, start * perInput);
           }
-          round.guided = guided;
+          out.inputGradient = gx;
         }
-        rounds.push(round);
-      }
+        return out;
+      };
+      return { logits, numClasses, activations, round, release };
+    } catch (e) {
       release();
-      const gradientsMs = performance.now() - t0;
-      return await assembleResult({
-        method, layer, counterfactual,
-        inputShape: batch.shape, layout: batch.layout,
-        featureShape, activations, logits, numClasses, rounds,
-        engine: this.engine, device: options.device, gradientsMs, startedAt,
-      });
-    } finally {
-      release();
+      throw e;
     }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.source.dispose();
+  }
+}
+
+/** The Explainer over a tfjs model: the shared pipeline on a TfjsAdapter. */
+export class TfjsExplainer implements Explainer {
+  readonly adapter: TfjsAdapter;
+  constructor(source: GradientSource & { hasLayer(name: string): boolean }, engine: TfjsEngine) {
+    this.adapter = new TfjsAdapter(source, engine);
+  }
+  get engine(): TfjsEngine {
+    return this.adapter.engine;
+  }
+  /** the model's declared input shape, NHWC; null where unknown */
+  get inputShape(): Array<number | null> {
+    return this.adapter.inputShape;
+  }
+  /**
+   * Layer types the interpreter ran through layer.apply (unknown to it): ReLUs inside them keep
+   * the plain backward rule under every input-gradient rule. Empty for the common CNN layers.
+   */
+  get fallbackLayers(): string[] {
+    const s = this.adapter.source;
+    return s instanceof ProgramSource ? [...new Set(s.program.fallbacks)] : [];
+  }
+  get layout(): Layout {
+    return this.adapter.layout;
+  }
+  get defaultLayer(): string {
+    return this.adapter.defaultLayer;
+  }
+  layers(): LayerInfo[] {
+    return this.adapter.layers();
+  }
+  /**
+   * `input`: an InputBatch, or a 4-D tf.Tensor [n,H,W,C] (NHWC, as tfjs models take it; read once,
+   * not disposed: it stays the caller's).
+   */
+  explain(input: InputBatch | tf.Tensor, options?: ExplainOptions): Promise<ExplainResult> {
+    return explain(this.adapter, input, options);
+  }
+  dispose(): void {
+    this.adapter.dispose();
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The differentiable building blocks the model interpreters run: plain tf ops wherever their
  * gradient flows only to the input, and tf.customGrad where the backward rule must differ:
- *  - guided ReLU (and, on request, guided ReLU6): grad * (x > 0) * (grad > 0);
+ *  - the ReLU rules of the input gradient (and, on request, of ReLU6): plain grad * (x > 0),
+ *    guided grad * (x > 0) * (grad > 0), deconvnet max(grad, 0);
  *  - ReLU6 with PyTorch's backward (gradient only where 0 < x < 6; tfjs also passes x == 6);
  *  - a depthwise convolution whose input gradient runs as another depthwise convolution, so it
  *    needs no DepthwiseConv2dNativeBackpropInput kernel (missing in wasm) and never computes the
@@ -10,16 +11,17 @@
  * symmetric pads as well as TensorFlow's 'same'.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { ReluRule } from '../cam/methods';
 
 /** Which backward rules a run uses. */
 export interface RunMode {
-  /** guided backpropagation: ReLU backward becomes grad*(x>0)*(grad>0) */
-  guided: boolean;
-  /** also guide ReLU6 (only meaningful with guided) */
-  guidedRelu6: boolean;
+  /** the ReLU backward rule (see ReluRule) */
+  rule: ReluRule;
+  /** apply the rule to ReLU6 too (the guidedRelu6 option); else ReLU6 keeps its plain gradient */
+  relu6: boolean;
 }
 
-export const PLAIN: RunMode = { guided: false, guidedRelu6: false };
+export const PLAIN: RunMode = { rule: 'plain', relu6: false };
 
 type CustomGradFn = Parameters<typeof tf.customGrad>[0];
 // Backward rules get their forward input through save(), not the closure: tf.grad disposes the
@@ -60,12 +62,17 @@ const guidedRelu6Op = unaryCustomGrad((x, save) => {
   };
 });
 
+/** Deconvnet: the backward pass ignores the forward input and passes max(grad, 0). */
+const deconvReluOp = unaryCustomGrad((x) => ({ value: tf.relu(x), gradFunc: (dy) => tf.relu(dy) }));
+const deconvRelu6Op = unaryCustomGrad((x) => ({ value: tf.clipByValue(x, 0, 6), gradFunc: (dy) => tf.relu(dy) }));
+
 export function relu(x: tf.Tensor, mode: RunMode): tf.Tensor {
-  return mode.guided ? guidedReluOp(x) : tf.relu(x);
+  return mode.rule === 'guided' ? guidedReluOp(x) : mode.rule === 'deconvnet' ? deconvReluOp(x) : tf.relu(x);
 }
 
 export function relu6(x: tf.Tensor, mode: RunMode): tf.Tensor {
-  return mode.guided && mode.guidedRelu6 ? guidedRelu6Op(x) : relu6Op(x);
+  if (!mode.relu6 || mode.rule === 'plain') return relu6Op(x);
+  return mode.rule === 'guided' ? guidedRelu6Op(x) : deconvRelu6Op(x);
 }
 
 /** ReLU with an upper bound (Keras ReLU(max_value)); 6 is ReLU6. */

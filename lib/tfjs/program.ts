@@ -41,8 +41,12 @@ export interface Program {
   fallbacks: string[];
 }
 
-/** Runs the nodes in `only` (all when undefined) in order, reading and writing `values`. */
-export function evaluate(p: Program, values: Map<string, tf.Tensor>, mode: RunMode, only?: Set<string>): tf.Tensor {
+/**
+ * Runs the nodes in `only` (all when undefined) in order, reading and writing `values`. `deltas`:
+ * added to the outputs of those nodes as they are computed (a zero delta differentiated gives the
+ * gradient at that node while the values still flow through it).
+ */
+export function evaluate(p: Program, values: Map<string, tf.Tensor>, mode: RunMode, only?: Set<string>, deltas?: Map<string, tf.Tensor>): tf.Tensor {
   for (const node of p.nodes) {
     if (only ? !only.has(node.key) : values.has(node.key)) continue;
     const ins = node.inputs.map((k) => {
@@ -50,7 +54,9 @@ export function evaluate(p: Program, values: Map<string, tf.Tensor>, mode: RunMo
       if (!v) throw new Error(`internal: value '${k}' missing for '${node.name}'`);
       return v;
     });
-    values.set(node.key, node.run(ins, mode, node.key === p.logitsKey));
+    const out = node.run(ins, mode, node.key === p.logitsKey);
+    const d = deltas?.get(node.key);
+    values.set(node.key, d ? tf.add(out, d) : out);
     if (node.key === p.logitsKey && !only) break;
   }
   const logits = values.get(p.logitsKey);

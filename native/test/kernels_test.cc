@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "pictures.h"
 
 using namespace gradcam;
 
@@ -92,7 +93,7 @@ void parity(int rounds) {
     cuda::weightedChannelSum(c1.data(), a.data(), s, relu, m2.data());
     expectClose("weightedChannelSum", ctx, m2, m1);
 
-    for (ElementwiseOp op : {ElementwiseOp::GradTimesAct, ElementwiseOp::ReluGradTimesAct}) {
+    for (ElementwiseOp op : {ElementwiseOp::GradTimesAct, ElementwiseOp::ReluGradTimesAct, ElementwiseOp::ReluOfGradTimesAct}) {
       cpu::elementwiseChannelSum(g.data(), a.data(), s, op, relu, m1.data());
       cuda::elementwiseChannelSum(g.data(), a.data(), s, op, relu, m2.data());
       expectClose("elementwiseChannelSum", ctx, m2, m1);
@@ -125,6 +126,90 @@ void parity(int rounds) {
     expectClose("gradcamTail.lowresRaw", ctx, raw2, raw1);
     expectClose("gradcamTail.lowres", ctx, low2, low1, 1e-5, 1e-5);
     expectClose("gradcamTail.map", ctx, map2, map1, 1e-5, 1e-5);
+
+    // camTail: R = 1..3 rounds, every combine kind, with the fused guided product
+    const size_t R = 1 + (size_t)r % 3;
+    std::vector<std::vector<float>> gr, given, ig;
+    std::vector<const float*> gp, givp, igp;
+    for (size_t q = 0; q < R; q++) {
+      gr.push_back(randomArray(rng, s.count(), -1, 1));
+      given.push_back(randomArray(rng, std::max(nk, nhw), -1, 1));
+      ig.push_back(randomArray(rng, s.n * c * outH * outW));
+    }
+    for (size_t q = 0; q < R; q++) {
+      gp.push_back(gr[q].data());
+      givp.push_back(given[q].data());
+      igp.push_back(ig[q].data());
+    }
+    const CombineKind kinds[] = {CombineKind::Weights, CombineKind::GivenWeights, CombineKind::Elementwise,
+                                 CombineKind::GivenLowres};
+    const ChannelWeighting weightings[] = {ChannelWeighting::GradMean, ChannelWeighting::GradPP,
+                                           ChannelWeighting::GradPPNormalized, ChannelWeighting::GradActRatio};
+    const ElementwiseOp ops[] = {ElementwiseOp::GradTimesAct, ElementwiseOp::ReluGradTimesAct,
+                                 ElementwiseOp::ReluOfGradTimesAct};
+    for (int kind = 0; kind < 4; kind++) {
+      const CamCombine cc{kinds[kind], weightings[r % 4], 1e-7, ops[r % 3]};
+      const bool usesGrads = kind == 0 || kind == 2;
+      const CamRounds rd{R, usesGrads ? gp.data() : nullptr, usesGrads ? nullptr : givp.data(), igp.data(), c, s.layout};
+      const bool hasW = kind <= 1;
+      std::vector<float> cw1(hasW ? R * nk : 0), cw2(cw1.size()), craw1(R * nhw), craw2(R * nhw), clow1(R * nhw),
+          clow2(R * nhw), cmap1(R * r1.size()), cmap2(R * r1.size()), cg1(R * guided.size()), cg2(R * guided.size());
+      cpu::camTail(a.data(), s, cc, rd, o,
+                   CamTailOutputs{hasW ? cw1.data() : nullptr, craw1.data(), clow1.data(), cmap1.data(), cg1.data()});
+      cuda::camTail(a.data(), s, cc, rd, o,
+                    CamTailOutputs{hasW ? cw2.data() : nullptr, craw2.data(), clow2.data(), cmap2.data(), cg2.data()});
+      const std::string cctx = ctx + " camTail kind " + std::to_string(kind) + " R=" + std::to_string(R);
+      if (hasW) expectClose("camTail.weights", cctx, cw2, cw1);
+      expectClose("camTail.lowresRaw", cctx, craw2, craw1);
+      expectClose("camTail.lowres", cctx, clow2, clow1, 1e-5, 1e-5);
+      expectClose("camTail.map", cctx, cmap2, cmap1, 1e-5, 1e-5);
+      expectClose("camTail.guided", cctx, cg2, cg1, 1e-5, 1e-5);
+    }
+  }
+}
+
+void expectBytes(const char* what, const std::string& ctx, const std::vector<uint8_t>& got, const std::vector<uint8_t>& want) {
+  checks++;
+  for (size_t i = 0; i < want.size(); i++) {
+    if (got[i] != want[i]) {
+      std::printf("FAIL %s %s: byte %zu cuda %d cpu %d\n", what, ctx.c_str(), i, got[i], want[i]);
+      failures++;
+      return;
+    }
+  }
+}
+
+// The picture kernels: CUDA writes the CPU kernels' bytes (n = 1..4, odd sizes, one over numpy's
+// 8192-value block, both layouts, three colormaps, RGB and RGBA).
+void pictureParity(int rounds) {
+  std::mt19937 rng(20261202);
+  for (int r = 0; r < rounds; r++) {
+    const size_t n = pick(rng, {1, 2, 3, 4}), H = pick(rng, {1, 3, 7, 17, 61}), W = pick(rng, {1, 5, 9, 47, 224});
+    const size_t hw = H * W, c = pick(rng, {1, 3});
+    const Colormap cm = (Colormap)(r % 3);
+    const Layout layout = r % 2 ? Layout::NCHW : Layout::NHWC;
+    char ctx[96];
+    std::snprintf(ctx, sizeof ctx, "n=%zu H=%zu W=%zu c=%zu colormap=%d %s", n, H, W, c, r % 3, r % 2 ? "nchw" : "nhwc");
+    std::vector<float> maps = randomArray(rng, n * hw, -0.1f, 1.1f), images = randomArray(rng, n * hw * 3, 0, 1);
+    std::vector<float> guided = randomArray(rng, n * c * hw, -0.01f, 0.02f);
+    std::vector<uint8_t> grey(n * hw);
+    for (size_t i = 0; i < grey.size(); i++) grey[i] = (uint8_t)(rng() & 255);
+    std::vector<uint8_t> a1(n * hw * 3), a2(n * hw * 3);
+    cpu::applyColormap(maps.data(), n, H, W, cm, a1.data());
+    cuda::applyColormap(maps.data(), n, H, W, cm, a2.data());
+    expectBytes("applyColormap", ctx, a2, a1);
+    const OverlayOptions o{cm, r % 4 == 3 ? 1.0 : 0.3 + 0.1 * (r % 4), r % 2 ? 4u : 3u};
+    std::vector<uint8_t> s1(n * hw * o.channels), s2(n * hw * o.channels);
+    cpu::showCamOnImage(images.data(), maps.data(), n, H, W, o, s1.data());
+    cuda::showCamOnImage(images.data(), maps.data(), n, H, W, o, s2.data());
+    expectBytes("showCamOnImage", ctx, s2, s1);
+    std::vector<uint8_t> d1(n * c * hw), d2(n * c * hw);
+    cpu::deprocessImage(guided.data(), n, c, H, W, layout, d1.data());
+    cuda::deprocessImage(guided.data(), n, c, H, W, layout, d2.data());
+    expectBytes("deprocessImage", ctx, d2, d1);
+    cpu::greyToRgb(grey.data(), n, H, W, a1.data());
+    cuda::greyToRgb(grey.data(), n, H, W, a2.data());
+    expectBytes("greyToRgb", ctx, a2, a1);
   }
 }
 
@@ -226,6 +311,7 @@ int main(int argc, char** argv) {
   }
   try {
     parity(300);
+    pictureParity(60);
   } catch (const std::exception& e) {
     std::printf("FAIL: %s\n", e.what());
     return 1;
