@@ -12,6 +12,8 @@
  *    types, lengths, sizes, counts over 2^31 - 1, overlapping `out`), and hostile ones (getters
  *    on shape/options objects that transfer or shrink an array, arrays detached before the call,
  *    inputs and `out` transferred or shrunk while a Promise call runs, SharedArrayBuffers).
+ *    Arrays inside arrays and objects (camTail's grads[], combine.weights[]/lowres[],
+ *    guide.inputGrads[]) and Uint8Arrays (the picture kernels) are mutated and disturbed too.
  * 3. Prints a summary: calls made, errors thrown (expected: TypeError/RangeError), wrong
  *    results, crashes (children killed or exiting non-zero) and sanitizer findings (reports in
  *    build-asan/fuzz-logs/). Exit status 1 when anything but expected errors turned up.
@@ -74,7 +76,7 @@ function parent() {
   }
   fs.rmSync(LOGS, { recursive: true, force: true });
   fs.mkdirSync(LOGS, { recursive: true });
-  const total = { calls: 0, ok: 0, checked: 0, wrong: 0, errors: {}, unexpected: [], crashes: [] };
+  const total = { calls: 0, ok: 0, checked: 0, wrong: 0, errors: {}, unexpected: [], crashes: [], perKernel: {} };
   const started = Date.now();
   for (let i = 0; i < rounds; i++) {
     const s = seed + i;
@@ -101,6 +103,11 @@ function parent() {
       total.checked += c.checked;
       total.wrong += c.wrong;
       for (const [k, v] of Object.entries(c.errors)) total.errors[k] = (total.errors[k] || 0) + v;
+      for (const [k, [n, checked]] of Object.entries(c.perKernel)) {
+        const t = (total.perKernel[k] ??= [0, 0]);
+        t[0] += n;
+        t[1] += checked;
+      }
       total.unexpected.push(...c.unexpected.map((u) => `seed ${s}: ${u}`));
       console.log(`fuzz-native: seed ${s}: ${c.calls} calls, ${c.ok} returned (${c.checked} checked, ${c.wrong} wrong), ${c.calls - c.ok} threw`);
     }
@@ -117,6 +124,7 @@ function parent() {
   console.log(`fuzz-native summary (seeds ${seed}..${seed + rounds - 1}, ${seconds} s, ASan+UBSan addon ${path.relative(ROOT, ADDON)})`);
   console.log(`  calls made:           ${total.calls}`);
   console.log(`  returned a result:    ${total.ok} (${total.checked} compared with the TypeScript twins, ${total.wrong} wrong)`);
+  console.log(`  per kernel (calls/checked): ${Object.entries(total.perKernel).map(([k, [n, c]]) => `${k} ${n}/${c}`).join(', ')}`);
   console.log(`  errors thrown:        ${Object.values(total.errors).reduce((a, b) => a + b, 0)} (expected) ${JSON.stringify(total.errors)}`);
   console.log(`  unexpected errors:    ${total.unexpected.length}${total.unexpected.length ? '\n    ' + total.unexpected.slice(0, 10).join('\n    ') : ''}`);
   console.log(`  crashes:              ${total.crashes.length}${total.crashes.length ? '\n    ' + total.crashes.join('\n    ') : ''}`);
@@ -166,16 +174,19 @@ async function child() {
       /* detached */
     }
   };
-  // an array of `length` random floats on a plain, shared or resizable buffer
-  const array = (length, where = 'plain') => {
-    const bytes = length * 4;
+  // an array of `length` random floats (in [lo, 1)) or bytes on a plain, shared or resizable buffer
+  const typed = (Type, fill) => (length, where = 'plain') => {
+    const bytes = length * Type.BYTES_PER_ELEMENT;
     const buf = where === 'shared' ? new SharedArrayBuffer(bytes)
       : where === 'resizable' ? new ArrayBuffer(bytes, { maxByteLength: bytes + 64 })
       : new ArrayBuffer(bytes);
-    const a = where === 'resizable' && r() < 0.5 ? new Float32Array(buf) : new Float32Array(buf, 0, length);
-    for (let i = 0; i < length; i++) a[i] = r() * 2 - 1;
+    const a = where === 'resizable' && r() < 0.5 ? new Type(buf) : new Type(buf, 0, length);
+    for (let i = 0; i < length; i++) a[i] = fill();
     return a;
   };
+  const array = typed(Float32Array, () => r() * 2 - 1);
+  const unitArray = typed(Float32Array, () => r()); // images of showCamOnImage: at most 1
+  const byteArray = typed(Uint8Array, () => int(0, 255));
   const shape = () => ({ n: int(1, 3), k: int(1, 9), h: int(1, 12), w: int(1, 12), layout: pick(['nchw', 'nhwc']) });
   const count = (s) => s.n * s.k * s.h * s.w;
 
@@ -189,7 +200,7 @@ async function child() {
     },
     elementwiseChannelSum: (where) => {
       const s = shape();
-      return { args: [array(count(s), where), array(count(s), where), s, pick(['grad-times-act', 'relu-grad-times-act']), r() < 0.5], arrays: [0, 1], objects: [2] };
+      return { args: [array(count(s), where), array(count(s), where), s, pick(['grad-times-act', 'relu-grad-times-act', 'relu-of-grad-times-act']), r() < 0.5], arrays: [0, 1], objects: [2] };
     },
     resizeBilinear: (where) => {
       const [n, h, w, H, W] = [int(1, 3), int(1, 20), int(1, 20), int(1, 40), int(1, 40)];
@@ -212,34 +223,85 @@ async function child() {
       const s = shape();
       return { args: [array(count(s), where), array(count(s), where), s, { outH: int(1, 30), outW: int(1, 30), relu: r() < 0.7 }], arrays: [0, 1], objects: [2, 3] };
     },
+    // camTail(a, grads, shape, combine, options, guide?): arrays inside arrays (slots: [container, key])
+    camTail: (where) => {
+      const s = shape();
+      const R = int(1, 3);
+      const rounds = (length) => Array.from({ length: R }, () => array(length, where));
+      const [outH, outW] = [int(1, 24), int(1, 24)];
+      const kind = pick(['weights', 'given-weights', 'elementwise', 'given-lowres']);
+      const combine = kind === 'weights' ? { kind, weighting: pick(['grad-mean', 'grad-pp', 'grad-pp-normalized', 'grad-act-ratio']), ...(r() < 0.3 ? { eps: r() * 1e-3 } : {}) }
+        : kind === 'elementwise' ? { kind, op: pick(['grad-times-act', 'relu-grad-times-act', 'relu-of-grad-times-act']) }
+        : kind === 'given-weights' ? { kind, weights: rounds(s.n * s.k) }
+        : { kind, lowres: rounds(s.n * s.h * s.w) };
+      const grads = kind === 'weights' || kind === 'elementwise' ? rounds(count(s)) : null;
+      const c = int(1, 3);
+      const guide = r() < 0.5 ? { inputGrads: rounds(s.n * c * outH * outW), c, layout: pick(['nchw', 'nhwc']) } : undefined;
+      const args = [array(count(s), where), grads, s, combine, { outH, outW, relu: r() < 0.7, alignCorners: r() < 0.3 }, guide];
+      const slots = [[args, 0]];
+      for (const list of [grads, combine.weights, combine.lowres, guide && guide.inputGrads]) {
+        if (list) for (let i = 0; i < list.length; i++) slots.push([list, i]);
+      }
+      return { args, arrays: [0], slots, objects: guide ? [2, 3, 4, 5] : [2, 3, 4] };
+    },
+    // the picture kernels: Float32Array or Uint8Array in, a fresh Uint8Array out
+    applyColormap: (where) => {
+      const [n, H, W] = [int(1, 3), int(1, 24), int(1, 24)];
+      return { args: [array(n * H * W, where), n, H, W, pick(['jet', 'turbo', 'viridis'])], arrays: [0], sizes: [1, 2, 3] };
+    },
+    showCamOnImage: (where) => {
+      const [n, H, W] = [int(1, 3), int(1, 24), int(1, 24)];
+      const options = r() < 0.3 ? undefined
+        : { colormap: pick(['jet', 'turbo', 'viridis']), imageWeight: r(), channels: pick([3, 4]) };
+      return { args: [unitArray(n * H * W * 3, where), array(n * H * W, where), n, H, W, options], arrays: [0, 1], sizes: [2, 3, 4], objects: [5] };
+    },
+    deprocessImage: (where) => {
+      const [n, c, H, W] = [int(1, 3), int(1, 4), int(1, 24), int(1, 24)];
+      return { args: [array(n * c * H * W, where), n, c, H, W, pick(['nchw', 'nhwc'])], arrays: [0], sizes: [1, 2, 3, 4] };
+    },
+    greyToRgb: (where) => {
+      const [n, H, W] = [int(1, 3), int(1, 24), int(1, 24)];
+      return { args: [byteArray(n * H * W, where), n, H, W], arrays: [0], sizes: [1, 2, 3] };
+    },
   };
   const names = Object.keys(kernels);
   const BAD_SIZES = [0, -1, 1.5, NaN, Infinity, '3', null, undefined, 2 ** 40, 65536];
 
   // a mutation of valid arguments; returns whether the call is still valid (result checked)
-  function mutate(c) {
+  function mutate(c, name) {
     const kind = pick(['none', 'none', 'none', 'shared', 'resizable', 'wrongLength', 'wrongType', 'badSize', 'detached',
-      'getterDetach', 'getterShrink', 'proxyThrows', 'overlap', 'badDevice']);
-    const at = pick(c.arrays);
+      'getterDetach', 'getterShrink', 'proxyThrows', 'overlap', 'badDevice', 'valueAboveOne']);
+    // an array of the call: [container, key] (camTail: also those inside grads[], combine, guide)
+    const [box, at] = pick(c.slots || c.arrays.map((i) => [c.args, i]));
     switch (kind) {
-      case 'wrongLength': c.args[at] = new Float32Array(Math.max(0, c.args[at].length + pick([-1, 1, 7]))); break;
-      case 'wrongType': c.args[at] = pick([new Float64Array(c.args[at].length), [1, 2], 3, null, {}, 'x', c.args[at].buffer]); break;
+      case 'wrongLength': box[at] = new box[at].constructor(Math.max(0, box[at].length + pick([-1, 1, 7]))); break;
+      case 'wrongType':
+        box[at] = pick([new Float64Array(box[at].length), box[at] instanceof Uint8Array ? new Float32Array(box[at].length) : new Uint8Array(box[at].length),
+          [1, 2], 3, null, {}, 'x', box[at].buffer]);
+        break;
+      case 'valueAboveOne':
+        if (!(box[at] instanceof Float32Array) || box[at].length === 0) return { kind: 'none', valid: true };
+        box[at][int(0, box[at].length - 1)] = 1.5; // showCamOnImage's images: RangeError; elsewhere a valid value
+        return { kind, valid: !(name === 'showCamOnImage' && box === c.args && at === 0) };
       case 'badSize': {
         if (c.sizes && r() < 0.6) c.args[pick(c.sizes)] = pick(BAD_SIZES);
         else if (c.objects) {
           const o = c.args[pick(c.objects)];
-          if (o) o[pick(['n', 'k', 'h', 'w', 'outH', 'outW', 'layout', 'relu', 'alignCorners'])] = pick([...BAD_SIZES, 'NCHW', 1]);
+          if (o) {
+            o[pick(['n', 'k', 'h', 'w', 'outH', 'outW', 'layout', 'relu', 'alignCorners', 'kind', 'weighting', 'eps', 'op', 'weights',
+              'lowres', 'c', 'inputGrads', 'colormap', 'imageWeight', 'channels'])] = pick([...BAD_SIZES, 'NCHW', 1, [], [new Float32Array(1)]]);
+          }
         }
         break;
       }
-      case 'detached': transfer(c.args[at]); break;
+      case 'detached': transfer(box[at]); break;
       case 'getterDetach':
       case 'getterShrink':
       case 'proxyThrows': {
         if (!c.objects) return { kind: 'none', valid: true };
         const oi = pick(c.objects);
         const target = c.args[oi] || {};
-        const victim = c.args[at];
+        const victim = box[at];
         c.args[oi] = new Proxy(target, {
           get(t, p) {
             if (kind === 'proxyThrows' && r() < 0.3) throw new RangeError('hostile getter');
@@ -253,6 +315,7 @@ async function child() {
       case 'overlap': {
         if (c.out === undefined) return { kind: 'none', valid: true };
         const src = c.args[pick(c.arrays.filter((i) => i !== c.out))];
+        if (!(src instanceof Float32Array)) break;
         const o = c.args[c.out];
         if (src.buffer.byteLength >= o.length * 4) c.args[c.out] = new Float32Array(src.buffer, 0, o.length);
         break;
@@ -263,11 +326,24 @@ async function child() {
     return { kind, valid: kind === 'none' || kind === 'shared' || kind === 'resizable' };
   }
 
-  const stats = { calls: 0, ok: 0, checked: 0, wrong: 0, errors: {}, unexpected: [] };
+  const stats = { calls: 0, ok: 0, checked: 0, wrong: 0, errors: {}, unexpected: [], perKernel: {} };
+  const count1 = (name, i) => { (stats.perKernel[name] ??= [0, 0])[i]++; };
   const churn = () => { for (let i = 0; i < 2; i++) new Float32Array(int(1, 1 << 16)).fill(1); };
 
   function compare(name, got, want) {
-    const pairs = got instanceof Float32Array ? [[got, want]] : Object.keys(want).map((k) => [got[k], want[k]]);
+    if (want instanceof Uint8Array) {
+      // bytes: the same, or 1 apart (float32 rounding at a .5 boundary)
+      if (!(got instanceof Uint8Array) || got.length !== want.length) return false;
+      for (let i = 0; i < want.length; i++) if (Math.abs(got[i] - want[i]) > 1) return false;
+      return true;
+    }
+    if (ArrayBuffer.isView(got) && !(got instanceof Float32Array)) return false;
+    const keys = got instanceof Float32Array ? [] : [...new Set([...Object.keys(want), ...Object.keys(got)])];
+    for (const k of keys) {
+      if (typeof want[k] === 'number' && got[k] !== want[k]) return false; // camTail's rounds
+      if (want[k] === undefined && got[k] !== undefined) return false;
+    }
+    const pairs = got instanceof Float32Array ? [[got, want]] : keys.filter((k) => want[k] instanceof Float32Array).map((k) => [got[k], want[k]]);
     for (const [g, w] of pairs) {
       if (!(g instanceof Float32Array) || g.length !== w.length) return false;
       let scale = 0;
@@ -289,20 +365,24 @@ async function child() {
     const name = pick(names);
     const where = pick(['plain', 'plain', 'shared', 'resizable']);
     const c = kernels[name](where);
-    const m = mutate(c);
+    const m = mutate(c, name);
     const isAsync = r() < 0.5;
     // the expected numbers, from copies made before the call
-    const want = m.valid ? reference[name](...c.args.map((a) => (a instanceof Float32Array ? a.slice() : a && typeof a === 'object' ? { ...a } : a))) : undefined;
+    const clone = (a) => (ArrayBuffer.isView(a) ? a.slice() : Array.isArray(a) ? a.map(clone)
+      : a && typeof a === 'object' ? Object.fromEntries(Object.entries(a).map(([k, v]) => [k, clone(v)])) : a);
+    const want = m.valid ? reference[name](...c.args.map(clone)) : undefined;
     const outBefore = c.out !== undefined ? c.args[c.out] : undefined;
     const device = m.device !== undefined || m.kind === 'badDevice' ? m.device : 'cpu';
     const what = `${name}${isAsync ? 'Async' : ''} (${m.kind}, ${where})`;
     stats.calls++;
+    count1(name, 0);
     if (!isAsync) {
       try {
         const got = addon[name](device, ...c.args);
         stats.ok++;
         if (want) {
           stats.checked++;
+          count1(name, 1);
           if (!compare(name, got, want) || (outBefore && got !== outBefore)) {
             stats.wrong++;
             stats.unexpected.push(`${what}: wrong result`);
@@ -323,8 +403,9 @@ async function child() {
     // while it runs: transfer or shrink one of the caller's arrays, or write into a shared one
     let disturbed = false;
     const act = r();
-    const victim = c.args[pick(c.arrays)];
-    if (victim instanceof Float32Array) {
+    const [vbox, vat] = pick(c.slots || c.arrays.map((i) => [c.args, i]));
+    const victim = vbox[vat];
+    if (ArrayBuffer.isView(victim)) {
       if (act < 0.25) { transfer(victim); disturbed = true; }
       else if (act < 0.4) { shrink(victim); disturbed = true; }
       else if (act < 0.5 && victim.buffer instanceof SharedArrayBuffer) { victim.fill(0); disturbed = true; }
@@ -337,6 +418,7 @@ async function child() {
         const sharedTouched = disturbed && victim.buffer instanceof SharedArrayBuffer;
         if (want && !sharedTouched) {
           stats.checked++;
+          count1(name, 1);
           if (!compare(name, got, want) || (outBefore && got !== outBefore)) {
             stats.wrong++;
             stats.unexpected.push(`${what}: wrong result${disturbed ? ' (disturbed mid-call)' : ''}`);

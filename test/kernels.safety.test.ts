@@ -14,11 +14,21 @@ import { getKernels } from '../lib/kernels';
 import { type NativeAddon, loadAddon } from '../lib/kernels/addon';
 import { nativeStatus } from '../lib/kernels/native';
 import { reference } from '../lib/kernels/reference';
-import type { FeatureShape } from '../lib/kernels/types';
+import type { CamCombine, CamGuide, CamTailResult, FeatureShape } from '../lib/kernels/types';
 
 /** Detaches a's buffer as a transfer to another realm would (V8 frees it once `structuredClone`'s copy is collected). */
-function transfer(a: Float32Array): void {
+function transfer(a: Float32Array | Uint8Array): void {
   structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] });
+}
+
+/**
+ * Transfers a's buffer and overwrites its memory through the new owner (the transfer moves the
+ * memory, no copy): a kernel still reading the caller's memory then reads NaN or garbage, without
+ * waiting for a GC to free it.
+ */
+function transferAndScribble(a: Float32Array | Uint8Array): void {
+  const moved = structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] }) as ArrayBuffer;
+  new Uint8Array(moved).fill(0xff); // NaN as float32, 255 as bytes
 }
 
 /** Allocates and drops memory so that freed buffers get reused. */
@@ -239,6 +249,127 @@ describe('kernel memory safety: buffers freed or resized during a call', functio
     }
   });
 
+  describe('camTail and the picture kernels (arrays of arrays, Uint8Array inputs and outputs)', function () {
+    // R = 2 rounds of 4 MiB gradients with the fused guided product: long enough for transfers to land mid-call
+    const s: FeatureShape = { n: 1, k: 16, h: 256, w: 256, layout: 'nchw' };
+    const count = 16 * 256 * 256;
+    const guideLen = 3 * 128 * 128;
+    const camCase = () => {
+      const a = ramp(count);
+      const grads = [ramp(count).map((v) => v - 0.3), ramp(count).map((v) => 0.7 - v)];
+      const inputGrads = [ramp(guideLen), ramp(guideLen).map((v) => -v)];
+      const combine: CamCombine = { kind: 'weights', weighting: 'grad-pp' };
+      const guide: CamGuide = { inputGrads, c: 3, layout: 'nhwc' };
+      return { a, grads, inputGrads, combine, guide, options: { outH: 128, outW: 128 } };
+    };
+    const assertClose = (got: CamTailResult, want: CamTailResult) => {
+      assert.equal(got.rounds, want.rounds);
+      for (const key of ['weights', 'lowresRaw', 'lowres', 'map', 'guided'] as const) {
+        const [g, w] = [got[key]!, want[key]!];
+        assert.equal(g.length, w.length, key);
+        assert.ok(g.every((v, i) => Math.abs(v - w[i]) <= 1e-5 * Math.max(1, Math.abs(w[i]))), key);
+      }
+    };
+
+    for (const device of ['cpu', 'js'] as const) {
+      it(`${device}: camTail (Promise) with grads[1], guide.inputGrads[0] and a transferred mid-call has the inputs' numbers`, async function () {
+        if (!devices.includes(device)) this.skip();
+        const c = camCase();
+        const want = reference.camTail(c.a, c.grads, s, c.combine, c.options, c.guide);
+        const p = getKernels(device).async.camTail(c.a, c.grads, s, c.combine, c.options, c.guide);
+        transferAndScribble(c.grads[1]);
+        transferAndScribble(c.inputGrads[0]);
+        transferAndScribble(c.a);
+        churn();
+        assertClose(await p, want);
+      });
+
+      it(`${device}: camTail with given weights (Promise), every weights[r] transferred mid-call`, async function () {
+        if (!devices.includes(device)) this.skip();
+        const a = ramp(count);
+        const weights = [ramp(16), ramp(16).map((v) => 1 - v)];
+        const combine: CamCombine = { kind: 'given-weights', weights };
+        const want = reference.camTail(a, null, s, combine, { outH: 64, outW: 64 });
+        const p = getKernels(device).async.camTail(a, null, s, combine, { outH: 64, outW: 64 });
+        for (const w of weights) transferAndScribble(w);
+        churn();
+        const got = await p;
+        for (const key of ['weights', 'lowres', 'map'] as const) assertSame(got[key]!, want[key]!, key);
+      });
+
+      it(`${device}: showCamOnImage and greyToRgb (Promise) with their inputs transferred mid-call give the inputs' bytes`, async function () {
+        if (!devices.includes(device)) this.skip();
+        const K = getKernels(device).async;
+        const [n, H, W] = [2, 512, 512];
+        const images = ramp(n * H * W * 3);
+        const maps = ramp(n * H * W).map((v) => 1 - v);
+        const want = reference.showCamOnImage(images, maps, n, H, W, { channels: 4, imageWeight: 0.3 });
+        const p = K.showCamOnImage(images, maps, n, H, W, { channels: 4, imageWeight: 0.3 });
+        transferAndScribble(images);
+        transferAndScribble(maps);
+        const grey = new Uint8Array(n * H * W).map((_, i) => i % 251);
+        const wantGrey = reference.greyToRgb(grey, n, H, W);
+        const pg = K.greyToRgb(grey, n, H, W);
+        transferAndScribble(grey);
+        churn();
+        const bytesEqual = (got: Uint8Array, w: Uint8Array, what: string) =>
+          assert.ok(got instanceof Uint8Array && Buffer.from(got.buffer, got.byteOffset, got.length).equals(Buffer.from(w)), what);
+        bytesEqual(await p, want, 'showCamOnImage');
+        bytesEqual(await pg, wantGrey, 'greyToRgb');
+        // the check of images <= 1 reads the values (on a Promise call: the copy)
+        const bad = ramp(n * H * W * 3);
+        bad[5] = 2;
+        await assert.rejects(K.showCamOnImage(bad, ramp(n * H * W), n, H, W), {
+          name: 'RangeError',
+          message: `Expected float RGB values in [0, 1] for images but received Float32Array(${n * H * W * 3})`,
+        });
+      });
+    }
+
+    it('addon (sync and Promise): getters on combine, guide and options detaching an array -> RangeError naming it', async function () {
+      if (!addon) this.skip();
+      const opts = { outH: 128, outW: 128 };
+      for (const mode of ['sync', 'async'] as const) {
+        const call = (...args: Parameters<NativeAddon['camTail']> extends [unknown, ...infer R] ? R : never) =>
+          mode === 'sync' ? Promise.resolve().then(() => addon!.camTail('cpu', ...args)) : addon!.camTailAsync('cpu', ...args);
+        // a getter on combine transferring grads[1] (before the arrays are checked)
+        let c = camCase();
+        const combine = { kind: 'weights', get weighting() { transfer(c.grads[1]); return 'grad-pp'; } } as CamCombine;
+        await assert.rejects(call(c.a, c.grads, s, combine, opts, c.guide), lengthError('grads[1]', count));
+        // a getter on guide transferring a
+        c = camCase();
+        const guide = { inputGrads: c.inputGrads, c: 3, get layout() { transfer(c.a); return 'nhwc'; } } as CamGuide;
+        await assert.rejects(call(c.a, c.grads, s, c.combine, opts, guide), lengthError('a', count));
+        // options.relu is read after the arrays were checked: caught when their memory is taken
+        c = camCase();
+        const late = { ...opts, get relu() { transfer(c.inputGrads[1]); return true; } };
+        await assert.rejects(call(c.a, c.grads, s, c.combine, late, c.guide), lengthError('guide.inputGrads[1]', guideLen));
+        c = camCase();
+        const w = [ramp(16)];
+        const lateW = { ...opts, get alignCorners() { transfer(w[0]); return false; } };
+        await assert.rejects(call(c.a, null, s, { kind: 'given-weights', weights: w }, lateW), lengthError('combine.weights[0]', 16));
+      }
+      // showCamOnImage: an options getter transferring images after it was checked
+      const images = ramp(3 * 64 * 64);
+      const o = { get imageWeight() { transfer(images); return 0.5; } };
+      assert.throws(() => addon!.showCamOnImage('cpu', images, ramp(64 * 64), 1, 64, 64, o), lengthError('images', 3 * 64 * 64));
+      const images2 = ramp(3 * 64 * 64);
+      const o2 = { get colormap() { transfer(images2); return 'turbo' as const; } };
+      await assert.rejects(addon.showCamOnImageAsync('cpu', images2, ramp(64 * 64), 1, 64, 64, o2), lengthError('images', 3 * 64 * 64));
+    });
+
+    it(`getKernels: getters on camTail's combine and guide run once, before the arrays are checked`, async function () {
+      for (const device of devices) {
+        const K = getKernels(device);
+        const c = camCase();
+        let reads = 0;
+        const guide = { inputGrads: c.inputGrads, c: 3, get layout() { reads++; transfer(c.grads[0]); return 'nhwc'; } } as CamGuide;
+        await assert.rejects(K.async.camTail(c.a, c.grads, s, c.combine, c.options, guide), lengthError('grads[0]', count), device);
+        assert.equal(reads, 1, device);
+      }
+    });
+  });
+
   describe('an out array aliasing an input through a cloned SharedArrayBuffer', function () {
     const x8x8 = () => {
       const sab = new SharedArrayBuffer(4 * 256);
@@ -287,6 +418,37 @@ describe('kernel memory safety: buffers freed or resized during a call', functio
         })();`;
       // 4 GB of address space: Node runs, an 8 GiB array cannot be had
       const r = spawnSync('sh', ['-c', 'ulimit -v 4000000 && exec "$0" -e "$1"', process.execPath, script], {
+        encoding: 'utf8',
+        env: { ...process.env, GRADCAM_QUIET: '1' },
+        timeout: 20000,
+      });
+      assert.equal(r.status, 0, `child: ${r.stderr.slice(0, 2000)}`);
+      const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, string>;
+      assert.deepEqual(Object.keys(res).length, devices.length * 2);
+      for (const [what, v] of Object.entries(res)) {
+        assert.match(v, /^RangeError ALLOCATION_FAILED gradcam-node: could not allocate /, what);
+      }
+    });
+
+    it('a picture kernel (greyToRgb: 2 GB of bytes from 0.7 GB) throws ALLOCATION_FAILED too, sync and Promise', function () {
+      if (process.platform !== 'linux') this.skip();
+      const index = path.join(__dirname, '..', 'lib', 'kernels', 'index.js');
+      const script = `
+        const { getKernels } = require(${JSON.stringify(index)});
+        (async () => {
+          // the 'js' worker first: a worker's isolate cannot start under this limit once the input is there
+          await getKernels('js').async.greyToRgb(new Uint8Array(1), 1, 1, 1);
+          const grey = new Uint8Array(715000000);
+          const res = {};
+          for (const dev of ${JSON.stringify(devices)}) for (const mode of ['sync', 'async']) {
+            try { await getKernels(dev)[mode].greyToRgb(grey, 1, 1000, 715000); res[dev + '.' + mode] = 'allocated'; }
+            catch (e) { res[dev + '.' + mode] = e.name + ' ' + e.code + ' ' + e.message; }
+          }
+          console.log(JSON.stringify(res));
+          process.exit(0);
+        })();`;
+      // 2.6 GB of address space: Node and the 0.7 GB input fit, the 2.1 GB output does not
+      const r = spawnSync('sh', ['-c', 'ulimit -v 2600000 && exec "$0" -e "$1"', process.execPath, script], {
         encoding: 'utf8',
         env: { ...process.env, GRADCAM_QUIET: '1' },
         timeout: 20000,
