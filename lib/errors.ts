@@ -73,6 +73,28 @@ export class GradcamError extends Error {
   }
 }
 
+/** A RangeError with a code: what a failed allocation throws (the native addon's too). */
+export type CodedRangeError = RangeError & { code: string };
+
+/**
+ * A kernel output that could not be allocated (memory exhausted for a valid but huge size): a
+ * RangeError with code 'ALLOCATION_FAILED', as the native addon throws (native/check.h), never a
+ * crash of the process.
+ */
+export function allocationFailed(what: string, reason: string): CodedRangeError {
+  const e = new RangeError(`gradcam-node: could not allocate ${what}: ${reason}`) as CodedRangeError;
+  e.code = 'ALLOCATION_FAILED';
+  return e;
+}
+
+/** V8's own failure of `new Float32Array(n)` (a RangeError without a code), as allocationFailed(what). */
+export function asAllocationFailure(e: unknown, what: string): unknown {
+  if (e instanceof RangeError && !(e as Partial<CodedRangeError>).code && /allocation failed/i.test(e.message)) {
+    return allocationFailed(what, e.message);
+  }
+  return e;
+}
+
 /** Edit distance (insertions, deletions, substitutions), for "did you mean". */
 export function editDistance(a: string, b: string): number {
   const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
