@@ -17,7 +17,8 @@ import { decodeImage, parseNpy, preprocessImages, readNpy, writeNpy } from '../l
 import { MAX_IMAGE_PIXELS } from '../lib/image/limits';
 import { isTempName, removeStaleTemps, writeFileAtomic, writeFileAtomicSync } from '../lib/io/atomic';
 import { joinNegativeNumbers, parseExplainArgs, UsageError } from '../lib/cli/args';
-import type { Explainer, InputBatch } from '../lib/types';
+import type { Explainer, ExplainResult, InputBatch } from '../lib/types';
+import { explainSkippingNonFinite } from '../lib/cli/nonfinite';
 import { DataType, ModelProto, floatTensor, node as onnxNode, saveModel as saveOnnx } from '../lib/onnx/proto';
 import { repoRoot } from './helpers/reference-data';
 
@@ -574,6 +575,38 @@ describe('reliability: non-finite results', function () {
     } finally {
       ex.dispose();
     }
+  });
+
+  it('explainSkippingNonFinite: drops the named images and retries; one by one when the error names none', async () => {
+    const batch: InputBatch = { data: Float32Array.from({ length: 4 * 2 }, (_, i) => i), shape: [4, 1, 1, 2], layout: 'nhwc' };
+    const units = ['a', 'b', 'c', 'd'].map((name) => ({ name }));
+    const displays = units.map(() => new Float32Array(1));
+    const nonFinite = (images: number[]) => Object.assign(new GradcamError(`Non-finite gradient dY/dA at layer 'l' for image${images.length > 1 ? 's' : ''} ${images.join(', ')} (class ${images.map((i) => i + 5).join(', ')}): the model produced NaN`, 'ENONFINITE'), { images });
+    // a row is bad when its first value is 2 or 6 (b and d); each call says which rows of what it was given
+    const calls: number[][] = [];
+    const explainRows = (names: boolean) => async (b: InputBatch) => {
+      const firsts = Array.from({ length: b.shape[0] }, (_, i) => b.data[2 * i]);
+      calls.push(firsts);
+      const bad = firsts.flatMap((v, i) => (v === 2 || v === 6 ? [i] : []));
+      if (bad.length) throw nonFinite(names ? bad : []);
+      return { firsts } as unknown as ExplainResult;
+    };
+    const failed: Array<[string, string]> = [];
+    const fail = (u: { name: string }, e: GradcamError) => failed.push([u.name, `${e.code} ${e.message}`]);
+    const parts = await explainSkippingNonFinite(batch, units, displays, explainRows(true), fail);
+    assert.deepEqual(calls, [[0, 2, 4, 6], [0, 4]]);
+    assert.deepEqual(parts.map((p) => [p.units.map((u) => u.name), (p.result as unknown as { firsts: number[] }).firsts]), [[['a', 'c'], [0, 4]]]);
+    assert.deepEqual(failed, [
+      ['b', "ENONFINITE Non-finite gradient dY/dA at layer 'l' for b (class 6): the model produced NaN"],
+      ['d', "ENONFINITE Non-finite gradient dY/dA at layer 'l' for d (class 8): the model produced NaN"],
+    ]);
+    calls.length = 0;
+    failed.length = 0;
+    const alone = await explainSkippingNonFinite(batch, units, displays, explainRows(false), fail);
+    assert.deepEqual(calls, [[0, 2, 4, 6], [0], [2], [4], [6]]);
+    assert.deepEqual(alone.map((p) => p.units[0].name), ['a', 'c']);
+    assert.deepEqual(failed.map((f) => f[0]), ['b', 'd']);
+    await assert.rejects(explainSkippingNonFinite(batch, units, displays, async () => { throw new GradcamError('other', 'EORT'); }, fail), /other/);
   });
 
   it('gradcam explain with a NaN-weight model: every image fails with ENONFINITE, named, exit 1, no pictures', async () => {
