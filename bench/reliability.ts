@@ -622,7 +622,7 @@ function table(s: Summary): string {
   rows.push(['  native transfers', s.crashes.nativeTransfers]);
   for (const l of s.leaks) {
     if ('error' in l) rows.push([`leaks ${l.engine}`, `error: ${l.error}`]);
-    else rows.push([`leaks ${l.engine}`, `${l.cycles} cycles: ${l.tensorsBefore !== undefined ? `tensors ${l.tensorsBefore} -> ${l.tensorsAfter}, ` : ''}RSS ${l.rssWarmMB} -> ${l.rssAfterMB} MB after warm-up (${l.growthPct >= 0 ? '+' : ''}${l.growthPct}%)`]);
+    else rows.push([`leaks ${l.engine}`, `${l.cycles} cycles: ${l.tensorsBefore !== undefined ? `live tensors ${l.tensorsBefore} after warm-up -> ${l.tensorsAfter} after the last cycle, ` : ''}RSS ${l.rssWarmMB} -> ${l.rssAfterMB} MB after warm-up (${l.growthPct >= 0 ? '+' : ''}${l.growthPct}%)`]);
   }
   for (const e of s.eventLoop) {
     if ('error' in e) rows.push([`event loop ${e.engine}`, `error: ${e.error}`]);

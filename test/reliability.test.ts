@@ -664,6 +664,43 @@ describe('reliability: error codes', () => {
     assert.equal(invalidRange('x', 'positive', -1).code, 'EARGRANGE');
   });
 
+  it('an unknown method or layer, a disposed or 3-D tensor input: RangeErrors with EARGRANGE', async () => {
+    const model = tf.sequential({ layers: [tf.layers.conv2d({ name: 'c', inputShape: [8, 8, 3], filters: 2, kernelSize: 3, activation: 'relu' }), tf.layers.flatten(), tf.layers.dense({ units: 2 })] });
+    const ex = await createExplainer(model, { engine: 'cpu' });
+    const x: InputBatch = { data: new Float32Array(8 * 8 * 3), shape: [1, 8, 8, 3], layout: 'nhwc' };
+    const coded = (name: RegExp) => (e: Error & { code?: string }) => e instanceof RangeError && e.code === 'EARGRANGE' && name.test(e.message);
+    try {
+      await assert.rejects(ex.explain(x, { method: 'gradcam+' as never }), coded(/for method but received 'gradcam\+'/));
+      await assert.rejects(ex.explain(x, { layer: 'd' }), coded(/for layer but received 'd'/));
+      const t = tf.zeros([1, 8, 8, 3]);
+      t.dispose();
+      await assert.rejects(ex.explain(t as never), coded(/for input but received a disposed tf\.Tensor/));
+      const t3 = tf.zeros([8, 8, 3]);
+      await assert.rejects(ex.explain(t3 as never), coded(/for input but received a tf\.Tensor of shape \[8,8,3\]/));
+      t3.dispose();
+    } finally {
+      ex.dispose();
+      model.dispose();
+    }
+  });
+
+  it('the reliability battery of bad API arguments (bench/reliability.ts): every case an error with a code naming the argument', async function () {
+    this.timeout(120000);
+    const r = await new Promise<Run>((resolve) => {
+      const c = spawn(process.execPath, [path.join(repoRoot(), 'dist', 'bench', 'reliability.js'), '--child', 'api', '--quick']);
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (d) => (stdout += d));
+      c.stderr.on('data', (d) => (stderr += d));
+      c.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const { tried, passed, failures } = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { tried: number; passed: number; failures: unknown[] };
+    assert.deepEqual(failures, []);
+    assert.equal(passed, tried);
+    assert.ok(tried >= 100, `${tried} cases`);
+  });
+
   it('every code the sources use is in ERROR_CODES', () => {
     const files: string[] = [];
     const walk = (d: string) => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => {
