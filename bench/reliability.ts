@@ -361,6 +361,7 @@ interface LeakOutcome {
   tensorsAfter?: number;
   rssWarmMB: number;
   rssAfterMB: number;
+  rssMaxMB: number;
   growthPct: number;
 }
 
@@ -383,17 +384,25 @@ async function onnxLeakCycles(cycles: number): Promise<{ rss: number[] }> {
   return { rss };
 }
 
+/**
+ * RSS after warm-up (the median of the 10 cycles after it) against the end (the median of the last
+ * 10): a leak grows both the end and every cycle's figure, while a worker thread still exiting when
+ * RSS is read shows as a lone spike (reported as the maximum, not counted as growth).
+ */
 function leakFigures(engine: string, rss: number[], tensors?: number[]): LeakOutcome {
   const warm = Math.min(Math.floor(rss.length * 0.3), 14);
-  const after = Math.max(...rss.slice(warm));
+  const median = (a: number[]) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+  const before = median(rss.slice(warm, warm + 10));
+  const after = median(rss.slice(-10));
   return {
     engine,
     cycles: rss.length,
     tensorsBefore: tensors?.[warm],
     tensorsAfter: tensors?.[tensors.length - 1],
-    rssWarmMB: Math.round(rss[warm] / 2 ** 20),
+    rssWarmMB: Math.round(before / 2 ** 20),
     rssAfterMB: Math.round(after / 2 ** 20),
-    growthPct: Math.round((after / rss[warm] - 1) * 1000) / 10,
+    rssMaxMB: Math.round(Math.max(...rss.slice(warm)) / 2 ** 20),
+    growthPct: Math.round((after / before - 1) * 1000) / 10,
   };
 }
 
@@ -622,7 +631,7 @@ function table(s: Summary): string {
   rows.push(['  native transfers', s.crashes.nativeTransfers]);
   for (const l of s.leaks) {
     if ('error' in l) rows.push([`leaks ${l.engine}`, `error: ${l.error}`]);
-    else rows.push([`leaks ${l.engine}`, `${l.cycles} cycles: ${l.tensorsBefore !== undefined ? `live tensors ${l.tensorsBefore} after warm-up -> ${l.tensorsAfter} after the last cycle, ` : ''}RSS ${l.rssWarmMB} -> ${l.rssAfterMB} MB after warm-up (${l.growthPct >= 0 ? '+' : ''}${l.growthPct}%)`]);
+    else rows.push([`leaks ${l.engine}`, `${l.cycles} cycles: ${l.tensorsBefore !== undefined ? `live tensors ${l.tensorsBefore} after warm-up -> ${l.tensorsAfter} at the end, ` : ''}RSS ${l.rssWarmMB} MB after warm-up -> ${l.rssAfterMB} MB at the end (${l.growthPct >= 0 ? '+' : ''}${l.growthPct}%; medians of 10 cycles; max ${l.rssMaxMB} MB)`]);
   }
   for (const e of s.eventLoop) {
     if ('error' in e) rows.push([`event loop ${e.engine}`, `error: ${e.error}`]);
