@@ -37,13 +37,13 @@ export function batchRows(batch: InputBatch, rows: number[]): InputBatch {
  * 'Non-finite logits for images 0, 2: ...' -> 'Non-finite logits for cat.png: ...', and
  * '... for images 0, 2 (class 3, 5): ...' -> '... for cat.png (class 3): ...'.
  */
-export function nonFiniteFor(e: NonFinite, image: number, name: string): GradcamError & { images: number[] } {
+export function nonFiniteFor(e: NonFinite, image: number, name: string): GradcamError {
   const pos = e.images.indexOf(image);
   const message = e.message.replace(/ for images? \d+(?:, \d+)*(?: \(class (\d+(?:, \d+)*)\))?/, (_m, classes?: string) => {
     const cls = classes?.split(', ')[pos];
     return ` for ${name}${cls !== undefined ? ` (class ${cls})` : ''}`;
   });
-  return Object.assign(new GradcamError(message, 'ENONFINITE'), { images: [0] });
+  return new GradcamError(message, 'ENONFINITE');
 }
 
 /**
