@@ -32,6 +32,11 @@ export function invalidRange(name: string, expected: string, value: unknown): Ra
   return Object.assign(new RangeError(`Expected ${expected} for ${name} but received ${describe(value)}`), { code: 'EARGRANGE' as const });
 }
 
+/** A RangeError with code EARGRANGE whose message is already composed (a list of names, a suggestion). */
+export function rangeErrorOf(message: string): RangeError & { code: 'EARGRANGE' } {
+  return Object.assign(new RangeError(message), { code: 'EARGRANGE' as const });
+}
+
 export function isPositiveInteger(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v > 0;
 }

@@ -7,7 +7,7 @@
  *          ─► targets resolved into rounds ─► per round: dY/dA, dY/dx ─► kernels: one call per layer
  *             for all rounds ─► multi-layer aggregation, augSmooth de-augmentation ─► ExplainResult
  */
-import { GradcamError, checkBoolean, checkKnownKeys, checkOneOf, didYouMean, invalidRange, invalidType } from '../errors';
+import { GradcamError, checkBoolean, checkKnownKeys, checkOneOf, didYouMean, invalidRange, invalidType, rangeErrorOf } from '../errors';
 import { getKernels, type Kernels } from '../kernels';
 import type { CamCombine, CamGuide, CamTailResult, FeatureShape } from '../kernels/types';
 import type { Explanation, ExplainOptions, ExplainResult, InputBatch, LayerMaps, Method } from '../types';
@@ -56,7 +56,7 @@ export function parseOptions(adapter: ModelAdapter, options: unknown): ParsedOpt
     if (typeof o.method !== 'string') throw invalidType('method', `one of ${METHOD_NAMES.map((m) => `'${m}'`).join(', ')}`, o.method);
     const found = findMethod(o.method);
     if (!found) {
-      throw new RangeError(`Expected one of ${METHOD_NAMES.map((m) => `'${m}'`).join(', ')} for method but received '${o.method}' of type string${didYouMean(o.method, METHOD_NAMES)}`);
+      throw rangeErrorOf(`Expected one of ${METHOD_NAMES.map((m) => `'${m}'`).join(', ')} for method but received '${o.method}' of type string${didYouMean(o.method, METHOD_NAMES)}`);
     }
     method = found;
   }

@@ -19,6 +19,7 @@ import { expandInputs, InputItem, loadSidecar, readLabels, Sidecar, uniqueStems 
 import { Progress } from './progress';
 import { removeStaleTemps, writeFileAtomic } from '../io/atomic';
 import { InputFailure, RunOutputs } from './outputs';
+import { explainSkippingNonFinite } from './nonfinite';
 
 export interface FilesWritten {
   overlay?: string;
@@ -363,7 +364,8 @@ async function explainWith(
           continue;
         }
         t0 = performance.now();
-        const result = await explainer.explain(built.batch, {
+        // an image with a NaN/Inf result fails alone; the rest of its batch is explained without it
+        const parts = await explainSkippingNonFinite(built.batch, built.units, built.displays, (batch) => explainer.explain(batch, {
           layer: layers,
           method: a.method,
           targets,
@@ -373,15 +375,20 @@ async function explainWith(
           guided: a.guided || undefined,
           augSmooth: a.augSmooth || undefined,
           eigenSmooth: a.eigenSmooth || undefined,
+        }), (u, e) => {
+          outputs.fail(u.name, e);
+          log(`gradcam: error: ${e.message}`);
         });
         t.explainMs += performance.now() - t0;
-        t.gradientsMs += result.timings.gradientsMs;
-        t.kernelsMs += result.timings.kernelsMs;
-        last = result;
-        layerNames = result.layers;
-        inputShape = [units.length, ...result.inputShape.slice(1)];
         t0 = performance.now();
-        await writeBatch(a, result, built.units, built.units.map((u) => unitIndex.get(u) as number), built.displays, labels, outputs);
+        for (const { result, units: done, displays } of parts) {
+          t.gradientsMs += result.timings.gradientsMs;
+          t.kernelsMs += result.timings.kernelsMs;
+          last = result;
+          layerNames = result.layers;
+          inputShape = [units.length, ...result.inputShape.slice(1)];
+          await writeBatch(a, result, done, done.map((u) => unitIndex.get(u) as number), displays, labels, outputs);
+        }
       } catch (e) {
         // nothing done yet: a mistake (a class out of range, a layer, a size), reported as one error
         if (records.length === 0 && outputs.failures.length === 0) throw e;

@@ -7,7 +7,7 @@
 import type { AdapterPass, GradientRequest, ModelAdapter, RoundGradients } from '../cam/adapter';
 import { explain } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
-import { GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType } from '../errors';
+import { GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout } from '../types';
 import { checkDifferentiable, logitsOf } from './backward';
 import { CacheOptions, ModelCache, checkCacheOption, readModelFile } from './cache';
@@ -127,7 +127,7 @@ export class OnnxAdapter implements ModelAdapter {
   resolveLayer(name: string): string {
     if (!this.candidates.some((c) => c.name === name)) {
       const names = this.candidates.map((c) => c.name);
-      throw new RangeError(`Expected one of the model's 4-D activations (see layers(); default ${this.defaultLayer}) for layer but received '${name}'${didYouMean(name, names)}`);
+      throw rangeErrorOf(`Expected one of the model's 4-D activations (see layers(); default ${this.defaultLayer}) for layer but received '${name}'${didYouMean(name, names)}`);
     }
     if (name !== this.defaultLayer) checkDifferentiable(this.graph, [name], false, this.scores);
     return name;

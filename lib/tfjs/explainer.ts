@@ -12,7 +12,7 @@ import { concatFloat32 } from '../arrays';
 import type { AdapterPass, GradientRequest, LayerActivations, ModelAdapter, RoundGradients } from '../cam/adapter';
 import { explain } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
-import { GradcamError, describe, didYouMean } from '../errors';
+import { GradcamError, describe, didYouMean, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, ScoreFunction } from '../types';
 import { ensureBackend, type TfjsEngine } from './engine';
 import type { RunMode } from './ops';
@@ -51,8 +51,8 @@ function selection(classes: Int32Array, numClasses: number, sign: number): tf.Te
 
 /** A 4-D NHWC tensor as an InputBatch (float32 values copied out of the backend). */
 function tensorToBatch(t: tf.Tensor): InputBatch {
-  if (t.isDisposed) throw new RangeError('Expected a live tf.Tensor for input but received a disposed tf.Tensor');
-  if (t.rank !== 4) throw new RangeError(`Expected a 4-D tf.Tensor [n, H, W, C] (NHWC) for input but received a tf.Tensor of shape [${t.shape}]`);
+  if (t.isDisposed) throw rangeErrorOf('Expected a live tf.Tensor for input but received a disposed tf.Tensor');
+  if (t.rank !== 4) throw rangeErrorOf(`Expected a 4-D tf.Tensor [n, H, W, C] (NHWC) for input but received a tf.Tensor of shape [${t.shape}]`);
   const values = t.dataSync();
   const data = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
   return { data, shape: t.shape as [number, number, number, number], layout: 'nhwc' };
@@ -63,7 +63,7 @@ function customScores(fn: ScoreFunction, logits: tf.Tensor2D, count: number): tf
   const out: unknown = fn(logits);
   if (!(out instanceof tf.Tensor) || out.size !== count || (out.rank !== 1 && !(out.rank === 2 && out.shape[1] === 1))) {
     const got = out instanceof tf.Tensor ? `a tf.Tensor of shape [${out.shape}]` : describe(out);
-    throw new TypeError(`Expected function returning a tf.Tensor of shape [${count}] (one score per image) for targets.score but received ${got}`);
+    throw Object.assign(new TypeError(`Expected function returning a tf.Tensor of shape [${count}] (one score per image) for targets.score but received ${got}`), { code: 'EARGTYPE' });
   }
   return tf.reshape(out, [count]) as tf.Tensor1D;
 }
@@ -268,7 +268,7 @@ export class TfjsAdapter implements ModelAdapter {
     if (!this.source.hasLayer(name)) {
       const names = this.source.layers().map((l) => l.name);
       const shown = names.length > 8 ? `${names.slice(-8).join(', ')} (and ${names.length - 8} more, see layers())` : names.join(', ');
-      throw new RangeError(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`);
+      throw rangeErrorOf(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`);
     }
     return name;
   }

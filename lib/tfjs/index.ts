@@ -4,7 +4,7 @@
  */
 import './tfjs-present'; // first: a missing @tensorflow/tfjs is GradcamError ENOENGINE
 import * as tf from '@tensorflow/tfjs';
-import { GradcamError, invalidType } from '../errors';
+import { GradcamError, invalidType, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch } from '../types';
 import { selectTfjsEngine, TFJS_ENGINE_PREFERENCES, type TfjsEnginePreference } from './engine';
 import { ProgramSource, SplitSource, TfjsExplainer, type SplitModel } from './explainer';
@@ -59,7 +59,7 @@ export async function createTfjsExplainer(
   const engine = await selectTfjsEngine(pref);
   if (isSplitModel(model)) return new TfjsExplainer(new SplitSource(model), engine);
   if (isLayersModel(model)) {
-    if (options.logitsNode !== undefined) throw new RangeError('Expected no logitsNode for a LayersModel (GraphModels only)');
+    if (options.logitsNode !== undefined) throw rangeErrorOf('Expected no logitsNode for a LayersModel (GraphModels only)');
     return new TfjsExplainer(new ProgramSource(layersProgram(model)), engine);
   }
   if (isGraphModel(model)) {
