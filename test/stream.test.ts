@@ -1,0 +1,186 @@
+/**
+ * explainStream (lib/cam/stream.ts): order, back-pressure, errors of the iterable and of single
+ * pictures, on an Explainer over the fake adapter (the pipeline's own explain(), the fake's
+ * arithmetic model), with a delay per explain call so that work overlaps.
+ */
+import * as assert from 'node:assert/strict';
+import sharp from 'sharp';
+import { explain } from '../lib/cam/explain';
+import { explainStream, type StreamBatch, type StreamInput } from '../lib/cam/stream';
+import { preprocessImages } from '../lib/image';
+import type { ExplainOptions, Explainer, InputBatch } from '../lib/types';
+import { FakeAdapter } from './helpers/fake-adapter';
+
+const SPEC = { width: 16, height: 16, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
+
+/** equal up to float32 rounding (the fake sums its activations in a batch-dependent order) */
+function close(a: ArrayLike<number>, b: ArrayLike<number>): void {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6, `[${i}] ${a[i]} vs ${b[i]}`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An Explainer over the fake adapter; each explain() takes `delay(call)` ms and is counted. */
+function fakeExplainer(delay: (call: number) => number = () => 0): Explainer & { calls: number; running: number; maxRunning: number } {
+  const adapter = new FakeAdapter({ numClasses: 5 });
+  const ex = {
+    engine: 'fake',
+    layout: adapter.layout,
+    inputShape: adapter.inputShape,
+    defaultLayer: adapter.defaultLayer,
+    layers: () => adapter.layers(),
+    calls: 0,
+    running: 0,
+    maxRunning: 0,
+    async explain(input: InputBatch, options?: ExplainOptions) {
+      const call = ex.calls++;
+      ex.running++;
+      ex.maxRunning = Math.max(ex.maxRunning, ex.running);
+      try {
+        await sleep(delay(call));
+        return await explain(adapter, input, options);
+      } finally {
+        ex.running--;
+      }
+    },
+    dispose() {},
+  };
+  return ex;
+}
+
+/** A PNG of side `side` whose colour depends on i (different sizes decode in different times). */
+function picture(i: number, side = 16 + (i % 5) * 40): Promise<Buffer> {
+  const px = Buffer.alloc(side * side * 3);
+  for (let p = 0; p < side * side; p++) {
+    px[p * 3] = (i * 37 + p) % 256;
+    px[p * 3 + 1] = (i * 91 + 3 * p) % 256;
+    px[p * 3 + 2] = (i * 13 + 7 * (p % side)) % 256;
+  }
+  return sharp(px, { raw: { width: side, height: side, channels: 3 } }).png().toBuffer();
+}
+
+async function collect(stream: AsyncIterable<StreamBatch>): Promise<StreamBatch[]> {
+  const out: StreamBatch[] = [];
+  for await (const b of stream) out.push(b);
+  return out;
+}
+
+describe('explainStream', function () {
+  this.timeout(60000);
+  let pics: Buffer[];
+  before(async () => {
+    pics = await Promise.all(Array.from({ length: 23 }, (_, i) => picture(i)));
+  });
+
+  it('yields every input in order, each with the explanations of its own picture', async () => {
+    // explain calls of varying length, pictures of varying decode cost
+    const ex = fakeExplainer((c) => [15, 1, 8, 3][c % 4]);
+    const batches = await collect(explainStream(ex, pics, { ...SPEC, batchSize: 4, explain: { method: 'gradcam', targets: { topK: 2 } } }));
+    assert.equal(batches.length, 6);
+    assert.equal(ex.maxRunning, 1, 'one explain() at a time');
+    const items = batches.flatMap((b) => b.items);
+    assert.deepEqual(items.map((i) => i.index), pics.map((_, i) => i));
+    const direct = await fakeExplainer().explain((await preprocessImages(pics, { ...SPEC, layout: 'nchw' })).batch, { method: 'gradcam', targets: { topK: 2 } });
+    // the fake's gradients depend on the row in the batch, its logits only on the picture
+    const logitsOf = (b: StreamBatch, row: number) => Array.from(b.result?.logits.subarray(row * 5, row * 5 + 5) ?? []);
+    const rowsBatch = batches.flatMap((b) => b.items.map(() => b));
+    items.forEach((item, i) => {
+      assert.equal(item.input, pics[i]);
+      close(logitsOf(rowsBatch[i], item.row), Array.from(direct.logits.subarray(i * 5, i * 5 + 5)));
+      assert.equal(item.error, undefined);
+      assert.equal(item.image?.width, 16);
+      assert.equal(item.explanations.length, 2);
+      const want = direct.explanations.filter((e) => e.image === i);
+      item.explanations.forEach((e, j) => {
+        assert.equal(e.classIndex, want[j].classIndex);
+        assert.equal(e.image, item.row);
+      });
+    });
+  });
+
+  it('pulls the iterable at most two batches ahead of a slow consumer, and closes it on break', async () => {
+    let pulled = 0;
+    let closed = false;
+    const total = 10000;
+    function* counting(): Generator<StreamInput> {
+      try {
+        for (let i = 0; i < total; i++) {
+          pulled++;
+          yield pics[i % pics.length];
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    const batchSize = 3;
+    const ex = fakeExplainer(() => 1);
+    let consumed = 0;
+    let maxAhead = 0;
+    for await (const b of explainStream(ex, counting(), { ...SPEC, batchSize })) {
+      consumed += b.items.length;
+      await sleep(30); // the slow consumer: rendering, writing
+      maxAhead = Math.max(maxAhead, pulled - consumed);
+      if (consumed >= 30) break;
+    }
+    // one batch explained while this one is consumed, one decoded ahead of it
+    assert.ok(maxAhead <= 2 * batchSize, `pulled ${maxAhead} items ahead of the consumer`);
+    assert.ok(pulled <= consumed + 2 * batchSize, `pulled ${pulled} of ${total}`);
+    assert.ok(closed, 'the iterator was closed');
+  });
+
+  it('an iterable that throws midway: the results before it, then its error', async () => {
+    async function* failing(): AsyncGenerator<StreamInput> {
+      for (let i = 0; i < 7; i++) yield pics[i];
+      throw new Error('disk went away');
+    }
+    const seen: number[] = [];
+    await assert.rejects(async () => {
+      for await (const b of explainStream(fakeExplainer(() => 2), failing(), { ...SPEC, batchSize: 3 })) {
+        for (const item of b.items) {
+          assert.equal(item.error, undefined);
+          assert.ok(item.explanations.length > 0);
+          seen.push(item.index);
+        }
+      }
+    }, /disk went away/);
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6]);
+  });
+
+  it('a picture that does not decode has its own error; the rest go on', async () => {
+    const inputs: StreamInput[] = [pics[0], pics[1], Buffer.from('not a picture'), pics[3], '/nonexistent/x.jpg', pics[5]];
+    const batches = await collect(explainStream(fakeExplainer(), inputs, { ...SPEC, batchSize: 2 }));
+    const items = batches.flatMap((b) => b.items);
+    assert.deepEqual(items.map((i) => i.index), [0, 1, 2, 3, 4, 5]);
+    assert.match(String(items[2].error?.message), /^cannot read image <13 bytes>: /);
+    assert.equal((items[2].error as { code?: string }).code, 'EIMAGE');
+    assert.match(String(items[4].error?.message), /^cannot read image \/nonexistent\/x\.jpg: /);
+    for (const i of [0, 1, 3, 5]) {
+      assert.equal(items[i].error, undefined);
+      assert.equal(items[i].explanations.length, 1);
+    }
+    assert.equal(items[2].row, -1);
+    assert.equal(items[3].row, 0, 'rows count only the pictures that decoded');
+  });
+
+  it('InputBatches are explained as given, between pictures', async () => {
+    const { batch } = await preprocessImages(pics.slice(0, 2), { ...SPEC, layout: 'nchw' });
+    const batches = await collect(explainStream(fakeExplainer(), [pics[0], batch, pics[1]], { ...SPEC, batchSize: 4 }));
+    assert.deepEqual(batches.map((b) => b.items.map((i) => i.index)), [[0], [1, 2], [3]]);
+    assert.deepEqual(batches[1].items.map((i) => i.row), [0, 1]);
+    close(Array.from(batches[1].result?.logits.subarray(5, 10) ?? []), Array.from(batches[2].result?.logits ?? []));
+  });
+
+  it("an explain() failure ends the stream with that batch, its items carrying the error", async () => {
+    const batches = await collect(explainStream(fakeExplainer(), pics.slice(0, 6), { ...SPEC, batchSize: 2, explain: { layer: 'nope' } }));
+    assert.equal(batches.length, 1);
+    assert.match(String(batches[0].error?.message), /nope/);
+    assert.ok(batches[0].items.every((i) => i.error === batches[0].error));
+  });
+
+  it('checks its options', async () => {
+    await assert.rejects(collect(explainStream(fakeExplainer(), [pics[0]], { batchSize: 0 })), /Expected positive integer for batchSize but received 0/);
+    await assert.rejects(collect(explainStream(fakeExplainer(), [pics[0]], { widht: 3 } as never)), /widht/);
+    await assert.rejects(collect(explainStream(fakeExplainer(), [pics[0]], {})), /width and height/);
+  });
+});
