@@ -4,7 +4,14 @@
  * arithmetic model), with a delay per explain call so that work overlaps.
  */
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import sharp from 'sharp';
+import { createExplainer } from '../lib/index';
+import { NpyAppender, readNpy, renderOverlay } from '../lib/image';
+import { isTempName } from '../lib/io/atomic';
 import { explain } from '../lib/cam/explain';
 import { explainStream, type StreamBatch, type StreamInput } from '../lib/cam/stream';
 import { preprocessImages } from '../lib/image';
@@ -12,12 +19,6 @@ import type { ExplainOptions, Explainer, InputBatch } from '../lib/types';
 import { FakeAdapter } from './helpers/fake-adapter';
 
 const SPEC = { width: 16, height: 16, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
-
-/** equal up to float32 rounding (the fake sums its activations in a batch-dependent order) */
-function close(a: ArrayLike<number>, b: ArrayLike<number>): void {
-  assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6, `[${i}] ${a[i]} vs ${b[i]}`);
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -183,5 +184,93 @@ describe('explainStream', function () {
     await assert.rejects(collect(explainStream(fakeExplainer(), [pics[0]], { batchSize: 0 })), /Expected positive integer for batchSize but received 0/);
     await assert.rejects(collect(explainStream(fakeExplainer(), [pics[0]], { widht: 3 } as never)), /widht/);
     await assert.rejects(collect(explainStream(fakeExplainer(), [pics[0]], {})), /width and height/);
+  });
+});
+
+describe('NpyAppender: rows appended as they come, the file named when complete', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcam-npy-append-'));
+
+  it('is loadable and equal to the rows, with a header numpy reads', async () => {
+    const file = path.join(dir, 'a.npy');
+    const w = new NpyAppender(file, [3, 4]);
+    const rows = Array.from({ length: 5 }, (_, i) => Float32Array.from({ length: 12 * (i % 2 + 1) }, (_, j) => i * 100 + j - 0.5));
+    for (const r of rows) {
+      await w.append(r);
+      assert.equal(fs.existsSync(file), false, 'no final name before finish()');
+      assert.equal(fs.readdirSync(dir).filter(isTempName).length, 1);
+    }
+    assert.deepEqual(await w.finish(), [7, 3, 4]);
+    const back = readNpy(file);
+    assert.deepEqual(back.shape, [7, 3, 4]);
+    const want = new Float32Array(7 * 12);
+    let at = 0;
+    for (const r of rows) {
+      want.set(r, at);
+      at += r.length;
+    }
+    assert.deepEqual(back.data, want);
+    assert.equal(fs.readFileSync(file).readUInt16LE(8) % 64, (64 - 10) % 64, 'the data starts on a 64-byte boundary');
+    assert.deepEqual(fs.readdirSync(dir).filter(isTempName), []);
+  });
+
+  it('discard() leaves nothing; a partial row is refused', async () => {
+    const file = path.join(dir, 'b.npy');
+    const w = new NpyAppender(file, [2]);
+    await w.append(new Float32Array([1, 2]));
+    assert.throws(() => w.append(new Float32Array(3)), /multiple of 2 values/);
+    await w.discard();
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('.b.npy') || f === 'b.npy'), []);
+  });
+});
+
+describe('gradcam explain on the stream: outputs equal explainStream with the same batches', function () {
+  this.timeout(120000);
+  const MAIN = path.resolve(__dirname, '../lib/cli/main.js');
+  const MODEL = path.resolve(__dirname, '../../test/fixtures/onnx/misc_o11/model.onnx');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcam-stream-cli-'));
+  const imgs = path.join(dir, 'imgs');
+  const mean = [0.4, 0.5, 0.6];
+  const std = [0.2, 0.25, 0.3];
+
+  it('--npy arrays, overlays and failures', async () => {
+    fs.mkdirSync(imgs);
+    for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(imgs, `p${i}.png`), await picture(i, 40 + i * 7));
+    fs.writeFileSync(path.join(imgs, 'p2b.png'), 'not a picture'); // sorts between p2 and p3
+    const out = path.join(dir, 'out');
+    const r = spawnSync(process.execPath, [MAIN, 'explain', '--model', MODEL, '-i', imgs, '--out', out, '--size', '32x32', '--mean', mean.join(','), '--std', std.join(','),
+      '--method', 'guided-gradcam', '--npy', '--batch-size', '2', '--device', 'cpu', '--json', '--quiet'], { encoding: 'utf8', timeout: 100000 });
+    assert.equal(r.status, 1, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.deepEqual(doc.failures.map((f: { input: string; code: string }) => [path.basename(f.input), f.code]), [['p2b.png', 'EIMAGE']]);
+    assert.equal(doc.images.length, 5);
+
+    const files = fs.readdirSync(imgs).sort().map((f) => path.join(imgs, f));
+    const ex = await createExplainer(MODEL, { executionProvider: 'cpu' });
+    const maps: Float32Array[] = [];
+    const guided: Float32Array[] = [];
+    try {
+      for await (const b of explainStream(ex, files, { width: 32, height: 32, mean, std, batchSize: 2, explain: { method: 'guided-gradcam', device: 'cpu' } })) {
+        for (const item of b.items) {
+          for (const e of item.explanations) {
+            maps.push(e.map as Float32Array);
+            guided.push(e.guidedMap as Float32Array);
+            if (item.index === 0) {
+              const overlay = await renderOverlay((item.image as { rgb: Float32Array }).rgb, e.map as Float32Array, 32, 32, { format: 'rgb' });
+              const written = await sharp(path.join(out, `p0.c${e.classIndex}.overlay.png`)).raw().toBuffer();
+              assert.deepEqual(new Uint8Array(written), overlay.data);
+            }
+          }
+        }
+      }
+    } finally {
+      ex.dispose();
+    }
+    const gm = readNpy(path.join(out, 'gradcam.npy'));
+    assert.deepEqual(gm.shape, [5, 32, 32]);
+    maps.forEach((m, i) => assert.deepEqual(gm.data.subarray(i * 1024, (i + 1) * 1024), m));
+    const gg = readNpy(path.join(out, 'guided-gradcam.npy'));
+    assert.deepEqual(gg.shape, [5, 3, 32, 32]);
+    guided.forEach((m, i) => assert.deepEqual(gg.data.subarray(i * 3072, (i + 1) * 3072), m));
+    assert.deepEqual(fs.readdirSync(out).filter(isTempName), []);
   });
 });
