@@ -28,13 +28,14 @@ const TORCH = path.join(ROOT, 'scripts', 'e2e-torch.py');
 const MEAN = [0.485, 0.456, 0.406];
 const STD = [0.229, 0.224, 0.225];
 
-interface Opts { runs: number; images: number; batch: number; python: string; quick: boolean }
+interface Opts { runs: number; images: number; batch: number; python: string; quick: boolean; latency: boolean }
 
 function parseArgs(): Opts {
-  const o: Opts = { runs: 3, images: 64, batch: 8, python: process.env.GRADCAM_PYTHON ?? '/usr/bin/python3', quick: false };
+  const o: Opts = { runs: 3, images: 64, batch: 8, python: process.env.GRADCAM_PYTHON ?? '/usr/bin/python3', quick: false, latency: false };
   for (const arg of process.argv.slice(2)) {
     const [k, v] = arg.replace(/^--/, '').split('=');
     if (k === 'quick') Object.assign(o, { quick: true, runs: 1, images: 16 });
+    else if (k === 'latency') o.latency = true;
     else if (k === 'runs') o.runs = Number(v);
     else if (k === 'images') o.images = Number(v);
     else if (k === 'batch') o.batch = Number(v);
@@ -112,9 +113,58 @@ async function floor(dir: string, method: string, batch: number): Promise<{ grad
   return { gradientsMs, pngMs };
 }
 
+/**
+ * Batch-1 latency: explain() time minus the time inside ONNX Runtime's run (the runner's run(),
+ * worker round trip included), i.e. the work around the model per call; median of 40 calls after 5.
+ */
+async function latency(dir: string): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const runtime = require('../lib/onnx/runtime') as typeof import('../lib/onnx/runtime');
+  let ortMs = 0;
+  for (const C of [runtime.WorkerRunner, runtime.InProcessRunner]) {
+    const run = C.prototype.run;
+    C.prototype.run = async function (this: unknown, feeds) {
+      const t0 = performance.now();
+      try {
+        return await run.call(this, feeds);
+      } finally {
+        ortMs += performance.now() - t0;
+      }
+    } as typeof run;
+  }
+  const file = path.join(dir, fs.readdirSync(dir).sort()[0]);
+  const { batch } = await preprocessImages([file], { width: 224, height: 224, mean: MEAN, std: STD, layout: 'nchw' });
+  for (const method of ['gradcam', 'guided-gradcam'] as const) {
+    const ex = await createExplainer(MODEL, { executionProvider: 'cpu' });
+    const around: number[] = [];
+    const total: number[] = [];
+    const kernels: number[] = [];
+    try {
+      for (let i = 0; i < 45; i++) {
+        ortMs = 0;
+        const t0 = performance.now();
+        const r = await ex.explain(batch, { method });
+        const ms = performance.now() - t0;
+        if (i >= 5) {
+          kernels.push(r.timings.kernelsMs);
+          total.push(ms);
+          around.push(ms - ortMs);
+        }
+      }
+    } finally {
+      ex.dispose();
+    }
+    console.log(`batch-1 ${method}: explain ${median(total).toFixed(2)} ms, around the model (explain - ORT run) ${median(around).toFixed(2)} ms (goal < 3 ms), of which CAM kernels ${median(kernels).toFixed(2)} ms`);
+  }
+}
+
 async function main(): Promise<void> {
   const o = parseArgs();
   ensureModel(o.python);
+  if (o.latency) {
+    await latency(await makeFolder(3));
+    return;
+  }
   const dir = await makeFolder(o.images);
   const outRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcam-e2e-out-'));
   const methods = ['gradcam', 'guided-gradcam'];
