@@ -211,7 +211,9 @@ export async function* explainStream(
     }
     if (pullError) throw pullError.error;
   } finally {
-    // the consumer stopped early (break, throw): let a pull in flight settle, close the input iterator
+    // the consumer stopped early (break, throw): let the explain() and the pull in flight settle
+    // (the caller may dispose the explainer next), close the input iterator
+    if (explaining) await explaining;
     await decoding.catch(() => undefined);
     if (!ended && !pullError && typeof it.return === 'function') {
       try {
