@@ -18,7 +18,7 @@ import { MAX_IMAGE_PIXELS } from '../lib/image/limits';
 import { isTempName, removeStaleTemps, writeFileAtomic, writeFileAtomicSync } from '../lib/io/atomic';
 import { joinNegativeNumbers, parseExplainArgs, UsageError } from '../lib/cli/args';
 import type { Explainer, ExplainResult, InputBatch } from '../lib/types';
-import { explainSkippingNonFinite } from '../lib/cli/nonfinite';
+import { explainSkippingNonFinite } from '../lib/cam/nonfinite';
 import { DataType, ModelProto, floatTensor, node as onnxNode, saveModel as saveOnnx } from '../lib/onnx/proto';
 import { repoRoot } from './helpers/reference-data';
 

@@ -177,7 +177,8 @@ export class OnnxAdapter implements ModelAdapter {
     const size: [number, number] = this.layout === 'nchw' ? [batch.shape[2], batch.shape[3]] : [batch.shape[1], batch.shape[2]];
     const session = await this.session(request, size);
     const n = batch.shape[0];
-    const opts = { counterfactual: request.counterfactual };
+    // begin() gets the batch explain() checked with checkInput (against this model's shape)
+    const opts = { counterfactual: request.counterfactual, inputChecked: true };
     // the first run explains every image's argmax: it serves round 0 whenever round 0 is the argmax
     const first = await session.run(batch, new Int32Array(n).fill(-1), opts);
     const toRound = (r: GradientRun, classes: Int32Array): RoundGradients => ({

@@ -1,5 +1,5 @@
 /**
- * Non-finite results in the CLI. explain() rejects with ENONFINITE, naming in `images` the images of
+ * Non-finite results in a batch (explainStream and the CLI). explain() rejects with ENONFINITE, naming in `images` the images of
  * the batch whose logits, activations, gradients or maps are NaN or infinite (a NaN weight, or an
  * input so large that the network overflows). One such image must neither sink the other images of
  * its batch nor come out as a uniform heatmap: each named image is a failure of its own (code
@@ -16,9 +16,9 @@ export interface ExplainedPart<U> {
   displays: Float32Array[];
 }
 
-type NonFinite = Error & { code: 'ENONFINITE'; images: number[] };
+export type NonFinite = Error & { code: 'ENONFINITE'; images: number[] };
 
-function isNonFinite(e: unknown): e is NonFinite {
+export function isNonFinite(e: unknown): e is NonFinite {
   const x = e as { code?: unknown; images?: unknown } | null;
   return x instanceof Error && x.code === 'ENONFINITE' && Array.isArray(x.images);
 }
