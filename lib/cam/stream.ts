@@ -24,6 +24,8 @@ export type StreamInput = string | Uint8Array | InputBatch;
 export interface StreamOptions extends Partial<PreprocessSpec> {
   /** pictures per explain() call (default 8); an InputBatch input is always explained as it is */
   batchSize?: number;
+  /** how messages name input `index` (default: its path, else `inputs[index]`) */
+  label?: (index: number) => string;
   /** what explain() is asked (method, layer, targets...) */
   explain?: ExplainOptions;
 }
@@ -55,7 +57,7 @@ export interface StreamBatch {
   timings: { decodeMs: number; explainMs: number };
 }
 
-const STREAM_OPTIONS = ['width', 'height', 'mean', 'std', 'layout', 'channels', 'pixelScale', 'batchSize', 'explain'] as const;
+const STREAM_OPTIONS = ['label', 'width', 'height', 'mean', 'std', 'layout', 'channels', 'pixelScale', 'batchSize', 'explain'] as const;
 
 interface Decoded {
   items: StreamItem[];
@@ -90,6 +92,7 @@ export async function* explainStream(
 ): AsyncGenerator<StreamBatch, void, undefined> {
   if (typeof options !== 'object' || options === null) throw invalidType('options', 'object', options);
   checkKnownKeys('stream options', options, STREAM_OPTIONS);
+  if (options.label !== undefined && typeof options.label !== 'function') throw invalidType('label', 'function (index) => string', options.label);
   const batchSize = options.batchSize === undefined ? 8 : checkPositiveInteger('batchSize', options.batchSize);
   const hasSize = options.width !== undefined || options.height !== undefined;
   const spec = hasSize
@@ -184,7 +187,7 @@ export async function* explainStream(
         if (bad.size === 0 || !(oneItemPerRow || live.every((i) => i.image)) || ![...bad].every((r) => r < live.length)) throw e;
         for (const item of live) {
           if (!bad.has(item.row)) continue;
-          item.error = nonFiniteFor(e as NonFinite, item.row, typeof item.input === 'string' ? item.input : `inputs[${item.index}]`);
+          item.error = nonFiniteFor(e as NonFinite, item.row, options.label ? options.label(item.index) : typeof item.input === 'string' ? item.input : `inputs[${item.index}]`);
         }
         const keep = live.filter((i) => !bad.has(i.row));
         for (const item of live) if (bad.has(item.row)) item.row = -1;

@@ -418,6 +418,7 @@ async function explainWith(
   const stream = explainStream(explainer, feed(), {
     ...(units[0].item.kind === 'image' ? { width, height, mean, std, layout, channels, pixelScale } : {}),
     batchSize: a.batchSize,
+    label: (index) => units[index].name,
     explain: {
       layer: layers,
       method: a.method,
