@@ -15,7 +15,7 @@ import { encodePng, renderGrey, renderGuided, renderHeatmap, renderOverlay, rgbF
 import { findMethod, outputNamesOf, type MethodDef } from '../cam/methods';
 import { renderReport, ReportImage } from '../image/report';
 import { ExplainArgs, UsageError, cacheOption } from './args';
-import { expandInputs, InputItem, loadSidecar, readLabels, Sidecar, uniqueStems } from './inputs';
+import { checkSidecarFits, declaredInput, expandInputs, InputItem, loadSidecar, readLabels, Sidecar, sidecarLine, uniqueStems } from './inputs';
 import { Progress } from './progress';
 import { removeStaleTemps, writeFileAtomic } from '../io/atomic';
 import { InputFailure, RunOutputs } from './outputs';
@@ -223,7 +223,7 @@ export async function runExplain(a: ExplainArgs, log: (line: string) => void): P
   const tStart = performance.now();
   const items = expandInputs(a.inputs);
   const sidecar: Sidecar = loadSidecar(a.model);
-  if (a.verbose && sidecar.file) log(`using preprocessing from ${sidecar.file}`);
+  if (!a.quiet && sidecar.file) log(sidecarLine(sidecar));
   const labels = a.labels !== undefined ? readLabels(a.labels) : sidecar.labels;
   if (!fs.existsSync(a.model)) throw new UsageError(`model not found: ${a.model}`);
 
@@ -257,6 +257,7 @@ async function explainWith(
   const std = a.std ?? sidecar.std;
   const pixelScale = sidecar.pixelScale ?? 255;
   const modelSize = modelInputSize(explainer);
+  checkSidecarFits(sidecar, a.model, declaredInput(explainer, a.model), { size: a.size, layout: a.layout });
 
   // --- the work list and how to build each batch
   const units: Unit[] = [];
@@ -358,6 +359,10 @@ async function explainWith(
       try {
         const built = await buildBatch(batchUnits);
         t.preprocessMs += performance.now() - t0;
+        if (a.failFast && outputs.failures.length > 0) {
+          notRun = units.length - records.length - outputs.failures.length;
+          break;
+        }
         if (!built.batch) {
           progress.tick(batchUnits.length);
           continue;
