@@ -56,7 +56,10 @@ export function parseOptions(adapter: ModelAdapter, options: unknown): ParsedOpt
     if (typeof o.method !== 'string') throw invalidType('method', `one of ${METHOD_NAMES.map((m) => `'${m}'`).join(', ')}`, o.method);
     const found = findMethod(o.method);
     if (!found) {
-      throw new RangeError(`Expected one of ${METHOD_NAMES.map((m) => `'${m}'`).join(', ')} for method but received '${o.method}' of type string${didYouMean(o.method, METHOD_NAMES)}`);
+      throw Object.assign(
+        new RangeError(`Expected one of ${METHOD_NAMES.map((m) => `'${m}'`).join(', ')} for method but received '${o.method}' of type string${didYouMean(o.method, METHOD_NAMES)}`),
+        { code: 'EARGRANGE' },
+      );
     }
     method = found;
   }
@@ -96,7 +99,27 @@ export function parseOptions(adapter: ModelAdapter, options: unknown): ParsedOpt
   };
   const unsupported = adapter.unsupported(request);
   if (unsupported) throw unsupported;
+  if (inputGradient && inputGradient !== 'plain' && !guidedRelu6) warnNoRuleActivations(adapter, inputGradient, method.name);
   return { method, cam, layers, counterfactual, guidedRelu6, guided, augSmooth, eigenSmooth, request, options: o };
+}
+
+const warnedNoRule = new WeakSet<ModelAdapter>();
+
+/**
+ * Once per model: the guided/deconvnet rule applies to no activation because every ReLU-like op
+ * is a ReLU6/Clip (MobileNets) and guidedRelu6 is off, the Python libraries' default; the input
+ * gradient is then the plain gradient. Says how to change it. GRADCAM_QUIET=1 silences it.
+ */
+function warnNoRuleActivations(adapter: ModelAdapter, rule: ReluRule, method: string): void {
+  if (!adapter.ruleActivations || warnedNoRule.has(adapter)) return;
+  if (adapter.ruleActivations(false) > 0 || adapter.ruleActivations(true) === 0) return;
+  warnedNoRule.add(adapter);
+  if (process.env.GRADCAM_QUIET === '1') return;
+  console.warn(
+    `gradcam-node: the ${rule} ReLU rule of '${method}' applies to no activation of this model: its ReLU-like activations are all ` +
+      'ReLU6/Clip, which keep their plain gradient by default (as in pytorch-grad-cam), so the input gradient is the plain one; ' +
+      'pass guidedRelu6: true (CLI: --guided-relu6) to apply the rule to them',
+  );
 }
 
 /** Row-wise softmax of [n, numClasses] logits, computed stably in float64. */

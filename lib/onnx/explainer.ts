@@ -13,6 +13,7 @@ import { checkDifferentiable, logitsOf } from './backward';
 import { CacheOptions, ModelCache, checkCacheOption, readModelFile } from './cache';
 import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel } from './proto';
+import { LayerNames, layerHint, layerNames, resolveLayerName } from './layer-names';
 import {
   EXECUTION_PROVIDERS, ExecutionProviderRequest, GradientRun, LayerCandidate, OnnxGradientSession,
   inputLayout, layerCandidates,
@@ -87,6 +88,7 @@ export class OnnxAdapter implements ModelAdapter {
   /** ReLU nodes that keep the plain rule under the guided and deconvnet rules */
   readonly unguidedNodes: string[];
   private disposed = false;
+  private names?: LayerNames;
 
   constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions, private readonly cache?: ModelCache) {
     const declared = graph.inputShape();
@@ -116,7 +118,19 @@ export class OnnxAdapter implements ModelAdapter {
   }
 
   layers(): LayerInfo[] {
-    return this.candidates.map((c) => ({ name: c.name, type: c.op, shape: c.shape.map((d) => (d >= 0 ? d : null)), isDefault: c.isDefault }));
+    const modules = this.layerNames().modulesOf;
+    return this.candidates.map((c) => {
+      const info: LayerInfo = { name: c.name, type: c.op, shape: c.shape.map((d) => (d >= 0 ? d : null)), isDefault: c.isDefault };
+      const m = modules.get(c.name);
+      if (m) info.modules = m;
+      return info;
+    });
+  }
+
+  /** node names and PyTorch module paths of the candidate layers (lib/onnx/layer-names.ts), built on first need */
+  private layerNames(): LayerNames {
+    this.names ??= layerNames(this.graph, this.candidates.map((c) => c.name));
+    return this.names;
   }
 
   checkInput(input: unknown): InputBatch {
@@ -124,10 +138,15 @@ export class OnnxAdapter implements ModelAdapter {
     return checkInputBatch(input, this.layout, this.modelShape);
   }
 
-  resolveLayer(name: string): string {
-    if (!this.candidates.some((c) => c.name === name)) {
-      const names = this.candidates.map((c) => c.name);
-      throw new RangeError(`Expected one of the model's 4-D activations (see layers(); default ${this.defaultLayer}) for layer but received '${name}'${didYouMean(name, names)}`);
+  /** a tensor name, a node name or a PyTorch module path (lib/onnx/layer-names.ts) -> the tensor */
+  resolveLayer(given: string): string {
+    const tensors = this.candidates.map((c) => c.name);
+    const name = resolveLayerName(given, tensors, this.layerNames());
+    if (name === undefined) {
+      const hint = layerHint(given, tensors, this.layerNames());
+      throw Object.assign(new RangeError(
+        `Expected one of the model's 4-D activations, a node name or a module path (see layers(); default ${this.defaultLayer}) for layer but received '${given}'${hint}`,
+      ), { code: 'EBADLAYER' });
     }
     if (name !== this.defaultLayer) checkDifferentiable(this.graph, [name], false, this.scores);
     return name;
@@ -145,6 +164,18 @@ export class OnnxAdapter implements ModelAdapter {
       }
     }
     return this.inputGradError ?? undefined;
+  }
+
+  ruleActivations(guidedRelu6: boolean): number {
+    // the ops lib/onnx/backward/rules/activation.ts gives the rule to: Relu always, Clip with guidedRelu6
+    const plain = new Set(this.unguidedNodes);
+    const onPath = this.graph.ancestors([this.scores]);
+    const fromInput = this.graph.descendants([this.graph.input]);
+    return this.graph.nodes.filter((n) => {
+      const o = n.output?.[0];
+      if (!o || !onPath.has(o) || !fromInput.has(o) || plain.has(n.name ?? '')) return false;
+      return n.opType === 'Relu' || (guidedRelu6 && n.opType === 'Clip');
+    }).length;
   }
 
   /** The session for a request and input size; built once. */

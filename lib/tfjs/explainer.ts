@@ -268,7 +268,7 @@ export class TfjsAdapter implements ModelAdapter {
     if (!this.source.hasLayer(name)) {
       const names = this.source.layers().map((l) => l.name);
       const shown = names.length > 8 ? `${names.slice(-8).join(', ')} (and ${names.length - 8} more, see layers())` : names.join(', ');
-      throw new RangeError(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`);
+      throw Object.assign(new RangeError(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`), { code: 'EBADLAYER' });
     }
     return name;
   }
