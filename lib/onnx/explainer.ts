@@ -168,12 +168,14 @@ export class OnnxAdapter implements ModelAdapter {
 
   ruleActivations(guidedRelu6: boolean): number {
     // the ops lib/onnx/backward/rules/activation.ts gives the rule to: Relu always, Clip with guidedRelu6
+    // on feature maps (4-D): a ReLU in a dense head does not make a guided picture
     const plain = new Set(this.unguidedNodes);
     const onPath = this.graph.ancestors([this.scores]);
     const fromInput = this.graph.descendants([this.graph.input]);
+    const shapes = inferShapes(this.graph, this.modelShape).shapes;
     return this.graph.nodes.filter((n) => {
       const o = n.output?.[0];
-      if (!o || !onPath.has(o) || !fromInput.has(o) || plain.has(n.name ?? '')) return false;
+      if (!o || !onPath.has(o) || !fromInput.has(o) || plain.has(n.name ?? '') || shapes.get(o)?.length !== 4) return false;
       return n.opType === 'Relu' || (guidedRelu6 && n.opType === 'Clip');
     }).length;
   }
