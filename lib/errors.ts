@@ -148,7 +148,7 @@ export const ERROR_CODES = {
   EIMAGE: 'a picture that cannot be decoded',
   EDEMO: "the demo's packaged models are missing",
   EUSAGE: 'a command-line mistake: a missing or malformed flag, an input that does not exist (exit code 2)',
-  ESIDECAR: "a sidecar JSON (<model>.gradcam.json) that is malformed or was written for another model (its size, layout or channels do not fit the model's input)",
+  ESIDECAR: "a sidecar JSON (`<model>.gradcam.json`) that is malformed or was written for another model (its size, layout or channels do not fit the model's input)",
   NATIVE_UNAVAILABLE: 'the native kernels asked for where the addon is not loaded',
   WORKER_CLOSED: 'a kernel job pending when its worker pool was closed',
   WORKER_FAILED: 'a kernel worker thread failed',
@@ -156,3 +156,9 @@ export const ERROR_CODES = {
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** ERROR_CODES as the Markdown table README.md shows (scripts/readme-error-codes.js writes it; a test compares). */
+export function errorCodesMarkdown(): string {
+  const rows = Object.entries(ERROR_CODES).map(([code, what]) => `| \`${code}\` | ${what.replace(/\|/g, '\\|')} |`);
+  return ['| code | meaning |', '| --- | --- |', ...rows].join('\n');
+}
