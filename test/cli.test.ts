@@ -100,7 +100,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 function assertOneLineError(r: Run, pattern: RegExp, code?: number): void {
   assert.notEqual(r.code, 0, 'exit code must be non-zero');
   if (code !== undefined) assert.equal(r.code, code);
-  const lines = r.stderr.split('\n').filter((l) => l.trim().length > 0 && !l.startsWith('gradcam-node:') && !/TensorFlow\.js|tfjs-node|^=+$/.test(l));
+  const lines = r.stderr.split('\n').filter((l) => l.trim().length > 0 && !l.startsWith('gradcam-node:') && !l.startsWith('sidecar: ') && !/TensorFlow\.js|tfjs-node|^=+$/.test(l));
   assert.equal(lines.length, 1, `expected one error line, got:\n${r.stderr}`);
   assert.match(lines[0], /^gradcam: /);
   assert.match(lines[0], pattern);
