@@ -74,6 +74,10 @@ describe('cli: the user\'s words', function () {
         "Expected false for method 'saliency' (--aug-smooth averages CAM maps) for --aug-smooth but received true of type boolean",
       );
       assert.equal(cliMessage('pass guidedRelu6: true to apply it'), 'pass --guided-relu6 to apply it');
+      assert.equal(
+        cliMessage("Expected 2 (the model's fixed batch size) for input.shape[0] but received 1 of type number"),
+        "Expected 2 (the model's fixed batch size) images in a batch (--batch-size, and the number of inputs) but received 1 of type number",
+      );
       // a name that is no option stays
       assert.equal(cliMessage('Expected finite values for input.data but received NaN at index 0'), 'Expected finite values for input.data but received NaN at index 0');
       const e = inCliWords(Object.assign(new RangeError('Expected 1 for targets.topK but received 2 of type number'), { code: 'EARGRANGE' }));

@@ -32,6 +32,8 @@ export function cliMessage(message: string): string {
     // the sharp-style slot: `Expected ... for <name> but received ...`
     .replace(/ for ([A-Za-z][\w.]*) but received /g, (all, name: string) => (API_TO_FLAG[name] ? ` for ${API_TO_FLAG[name]} but received ` : all))
     .replace(/see layers\(\)/g, "see 'gradcam layers'")
+    // a model with a fixed batch size: the batch is what --batch-size and the number of inputs make
+    .replace(/ for input\.shape\[0\] but received /g, ' images in a batch (--batch-size, and the number of inputs) but received ')
     // `guidedRelu6: true` in a hint
     .replace(/\b(guidedRelu6|augSmooth|eigenSmooth): true\b/g, (_, name: string) => API_TO_FLAG[name]);
   for (const name of UNAMBIGUOUS) m = m.split(name).join(API_TO_FLAG[name]);

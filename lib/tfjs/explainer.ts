@@ -51,8 +51,8 @@ function selection(classes: Int32Array, numClasses: number, sign: number): tf.Te
 
 /** A 4-D NHWC tensor as an InputBatch (float32 values copied out of the backend). */
 function tensorToBatch(t: tf.Tensor): InputBatch {
-  if (t.isDisposed) throw new RangeError('Expected a live tf.Tensor for input but received a disposed tf.Tensor');
-  if (t.rank !== 4) throw new RangeError(`Expected a 4-D tf.Tensor [n, H, W, C] (NHWC) for input but received a tf.Tensor of shape [${t.shape}]`);
+  if (t.isDisposed) throw Object.assign(new RangeError('Expected a live tf.Tensor for input but received a disposed tf.Tensor'), { code: 'EARGRANGE' });
+  if (t.rank !== 4) throw Object.assign(new RangeError(`Expected a 4-D tf.Tensor [n, H, W, C] (NHWC) for input but received a tf.Tensor of shape [${t.shape}]`), { code: 'EARGRANGE' });
   const values = t.dataSync();
   const data = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
   return { data, shape: t.shape as [number, number, number, number], layout: 'nhwc' };
@@ -63,7 +63,7 @@ function customScores(fn: ScoreFunction, logits: tf.Tensor2D, count: number): tf
   const out: unknown = fn(logits);
   if (!(out instanceof tf.Tensor) || out.size !== count || (out.rank !== 1 && !(out.rank === 2 && out.shape[1] === 1))) {
     const got = out instanceof tf.Tensor ? `a tf.Tensor of shape [${out.shape}]` : describe(out);
-    throw new TypeError(`Expected function returning a tf.Tensor of shape [${count}] (one score per image) for targets.score but received ${got}`);
+    throw Object.assign(new TypeError(`Expected function returning a tf.Tensor of shape [${count}] (one score per image) for targets.score but received ${got}`), { code: 'EARGTYPE' });
   }
   return tf.reshape(out, [count]) as tf.Tensor1D;
 }

@@ -261,7 +261,7 @@ export function graphProgram(model: tf.GraphModel, logitsNode?: string): Program
   };
   let logitsKey: string;
   if (logitsNode !== undefined) {
-    if (!g.nodes[logitsNode]) throw new RangeError(`Expected a node name of the graph for logitsNode but received '${logitsNode}'`);
+    if (!g.nodes[logitsNode]) throw Object.assign(new RangeError(`Expected a node name of the graph for logitsNode but received '${logitsNode}'`), { code: 'EARGRANGE' });
     logitsKey = logitsNode;
   } else {
     let n = g.outputs[0];

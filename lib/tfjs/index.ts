@@ -59,7 +59,7 @@ export async function createTfjsExplainer(
   const engine = await selectTfjsEngine(pref);
   if (isSplitModel(model)) return new TfjsExplainer(new SplitSource(model), engine);
   if (isLayersModel(model)) {
-    if (options.logitsNode !== undefined) throw new RangeError('Expected no logitsNode for a LayersModel (GraphModels only)');
+    if (options.logitsNode !== undefined) throw Object.assign(new RangeError('Expected no logitsNode for a LayersModel (GraphModels only)'), { code: 'EARGRANGE' });
     return new TfjsExplainer(new ProgramSource(layersProgram(model)), engine);
   }
   if (isGraphModel(model)) {
