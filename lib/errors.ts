@@ -152,6 +152,8 @@ export const ERROR_CODES = {
   NATIVE_UNAVAILABLE: 'the native kernels asked for where the addon is not loaded',
   WORKER_CLOSED: 'a kernel job pending when its worker pool was closed',
   WORKER_FAILED: 'a kernel worker thread failed',
+  ECANCELLED: "internal: a worker started early for a model that was then not needed, cancelled (never reaches a caller)",
+  GRADCAM_CACHE: 'the code of the process warning (not an error) when the model cache cannot be written: models are built each run',
   WORKER_MISSING: "the 'js' kernels' worker script is missing (the .ts sources run without dist/)",
 } as const;
 

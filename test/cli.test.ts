@@ -415,7 +415,7 @@ describe('cli: gradcam explain / layers on a tiny tfjs model', function () {
     it('model not found', () => assertOneLineError(run(['explain', '-m', 'missing.onnx', '-i', images[0]]), /model not found: missing\.onnx/, 2));
 
     it('a class index out of range is the library RangeError, exit 1', () => {
-      assertOneLineError(run(['explain', '-m', modelJson, '-i', images[0], '--out', path.join(tmp, 'e1'), '--engine', 'cpu', '--class', '9']), /^gradcam: error: .*targets/, 1);
+      assertOneLineError(run(['explain', '-m', modelJson, '-i', images[0], '--out', path.join(tmp, 'e1'), '--engine', 'cpu', '--class', '9']), /^gradcam: error: Expected integer class index in \[0, 2\] for --class but received 9/, 1);
     });
 
     it('an unknown layer names the flag value, exit 1', () => {
