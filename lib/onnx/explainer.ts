@@ -59,6 +59,18 @@ function toModel(model: unknown): ModelProto {
   throw invalidType('model', 'ONNX file path or Uint8Array', model);
 }
 
+/** The bytes of a model read from a path: a decoding error names the file, as loadModel(path) does. */
+function named<T>(model: unknown, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (typeof model === 'string' && e instanceof GradcamError && e.code === 'EBADMODEL' && /^Not an ONNX model/.test(e.message)) {
+      throw new GradcamError(e.message.replace(/^Not an ONNX model/, `${model} is not an ONNX model`), 'EBADMODEL');
+    }
+    throw e;
+  }
+}
+
 function checkOptions(options: unknown): OnnxExplainerOptions {
   if (options === undefined) return {};
   if (typeof options !== 'object' || options === null) throw invalidType('options', 'object', options);
@@ -268,7 +280,7 @@ export async function createOnnxExplainer(model: string | Uint8Array, options?: 
   if (options) checkKnownKeys('ONNX explainer options', options, [...EXPLAINER_OPTIONS, 'engine']);
   const cacheOpts = checkCacheOption('cache', opts.cache);
   const bytes = typeof model === 'string' ? readModelFile(model) : model;
-  const proto = toModel(bytes);
+  const proto = named(model, () => toModel(bytes));
   const cache = cacheOpts === false ? undefined : new ModelCache(bytes, cacheOpts);
   return new OnnxExplainer(new OnnxAdapter(proto, new GraphIndex(proto), opts, cache));
 }
