@@ -101,6 +101,7 @@ export class OnnxAdapter implements ModelAdapter {
   readonly unguidedNodes: string[];
   private disposed = false;
   private names?: LayerNames;
+  private ruleCounts?: { relu: number; clip: number };
 
   constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions, private readonly cache?: ModelCache) {
     const declared = graph.inputShape();
@@ -179,17 +180,26 @@ export class OnnxAdapter implements ModelAdapter {
   }
 
   ruleActivations(guidedRelu6: boolean): number {
-    // the ops lib/onnx/backward/rules/activation.ts gives the rule to: Relu always, Clip with guidedRelu6
+    this.ruleCounts ??= this.countRuleActivations();
+    return this.ruleCounts.relu + (guidedRelu6 ? this.ruleCounts.clip : 0);
+  }
+
+  /** ReLU and Clip nodes on feature maps between the input and the scores, once per model */
+  private countRuleActivations(): { relu: number; clip: number } {
+    // the ops lib/onnx/backward/rules/activation.ts gives the rule to: Relu always, Clip with guidedRelu6;
     // on feature maps (4-D): a ReLU in a dense head does not make a guided picture
     const plain = new Set(this.unguidedNodes);
     const onPath = this.graph.ancestors([this.scores]);
     const fromInput = this.graph.descendants([this.graph.input]);
     const shapes = inferShapes(this.graph, this.modelShape).shapes;
-    return this.graph.nodes.filter((n) => {
+    const counts = { relu: 0, clip: 0 };
+    for (const n of this.graph.nodes) {
       const o = n.output?.[0];
-      if (!o || !onPath.has(o) || !fromInput.has(o) || plain.has(n.name ?? '') || shapes.get(o)?.length !== 4) return false;
-      return n.opType === 'Relu' || (guidedRelu6 && n.opType === 'Clip');
-    }).length;
+      if (!o || !onPath.has(o) || !fromInput.has(o) || plain.has(n.name ?? '') || shapes.get(o)?.length !== 4) continue;
+      if (n.opType === 'Relu') counts.relu++;
+      else if (n.opType === 'Clip') counts.clip++;
+    }
+    return counts;
   }
 
   /** The session for a request and input size; built once. */
