@@ -157,7 +157,7 @@ export const ERROR_CODES = {
   EFORMAT: 'a model path that is neither .onnx nor a tfjs model.json',
   EBADMODEL: 'a model file that is corrupt, truncated or not a model (the message names the file)',
   EMODEL: 'a tfjs model the explainer cannot use (structure, layers, weight files)',
-  EBADLAYER: 'an ONNX target layer that does not exist or is not 4-D',
+  EBADLAYER: 'a target layer that does not exist or is not 4-D (the message suggests the nearest names)',
   ESHAPE: 'an ONNX input shape that must be given',
   EUNSUPPORTED: 'an operation or method the model cannot be differentiated through',
   EEXTERNAL: 'an ONNX model with external tensor data',
@@ -167,8 +167,6 @@ export const ERROR_CODES = {
   ENOCUDA: "CUDA asked for where it is not available: the 'cuda' kernels (device) or ONNX Runtime's CUDA executionProvider",
   EDISPOSED: 'an explainer used after dispose()',
   EADAPTER: 'an internal error: a model adapter returned arrays of the wrong size',
-  ECANCELLED: 'internal: a prepared ONNX Runtime runner that was not needed (never reaches the caller)',
-  GRADCAM_CACHE: 'a warning (process.emitWarning): the model cache folder cannot be written; models are built each run',
   EUNKNOWNOPTION: 'an option name the function does not know (the message suggests the nearest)',
   ENONFINITE: 'a NaN or infinite logit, activation, gradient or map (the message names what, the layer and the images)',
   EENGINE: 'an engine that is installed but cannot be used (did not load or initialize)',
@@ -176,10 +174,20 @@ export const ERROR_CODES = {
   ENPY: 'a .npy file that cannot be read',
   EIMAGE: 'a picture that cannot be decoded',
   EDEMO: "the demo's packaged models are missing",
+  EUSAGE: 'a command-line mistake: a missing or malformed flag, an input that does not exist (exit code 2)',
+  ESIDECAR: "a sidecar JSON (`<model>.gradcam.json`) that is malformed or was written for another model (its size, layout or channels do not fit the model's input)",
   NATIVE_UNAVAILABLE: 'the native kernels asked for where the addon is not loaded',
   WORKER_CLOSED: 'a kernel job pending when its worker pool was closed',
   WORKER_FAILED: 'a kernel worker thread failed',
+  ECANCELLED: "internal: a worker started early for a model that was then not needed, cancelled (never reaches a caller)",
+  GRADCAM_CACHE: 'the code of the process warning (not an error) when the model cache cannot be written: models are built each run',
   WORKER_MISSING: "the 'js' kernels' worker script is missing (the .ts sources run without dist/)",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** ERROR_CODES as the Markdown table README.md shows (scripts/readme-error-codes.js writes it; a test compares). */
+export function errorCodesMarkdown(): string {
+  const rows = Object.entries(ERROR_CODES).map(([code, what]) => `| \`${code}\` | ${what.replace(/\|/g, '\\|')} |`);
+  return ['| code | meaning |', '| --- | --- |', ...rows].join('\n');
+}

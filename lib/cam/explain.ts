@@ -96,7 +96,28 @@ export function parseOptions(adapter: ModelAdapter, options: unknown): ParsedOpt
   };
   const unsupported = adapter.unsupported(request);
   if (unsupported) throw unsupported;
+  if (inputGradient && inputGradient !== 'plain' && !guidedRelu6) warnNoRuleActivations(adapter, inputGradient, method.name);
   return { method, cam, layers, counterfactual, guidedRelu6, guided, augSmooth, eigenSmooth, request, options: o };
+}
+
+const warnedNoRule = new WeakSet<ModelAdapter>();
+
+/**
+ * Once per model: the guided/deconvnet rule applies to no feature-map activation because every ReLU-like op
+ * is a ReLU6/Clip (MobileNets) and guidedRelu6 is off, the Python libraries' default; the input
+ * gradient is then the plain gradient. Says how to change it. GRADCAM_QUIET=1 silences it.
+ */
+function warnNoRuleActivations(adapter: ModelAdapter, rule: ReluRule, method: string): void {
+  if (!adapter.ruleActivations || warnedNoRule.has(adapter)) return;
+  const without = adapter.ruleActivations(false);
+  if (without === undefined || without > 0 || !((adapter.ruleActivations(true) ?? 0) > 0)) return;
+  warnedNoRule.add(adapter);
+  if (process.env.GRADCAM_QUIET === '1') return;
+  console.warn(
+    `gradcam-node: the ${rule} ReLU rule of '${method}' applies to no feature-map activation of this model: its ReLU-like activations there are all ` +
+      'ReLU6/Clip, which keep their plain gradient by default (as in pytorch-grad-cam), so the input gradient is the plain one; ' +
+      'pass guidedRelu6: true (CLI: --guided-relu6) to apply the rule to them',
+  );
 }
 
 /** Row-wise softmax of [n, numClasses] logits, computed stably in float64. */

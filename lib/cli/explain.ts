@@ -17,7 +17,7 @@ import { getKernels } from '../kernels';
 import { findMethod, outputNamesOf, type MethodDef } from '../cam/methods';
 import { renderReport, ReportImage } from '../image/report';
 import { ExplainArgs, UsageError, cacheOption } from './args';
-import { expandInputs, InputItem, loadSidecar, readLabels, Sidecar, uniqueStems } from './inputs';
+import { checkSidecarFits, declaredInput, expandInputs, InputItem, loadSidecar, readLabels, Sidecar, sidecarLine, uniqueStems } from './inputs';
 import { Progress } from './progress';
 import { removeStaleTemps, writeFileAtomic } from '../io/atomic';
 import { InputFailure, RunOutputs } from './outputs';
@@ -297,7 +297,7 @@ export async function runExplain(a: ExplainArgs, log: (line: string) => void): P
   const tStart = performance.now();
   const items = expandInputs(a.inputs);
   const sidecar: Sidecar = loadSidecar(a.model);
-  if (a.verbose && sidecar.file) log(`using preprocessing from ${sidecar.file}`);
+  if (!a.quiet && sidecar.file) log(sidecarLine(sidecar));
   const labels = a.labels !== undefined ? readLabels(a.labels) : sidecar.labels;
   if (!fs.existsSync(a.model)) throw new UsageError(`model not found: ${a.model}`);
 
@@ -331,6 +331,7 @@ async function explainWith(
   const std = a.std ?? sidecar.std;
   const pixelScale = sidecar.pixelScale ?? 255;
   const modelSize = modelInputSize(explainer);
+  checkSidecarFits(sidecar, a.model, declaredInput(explainer, a.model), { size: a.size, layout: a.layout });
 
   // --- the work list and how to build each batch
   const units: Unit[] = [];
@@ -438,6 +439,11 @@ async function explainWith(
       const finished = records.length;
       // a picture that does not decode is a failure of its own
       for (const item of b.items) if (item.error && item.error !== b.error) outputs.fail(units[item.index].name, item.error);
+      if (a.failFast && outputs.failures.length > 0) {
+        // --fail-fast: nothing more is explained or written after the first failure
+        stopped = true;
+        break;
+      }
       const ok = b.items.filter((item) => item.row >= 0);
       try {
         if (b.error) throw b.error;

@@ -16,7 +16,7 @@ import { GradcamError, describe, didYouMean, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, ScoreFunction } from '../types';
 import { ensureBackend, type TfjsEngine } from './engine';
 import type { RunMode } from './ops';
-import { PLAIN } from './ops';
+import { PLAIN, countActivations } from './ops';
 import { descendants, evaluate, frontier, type Program } from './program';
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -178,6 +178,21 @@ export class ProgramSource implements GradientSource {
     return evaluate(this.program, new Map([[this.program.inputKey, x]]), mode);
   }
 
+  private counts?: { relu: number; relu6: number };
+
+  /** ReLUs and ReLU6s on feature maps (4-D) between the input and the logits, counted on one forward pass of a zero image (once). */
+  activationCounts(): { relu: number; relu6: number } {
+    if (this.counts) return this.counts;
+    const [, H, W, C] = this.inputShape;
+    const counts = countActivations(() => {
+      tf.tidy(() => {
+        this.logitsOf(tf.zeros([1, H ?? 64, W ?? 64, C ?? 3]) as tf.Tensor4D, PLAIN);
+      });
+    });
+    this.counts = counts;
+    return counts;
+  }
+
   bytesPerImage(): number {
     const [, H, W] = this.inputShape;
     let total = 0;
@@ -268,7 +283,7 @@ export class TfjsAdapter implements ModelAdapter {
     if (!this.source.hasLayer(name)) {
       const names = this.source.layers().map((l) => l.name);
       const shown = names.length > 8 ? `${names.slice(-8).join(', ')} (and ${names.length - 8} more, see layers())` : names.join(', ');
-      throw rangeErrorOf(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`);
+      throw Object.assign(new RangeError(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`), { code: 'EBADLAYER' });
     }
     return name;
   }
@@ -281,6 +296,13 @@ export class TfjsAdapter implements ModelAdapter {
       return new GradcamError('a SplitModel has one target layer (its features output)', 'EUNSUPPORTED');
     }
     return undefined;
+  }
+
+  ruleActivations(guidedRelu6: boolean): number | undefined {
+    if (!(this.source instanceof ProgramSource)) return undefined;
+    ensureBackend(this.engine);
+    const c = this.source.activationCounts();
+    return c.relu + (guidedRelu6 ? c.relu6 : 0);
   }
 
   async begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass> {
