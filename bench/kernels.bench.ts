@@ -9,6 +9,11 @@
  *                             buffer with Float32Array.prototype.set / Buffer.copy into a warm one
  *   copy-alloc                the same copy into a freshly allocated array (Float32Array.slice):
  *                             what every call that returns a new array pays (page faults, zeroing)
+ *   native-*-async            (--async) the Promise API, calls awaited one after the other: the
+ *                             inputs are copied into native memory first (native/README.md)
+ *   native-*-async-shared     (--async) the same with the inputs on a SharedArrayBuffer, which
+ *                             the addon uses in place: the cost of the Promise API without the
+ *                             copy, so async / async-shared is the cost of the copy
  *
  * Bytes moved = the bytes a kernel must read plus the bytes it must write (float32 inputs and
  * outputs, intermediates not counted). The copy baseline copies a buffer of half that size, so
@@ -17,7 +22,7 @@
  * (dataSync), since the kernels return Float32Arrays.
  *
  * Usage: node dist/bench/kernels.bench.js [--json] [--quick] [--kernel=resize,tail] [--backend=ts,native]
- *        [--n=1,32] [--k=512] [--map=7,14] [--layout=nchw|nhwc] [--max-time=0.3] [--rounds=3] [--no-tfjs]
+ *        [--n=1,32] [--k=512] [--map=7,14] [--layout=nchw|nhwc] [--max-time=0.3] [--rounds=3] [--no-tfjs] [--async]
  *   --json    one JSON object per line (type 'result' rows, then type 'goal' rows)
  *   --quick   only the goal cases: the fused tail and resize + guided product at N = 32
  *   --max-time seconds per backend and case, split over --rounds interleaved rounds (the
@@ -28,7 +33,7 @@
 import Benchmark from 'benchmark';
 import { getKernels, kernelInfo } from '../lib/kernels';
 import { reference } from '../lib/kernels/reference';
-import type { FeatureShape, KernelsSync, Layout } from '../lib/kernels/types';
+import type { FeatureShape, KernelsAsync, KernelsSync, Layout } from '../lib/kernels/types';
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -45,6 +50,7 @@ interface Options {
   maxTime: number;
   rounds: number;
   tfjs: boolean;
+  async: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -60,6 +66,7 @@ function parseArgs(argv: string[]): Options {
     maxTime: 0.3,
     rounds: 3,
     tfjs: true,
+    async: false,
   };
   const list = (v: string): string[] => v.split(',').map((s) => s.trim()).filter(Boolean);
   const nums = (v: string): number[] => list(v).map(Number);
@@ -77,6 +84,7 @@ function parseArgs(argv: string[]): Options {
       case '--max-time': o.maxTime = Number(value); break;
       case '--rounds': o.rounds = Math.max(1, Math.floor(Number(value)) || 1); break;
       case '--no-tfjs': o.tfjs = false; break;
+      case '--async': o.async = true; break;
       case '--help':
         console.log('usage: kernels.bench [--json] [--quick] [--kernel=a,b] [--backend=a,b] [--n=1,32] [--k=512,1280,2048] [--map=7,14,28] [--layout=nchw|nhwc] [--max-time=s] [--rounds=3] [--no-tfjs]');
         process.exit(0);
@@ -397,6 +405,30 @@ function measure(name: string, fn: () => unknown, maxTime: number): { hz: number
   return { hz: bench.hz, best, rme: bench.stats.rme, samples: bench.stats.sample.length };
 }
 
+/** A Promise function, awaited call after call for `maxTime` seconds (at least 3 calls). */
+async function measureAsync(fn: () => Promise<unknown>, maxTime: number): Promise<{ hz: number; best: number; rme: number; samples: number }> {
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < 3 || performance.now() - start < maxTime * 1000) {
+    const t = performance.now();
+    await fn();
+    times.push((performance.now() - t) / 1000);
+  }
+  const mean = times.reduce((a, b) => a + b, 0) / times.length;
+  const sd = Math.sqrt(times.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, times.length - 1));
+  return { hz: 1 / mean, best: 1 / Math.min(...times), rme: (100 * 1.96 * sd) / Math.sqrt(times.length) / mean, samples: times.length };
+}
+
+/** The same inputs on SharedArrayBuffers (the addon's Promise API uses those in place). */
+function sharedInputs(x: Inputs): Inputs {
+  const share = (a: Float32Array): Float32Array => {
+    const b = new Float32Array(new SharedArrayBuffer(Math.max(4, a.byteLength)), 0, a.length);
+    b.set(a);
+    return b;
+  };
+  return { ...x, a: share(x.a), g: share(x.g), weights: share(x.weights), lowres: share(x.lowres), cam: share(x.cam), guided: share(x.guided) };
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const emit = (obj: object): void => {
@@ -410,10 +442,10 @@ async function main(): Promise<void> {
   };
 
   const wantBackend = (b: string): boolean => !o.backends || o.backends.some((s) => b.startsWith(s) || b.includes(s));
-  const impls: { backend: string; K: KernelsSync }[] = [];
+  const impls: { backend: string; K: KernelsSync; A?: KernelsAsync }[] = [];
   const info = kernelInfo();
-  if (info.native.loaded && info.native.cuda.available && wantBackend('native-cuda')) impls.push({ backend: 'native-cuda', K: getKernels('cuda').sync });
-  if (info.native.loaded && wantBackend('native-cpu')) impls.push({ backend: 'native-cpu', K: getKernels('cpu').sync });
+  if (info.native.loaded && info.native.cuda.available && wantBackend('native-cuda')) impls.push({ backend: 'native-cuda', K: getKernels('cuda').sync, A: getKernels('cuda').async });
+  if (info.native.loaded && wantBackend('native-cpu')) impls.push({ backend: 'native-cpu', K: getKernels('cpu').sync, A: getKernels('cpu').async });
   if (wantBackend('ts')) impls.push({ backend: 'ts', K: reference });
   const tfjs = o.tfjs && (!o.backends || o.backends.some((s) => s.startsWith('tfjs'))) ? await loadTfjs() : null;
   const copies = wantBackend('copy');
@@ -433,12 +465,21 @@ async function main(): Promise<void> {
     const base = { type: 'result' as const, kernel: c.kernel, layout: c.layout, n: c.n, k: c.k, c: c.c, h: c.h, w: c.w, H: c.H, W: c.W, bytes };
     // every backend of this case, measured in turn for `rounds` rounds, so that load from other
     // processes falls on all of them alike; a row reports the median round and the best sample
-    interface Candidate { backend: string; fn: () => unknown; hz: number[]; best: number; rme: number[]; samples: number; error?: string }
+    interface Candidate { backend: string; fn: () => unknown; async?: boolean; hz: number[]; best: number; rme: number[]; samples: number; error?: string }
     const candidates: Candidate[] = [];
-    const add = (backend: string, fn: () => unknown): void => {
-      candidates.push({ backend, fn, hz: [], best: 0, rme: [], samples: 0 });
+    const add = (backend: string, fn: () => unknown, async = false): void => {
+      candidates.push({ backend, fn, async, hz: [], best: 0, rme: [], samples: 0 });
     };
     for (const { backend, K } of impls) add(backend, kernelCall(K, c, x));
+    if (o.async && c.kernel !== 'resizeGuided') {
+      const shared = sharedInputs(x);
+      for (const { backend, A } of impls) {
+        if (!A) continue;
+        // the Promise functions take the same arguments; kernelCall returns their Promise
+        add(`${backend}-async`, kernelCall(A as unknown as KernelsSync, c, x), true);
+        add(`${backend}-async-shared`, kernelCall(A as unknown as KernelsSync, c, shared), true);
+      }
+    }
     for (const { backend, K } of impls) {
       const into = kernelCallInto(K, c, x);
       if (into) add(`${backend}-out`, into);
@@ -470,7 +511,9 @@ async function main(): Promise<void> {
       for (const cand of candidates) {
         if (cand.error) continue;
         try {
-          const m = measure(`${describeCase(c)} ${cand.backend}`, cand.fn, o.maxTime / o.rounds);
+          const m = cand.async
+            ? await measureAsync(cand.fn as () => Promise<unknown>, o.maxTime / o.rounds)
+            : measure(`${describeCase(c)} ${cand.backend}`, cand.fn, o.maxTime / o.rounds);
           cand.hz.push(m.hz);
           cand.rme.push(m.rme);
           cand.best = Math.max(cand.best, m.best);
@@ -510,7 +553,7 @@ async function main(): Promise<void> {
   }
 
   // the goals of issue 2, from the rows of this run
-  const goals = rows.filter((r) => r.backend.startsWith('native') && !r.error && r.n === 32 && (r.kernel === 'gradcamTail' || r.kernel === 'resizeGuided'));
+  const goals = rows.filter((r) => r.backend.startsWith('native') && !r.backend.includes('async') && !r.error && r.n === 32 && (r.kernel === 'gradcamTail' || r.kernel === 'resizeGuided'));
   if (goals.length) say('\ngoals (N = 32): native >= 10x ts, >= 10x tfjs; resize+guided >= 50% of copy bandwidth');
   for (const r of goals) {
     const same = (b: string): Row | undefined =>

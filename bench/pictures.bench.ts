@@ -23,6 +23,7 @@ import sharp from 'sharp';
 import { DEFAULT_PNG_COMPRESSION, decodeImage, encodePngs, renderOverlay, renderOverlays, showCamOnImage } from '../lib/image';
 import { getKernels, kernelInfo } from '../lib/kernels';
 import { reference } from '../lib/kernels/reference';
+import { rng } from '../test/helpers/random';
 
 interface Options {
   json: boolean;
@@ -52,17 +53,6 @@ function parseArgs(argv: string[]): Options {
 const H = 224;
 const W = 224;
 
-/** mulberry32, as test/helpers/random.ts */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Inputs {
   images: Float32Array;

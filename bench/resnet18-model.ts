@@ -10,17 +10,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { floatTensor, ModelProto, node, NodeProto, saveModel, TensorProto, ValueInfoProto } from '../lib/onnx/proto';
+import { rng } from '../test/helpers/random';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function resnet18(seed = 0): ModelProto {
   const rand = rng(seed);

@@ -32,6 +32,11 @@ export function invalidRange(name: string, expected: string, value: unknown): Ra
   return Object.assign(new RangeError(`Expected ${expected} for ${name} but received ${describe(value)}`), { code: 'EARGRANGE' as const });
 }
 
+/** A RangeError with code EARGRANGE whose message is already composed (a list of names, a suggestion). */
+export function rangeErrorOf(message: string): RangeError & { code: 'EARGRANGE' } {
+  return Object.assign(new RangeError(message), { code: 'EARGRANGE' as const });
+}
+
 export function isPositiveInteger(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v > 0;
 }
@@ -71,6 +76,28 @@ export class GradcamError extends Error {
     super(message);
     this.name = 'GradcamError';
   }
+}
+
+/** A RangeError with a code: what a failed allocation throws (the native addon's too). */
+export type CodedRangeError = RangeError & { code: string };
+
+/**
+ * A kernel output that could not be allocated (memory exhausted for a valid but huge size): a
+ * RangeError with code 'ALLOCATION_FAILED', as the native addon throws (native/check.h), never a
+ * crash of the process.
+ */
+export function allocationFailed(what: string, reason: string): CodedRangeError {
+  const e = new RangeError(`gradcam-node: could not allocate ${what}: ${reason}`) as CodedRangeError;
+  e.code = 'ALLOCATION_FAILED';
+  return e;
+}
+
+/** V8's own failure of `new Float32Array(n)` (a RangeError without a code), as allocationFailed(what). */
+export function asAllocationFailure(e: unknown, what: string): unknown {
+  if (e instanceof RangeError && !(e as Partial<CodedRangeError>).code && /allocation failed/i.test(e.message)) {
+    return allocationFailed(what, e.message);
+  }
+  return e;
 }
 
 /** Edit distance (insertions, deletions, substitutions), for "did you mean". */
@@ -130,7 +157,7 @@ export const ERROR_CODES = {
   EFORMAT: 'a model path that is neither .onnx nor a tfjs model.json',
   EBADMODEL: 'a model file that is corrupt, truncated or not a model (the message names the file)',
   EMODEL: 'a tfjs model the explainer cannot use (structure, layers, weight files)',
-  EBADLAYER: 'an ONNX target layer that does not exist or is not 4-D',
+  EBADLAYER: 'a target layer that does not exist or is not 4-D (the message suggests the nearest names)',
   ESHAPE: 'an ONNX input shape that must be given',
   EUNSUPPORTED: 'an operation or method the model cannot be differentiated through',
   EEXTERNAL: 'an ONNX model with external tensor data',
@@ -147,10 +174,20 @@ export const ERROR_CODES = {
   ENPY: 'a .npy file that cannot be read',
   EIMAGE: 'a picture that cannot be decoded',
   EDEMO: "the demo's packaged models are missing",
+  EUSAGE: 'a command-line mistake: a missing or malformed flag, an input that does not exist (exit code 2)',
+  ESIDECAR: "a sidecar JSON (`<model>.gradcam.json`) that is malformed or was written for another model (its size, layout or channels do not fit the model's input)",
   NATIVE_UNAVAILABLE: 'the native kernels asked for where the addon is not loaded',
   WORKER_CLOSED: 'a kernel job pending when its worker pool was closed',
   WORKER_FAILED: 'a kernel worker thread failed',
+  ECANCELLED: "internal: a worker started early for a model that was then not needed, cancelled (never reaches a caller)",
+  GRADCAM_CACHE: 'the code of the process warning (not an error) when the model cache cannot be written: models are built each run',
   WORKER_MISSING: "the 'js' kernels' worker script is missing (the .ts sources run without dist/)",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** ERROR_CODES as the Markdown table README.md shows (scripts/readme-error-codes.js writes it; a test compares). */
+export function errorCodesMarkdown(): string {
+  const rows = Object.entries(ERROR_CODES).map(([code, what]) => `| \`${code}\` | ${what.replace(/\|/g, '\\|')} |`);
+  return ['| code | meaning |', '| --- | --- |', ...rows].join('\n');
+}

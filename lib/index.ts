@@ -20,6 +20,8 @@ export { writeFileAtomic, writeFileAtomicSync } from './io/atomic';
 export { getKernels, kernelInfo } from './kernels';
 export type { Kernels, KernelsAsync, KernelsSync, PictureKernelsSync, ShowCamOnImageOptions } from './kernels';
 export { resolveTargets, targetRounds } from './cam/targets';
+export { explainStream } from './cam/stream';
+export type { StreamBatch, StreamInput, StreamItem, StreamOptions } from './cam/stream';
 export * from './image';
 
 export type CreateExplainerOptions = TfjsExplainerOptions & OnnxExplainerOptions;

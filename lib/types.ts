@@ -149,6 +149,8 @@ export interface LayerInfo {
   /** output shape, -1 or null for unknown dims */
   shape: Array<number | null>;
   isDefault: boolean;
+  /** ONNX: the PyTorch module paths whose output this tensor is (`layer4`, `layer4.1`), outermost first; also accepted as a layer name */
+  modules?: string[];
 }
 
 /** What every model adapter offers. */

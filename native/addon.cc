@@ -1,13 +1,20 @@
 // The Node binding: every kernel registered in one list (kKernels, at the bottom), each as a
 // synchronous function and as `<name>Async` returning a Promise whose work runs on a libuv
 // worker thread. Every function takes the device first ('cpu' | 'cuda'), then the arguments
-// of lib/kernels/types.ts. Inputs are read in place (no copies); outputs are fresh
-// Float32Arrays allocated on the main thread; both stay referenced until the work is done.
+// of lib/kernels/types.ts. Synchronous calls read and write the caller's arrays in place;
+// Promise calls work on native copies of the inputs (see Job: the caller's code runs meanwhile
+// and may free a buffer). Fresh outputs are Float32Arrays (Uint8Arrays for the picture kernels)
+// allocated on the main thread.
 #include <napi.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -42,49 +49,260 @@ void adviseHugePages(void* data, size_t bytes) {
 #endif
 }
 
+// Per environment (the main thread and each worker_thread loading the addon): the original
+// Float32Array and Uint8Array constructors, taken when the addon loads.
+struct AddonData {
+  Napi::FunctionReference float32Array;
+  Napi::FunctionReference uint8Array;
+};
+
+// The element types of the kernels' arrays: float32 (the maths) and uint8 (the pictures).
+size_t elementSize(napi_typedarray_type type) { return type == napi_uint8_array ? 1 : sizeof(float); }
+
+/** A Float32Array or Uint8Array of `length` (TypeError / RangeError with the messages of validate.ts). */
+Napi::TypedArray checkTypedArray(napi_typedarray_type type, const std::string& name, Napi::Value v, size_t length) {
+  if (type == napi_uint8_array) return checkUint8Array(name, v, length);
+  return checkFloat32Array(name, v, length);
+}
+
+/** The first element of a typed array (after a check of its length). */
+void* typedArrayData(Napi::TypedArray a) {
+  napi_typedarray_type type;
+  size_t length, offset;
+  void* data = nullptr;
+  napi_value buffer;
+  NAPI_THROW_IF_FAILED(a.Env(), napi_get_typedarray_info(a.Env(), a, &type, &length, &data, &buffer, &offset), nullptr);
+  return data;
+}
+
 // A fresh (zeroed) output array; large ones advised to use huge pages (see above).
+// Allocated by the JavaScript constructor, not Napi::Float32Array::New: where memory runs out,
+// the constructor throws a RangeError, but napi_create_arraybuffer ends the process (a V8 fatal
+// "v8::ArrayBuffer::New" out-of-memory error, Node 20).
 // (Uninitialized external buffers were tried: V8 frees them only after a later GC and a
 // finalizer tick, so memory balloons in a synchronous loop and every call faults in fresh pages.)
-Napi::Float32Array newOutput(Napi::Env env, size_t length) {
-  Napi::Float32Array a = Napi::Float32Array::New(env, length);
-  adviseHugePages(a.Data(), length * sizeof(float));
+Napi::TypedArray newOutput(Napi::Env env, napi_typedarray_type type, const std::string& name, size_t length) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  Napi::FunctionReference& ctor = type == napi_uint8_array ? data->uint8Array : data->float32Array;
+  Napi::Value v;
+  try {
+    v = ctor.New({Napi::Number::New(env, (double)length)});
+  } catch (const Napi::Error& e) {
+    throw allocationError(env, name, length * elementSize(type), e.Message());
+  }
+  Napi::TypedArray a = checkTypedArray(type, name, v, length);
+  adviseHugePages(typedArrayData(a), length * elementSize(type));
   return a;
 }
 
-// One kernel call, parsed and checked on the main thread, run anywhere.
-struct Job {
-  std::vector<Napi::ObjectReference> keep;  // inputs and outputs
-  std::vector<std::pair<std::string, size_t>> fields;  // named outputs -> keep index
-  std::vector<std::pair<std::string, double>> numbers;  // named numbers of the result
-  size_t single = SIZE_MAX;                  // or the one output
-  std::function<void()> run;
+// Native memory for the private copies of the Promise calls (see Job), kept for reuse: fresh
+// memory for each call (malloc + free of tens of MB) faults in every page again, which made an
+// async call up to 5x slower than without the copy; reused memory only costs the memcpy.
+// Process-wide (every environment), at most kCacheBuffers buffers and kCacheBytes bytes kept.
+class BufferCache {
+ public:
+  static constexpr size_t kCacheBuffers = 8;
+  static constexpr size_t kCacheBytes = size_t(1) << 30;
 
-  const float* input(Napi::Float32Array a) {
-    keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
-    return a.Data();  // ArrayBuffer data + byte offset
+  /** A buffer of at least `length` floats (a kept one at most twice as large), or nullptr. */
+  std::pair<float*, size_t> take(size_t length) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      size_t best = SIZE_MAX;
+      for (size_t i = 0; i < free_.size(); i++)
+        if (free_[i].second >= length && free_[i].second / 2 <= length &&
+            (best == SIZE_MAX || free_[i].second < free_[best].second))
+          best = i;
+      if (best != SIZE_MAX) {
+        auto b = free_[best];
+        free_.erase(free_.begin() + best);
+        bytes_ -= b.second * sizeof(float);
+        return b;
+      }
+    }
+    float* p = static_cast<float*>(std::malloc(length * sizeof(float)));
+    if (p) adviseHugePages(p, length * sizeof(float));
+    return {p, length};
   }
-  float* output(Napi::Env env, size_t length, const char* field = nullptr) {
-    Napi::Float32Array a = newOutput(env, length);
-    keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
-    if (field)
-      fields.emplace_back(field, keep.size() - 1);
-    else
-      single = keep.size() - 1;
-    return a.Data();
+  /** Keeps the buffer (dropping the oldest ones over the limits), or frees it. */
+  void give(float* p, size_t capacity) {
+    std::vector<float*> drop;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (capacity * sizeof(float) > kCacheBytes) {
+        drop.push_back(p);
+      } else {
+        free_.emplace_back(p, capacity);
+        bytes_ += capacity * sizeof(float);
+        while (free_.size() > kCacheBuffers || bytes_ > kCacheBytes) {
+          drop.push_back(free_.front().first);
+          bytes_ -= free_.front().second * sizeof(float);
+          free_.erase(free_.begin());
+        }
+      }
+    }
+    for (float* d : drop) std::free(d);
   }
-  // the caller's own output array, written in place and returned
-  float* given(Napi::Value v) {
-    Napi::Float32Array a = v.As<Napi::Float32Array>();
-    keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
-    single = keep.size() - 1;
-    return a.Data();
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::pair<float*, size_t>> free_;  // oldest first
+  size_t bytes_ = 0;
+};
+
+BufferCache& bufferCache() {
+  static BufferCache* cache = new BufferCache();  // never destroyed: Jobs may outlive static destructors
+  return *cache;
+}
+
+struct BufferReturn {
+  size_t capacity = 0;
+  void operator()(float* p) const { bufferCache().give(p, capacity); }
+};
+using Buffer = std::unique_ptr<float[], BufferReturn>;
+
+/** Native memory of `bytes` (whole floats: the cache keeps float buffers). */
+Buffer allocate(Napi::Env env, const std::string& name, size_t bytes) {
+  auto [p, capacity] = bufferCache().take((bytes + sizeof(float) - 1) / sizeof(float));
+  if (!p) throw allocationError(env, name, bytes, "out of memory");
+  return Buffer(p, BufferReturn{capacity});
+}
+
+// One typed array of a call (a Float32Array, or a Uint8Array for the picture kernels): a
+// caller's input, the caller's `out`, or a fresh output.
+struct ArrayArg {
+  enum Kind { Input, Given, Fresh };
+  Kind kind;
+  napi_typedarray_type type;  // napi_float32_array or napi_uint8_array
+  std::string name;
+  size_t length;              // in elements
+  Napi::ObjectReference ref;  // the array, alive until the call is done
+  void* data = nullptr;       // what the kernel reads or writes; bound in Job::seal()
+  Buffer own;                 // async: the private copy (Input) or scratch (Given) behind data
+  size_t bytes() const { return length * elementSize(type); }
+};
+
+// What a kernel gets for an array argument: its memory, read only when the kernel runs (after
+// Job::seal()). Converts to the T* / const T* of the kernel signatures (float, or uint8_t for
+// BytePtr).
+template <typename T>
+class ArrayPtr {
+ public:
+  explicit ArrayPtr(const ArrayArg* a) : a_(a) {}
+  operator T*() const { return static_cast<T*>(a_->data); }
+
+ private:
+  const ArrayArg* a_;
+};
+using Ptr = ArrayPtr<float>;
+using BytePtr = ArrayPtr<uint8_t>;
+
+// One kernel call, parsed and checked on the main thread, run anywhere.
+//
+// Memory safety (native/README.md, "The caller's buffers"): a parser checks every argument, in
+// the order of lib/kernels/validate.ts, which may run the caller's code (getters, proxies on
+// shape and options objects); it only registers the caller's arrays (input(), output()). Their
+// memory is taken in seal(), run by callSync / callAsync after the parser, when no caller code
+// can run any more before the kernel starts:
+//   sync:  the caller's memory, each array checked again (a getter may have detached, resized or
+//          transferred it, or made `out` overlap an input).
+//   async: the kernel runs on another thread while the caller's code runs, which may detach
+//          (transfer, WebAssembly.Memory.grow) or shrink (resizable ArrayBuffer) a buffer and free
+//          its memory, and Node-API can neither pin a buffer nor share its ownership. So each
+//          input is copied into native memory, and the caller's `out` is written through native
+//          scratch memory, copied into `out` on completion (finish()) if `out` still has its
+//          length (else a RangeError). Arrays on a SharedArrayBuffer, which can be neither
+//          detached nor shrunk, are used in place (held by `ref`).
+// A kernel's parser written with input() / output() gets all of this.
+struct Job {
+  std::deque<ArrayArg> arrays;  // deque: the ArrayArgs stay where Ptr points
+  std::vector<std::pair<std::string, size_t>> fields;   // named outputs -> index in arrays
+  std::vector<std::pair<std::string, double>> numbers;  // named numbers of the result
+  size_t single = SIZE_MAX;                             // or the one output
+  std::function<void()> run;
+  // Checks of the inputs' values (not only their lengths), run at the end of seal() on the main
+  // thread, on the memory the kernel will read (showCamOnImage: images <= 1).
+  std::vector<std::function<void()>> checkValues;
+
+  /** A caller's input: a Float32Array of `length` (TypeError / RangeError as validate.ts). */
+  Ptr input(const char* name, Napi::Value v, size_t length) { return Ptr(addInput(napi_float32_array, name, v, length)); }
+  /** A caller's input Uint8Array of `length`. */
+  BytePtr byteInput(const char* name, Napi::Value v, size_t length) {
+    return BytePtr(addInput(napi_uint8_array, name, v, length));
+  }
+  /** A fresh output array, returned alone (field null) or as result[field]. */
+  Ptr output(Napi::Env env, size_t length, const char* field = nullptr) {
+    return Ptr(addFresh(env, napi_float32_array, length, field));
+  }
+  /** A fresh output Uint8Array, returned alone. */
+  BytePtr byteOutput(Napi::Env env, size_t length) { return BytePtr(addFresh(env, napi_uint8_array, length, nullptr)); }
+  /**
+   * The optional `out` argument: undefined -> a fresh output; else the caller's Float32Array of
+   * exactly `length`, overlapping no input registered before, written in place and returned.
+   */
+  Ptr output(Napi::Env env, size_t length, Napi::Value given) {
+    if (given.IsUndefined()) return output(env, length);
+    Napi::Float32Array o = checkFloat32Array("out", given, length);
+    checkOutOverlap(given, o);
+    single = arrays.size();
+    return Ptr(add(ArrayArg::Given, napi_float32_array, "out", o, length));
+  }
+
+  /** Binds the arrays' memory (see above); async: copies. Throws the errors of the checks. */
+  void seal(Napi::Env env, bool async) {
+    for (ArrayArg& a : arrays) {
+      if (a.kind == ArrayArg::Fresh) continue;
+      Napi::TypedArray now = checkTypedArray(a.type, a.name, a.ref.Value(), a.length);  // queried afresh
+      if (a.kind == ArrayArg::Given) checkOutOverlap(a.ref.Value(), now.As<Napi::Float32Array>());
+      a.data = typedArrayData(now);
+      if (!async || !now.ArrayBuffer().IsArrayBuffer()) continue;  // sync, or a SharedArrayBuffer
+      a.own = allocate(env, a.name, a.bytes());
+      if (a.kind == ArrayArg::Input) std::memcpy(a.own.get(), a.data, a.bytes());
+      a.data = a.own.get();
+    }
+    for (auto& check : checkValues) check();
+  }
+  /** On the main thread after an async run: the scratch of the caller's `out` into `out`. */
+  void finish(Napi::Env env) {
+    for (ArrayArg& a : arrays) {
+      if (a.kind != ArrayArg::Given || !a.own) continue;
+      Napi::TypedArray now = checkTypedArray(a.type, a.name, a.ref.Value(), a.length);
+      std::memcpy(typedArrayData(now), a.own.get(), a.bytes());
+      a.own.reset();
+    }
   }
   Napi::Value result(Napi::Env env) {
-    if (fields.empty()) return keep[single].Value();
+    if (fields.empty() && numbers.empty()) return arrays[single].ref.Value();
     Napi::Object o = Napi::Object::New(env);
     for (auto& f : numbers) o.Set(f.first, f.second);
-    for (auto& f : fields) o.Set(f.first, keep[f.second].Value());
+    for (auto& f : fields) o.Set(f.first, arrays[f.second].ref.Value());
     return o;
+  }
+
+ private:
+  ArrayArg* add(ArrayArg::Kind kind, napi_typedarray_type type, const char* name, Napi::TypedArray a, size_t length) {
+    arrays.push_back(ArrayArg{kind, type, name, length, Napi::Persistent(a.As<Napi::Object>())});
+    return &arrays.back();
+  }
+  ArrayArg* addInput(napi_typedarray_type type, const std::string& name, Napi::Value v, size_t length) {
+    Napi::TypedArray a = checkTypedArray(type, name, v, length);
+    arrays.push_back(ArrayArg{ArrayArg::Input, type, name, length, Napi::Persistent(a.As<Napi::Object>())});
+    return &arrays.back();
+  }
+  ArrayArg* addFresh(Napi::Env env, napi_typedarray_type type, size_t length, const char* field) {
+    Napi::TypedArray a = newOutput(env, type, field ? field : "out", length);
+    ArrayArg* p = add(ArrayArg::Fresh, type, field ? field : "out", a, length);
+    p->data = typedArrayData(a);  // unreachable by the caller's code: bound now
+    if (field)
+      fields.emplace_back(field, arrays.size() - 1);
+    else
+      single = arrays.size() - 1;
+    return p;
+  }
+  void checkOutOverlap(Napi::Value given, Napi::Float32Array o) {
+    for (const ArrayArg& in : arrays)
+      if (in.kind == ArrayArg::Input && in.type == napi_float32_array)
+        checkNotOverlapping(given, o, in.name, Napi::Float32Array(given.Env(), in.ref.Value()));
   }
 };
 
@@ -108,8 +326,8 @@ ElementwiseOp checkElementwiseOp(const std::string& name, Napi::Value v) {
 std::unique_ptr<Job> parseChannelMean(const Napi::CallbackInfo& info, Device dev) {
   auto job = std::make_unique<Job>();
   const FeatureShape s = checkFeatureShape(info[2], "x");
-  const float* x = job->input(checkFloat32Array("x", info[1], s.count()));
-  float* out = job->output(info.Env(), s.n * s.k);
+  Ptr x = job->input("x", info[1], s.count());
+  Ptr out = job->output(info.Env(), s.n * s.k);
   job->run = [=] { GRADCAM_DISPATCH(dev, channelMean, x, s, out); };
   return job;
 }
@@ -118,14 +336,14 @@ std::unique_ptr<Job> parseChannelSums(const Napi::CallbackInfo& info, Device dev
   auto job = std::make_unique<Job>();
   Napi::Env env = info.Env();
   const FeatureShape s = checkFeatureShape(info[3], "g");
-  const float* g = job->input(checkFloat32Array("g", info[1], s.count()));
-  const float* a = job->input(checkFloat32Array("a", info[2], s.count()));
+  Ptr g = job->input("g", info[1], s.count());
+  Ptr a = job->input("a", info[2], s.count());
   const size_t nk = s.n * s.k;
-  float* sg = job->output(env, nk, "g");
-  float* sg2 = job->output(env, nk, "g2");
-  float* sg3 = job->output(env, nk, "g3");
-  float* sa = job->output(env, nk, "a");
-  float* sga = job->output(env, nk, "ga");
+  Ptr sg = job->output(env, nk, "g");
+  Ptr sg2 = job->output(env, nk, "g2");
+  Ptr sg3 = job->output(env, nk, "g3");
+  Ptr sa = job->output(env, nk, "a");
+  Ptr sga = job->output(env, nk, "ga");
   job->run = [=] { GRADCAM_DISPATCH(dev, channelSums, g, a, s, sg, sg2, sg3, sa, sga); };
   return job;
 }
@@ -133,10 +351,10 @@ std::unique_ptr<Job> parseChannelSums(const Napi::CallbackInfo& info, Device dev
 std::unique_ptr<Job> parseWeightedChannelSum(const Napi::CallbackInfo& info, Device dev) {
   auto job = std::make_unique<Job>();
   const FeatureShape s = checkFeatureShape(info[3], "a");
-  const float* weights = job->input(checkFloat32Array("weights", info[1], s.n * s.k));
-  const float* a = job->input(checkFloat32Array("a", info[2], s.count()));
+  Ptr weights = job->input("weights", info[1], s.n * s.k);
+  Ptr a = job->input("a", info[2], s.count());
   const bool relu = checkBoolean("relu", info[4]);
-  float* out = job->output(info.Env(), s.n * s.hw());
+  Ptr out = job->output(info.Env(), s.n * s.hw());
   job->run = [=] { GRADCAM_DISPATCH(dev, weightedChannelSum, weights, a, s, relu, out); };
   return job;
 }
@@ -144,11 +362,11 @@ std::unique_ptr<Job> parseWeightedChannelSum(const Napi::CallbackInfo& info, Dev
 std::unique_ptr<Job> parseElementwiseChannelSum(const Napi::CallbackInfo& info, Device dev) {
   auto job = std::make_unique<Job>();
   const FeatureShape s = checkFeatureShape(info[3], "g");
-  const float* g = job->input(checkFloat32Array("g", info[1], s.count()));
-  const float* a = job->input(checkFloat32Array("a", info[2], s.count()));
+  Ptr g = job->input("g", info[1], s.count());
+  Ptr a = job->input("a", info[2], s.count());
   const ElementwiseOp op = checkElementwiseOp("op", info[4]);
   const bool relu = checkBoolean("relu", info[5]);
-  float* out = job->output(info.Env(), s.n * s.hw());
+  Ptr out = job->output(info.Env(), s.n * s.hw());
   job->run = [=] { GRADCAM_DISPATCH(dev, elementwiseChannelSum, g, a, s, op, relu, out); };
   return job;
 }
@@ -171,10 +389,9 @@ std::unique_ptr<Job> parseResizeBilinear(const Napi::CallbackInfo& info, Device 
   const size_t len = checkCount(env, "x", {dn, dh, dw});
   const size_t outLen = checkCount(env, "out", {dn, dH, dW});
   const size_t n = (size_t)dn, h = (size_t)dh, w = (size_t)dw, outH = (size_t)dH, outW = (size_t)dW;
-  Napi::Float32Array xa = checkFloat32Array("x", info[1], len);
-  const float* x = job->input(xa);
+  Ptr x = job->input("x", info[1], len);
   const bool ac = parseResizeOptions(info[7], "options");
-  float* out = checkOptionalOut(info[8], outLen, {{"x", xa}}) ? job->given(info[8]) : job->output(env, outLen);
+  Ptr out = job->output(env, outLen, info[8]);
   job->run = [=] { GRADCAM_DISPATCH(dev, resizeBilinear, x, n, h, w, outH, outW, ac, out); };
   return job;
 }
@@ -186,8 +403,8 @@ std::unique_ptr<Job> parseMinMaxNormalize(const Napi::CallbackInfo& info, Device
   const double dsize = checkPositiveInteger("size", info[3]);
   const size_t len = checkCount(env, "x", {dn, dsize});
   const size_t n = (size_t)dn, size = (size_t)dsize;
-  const float* x = job->input(checkFloat32Array("x", info[1], len));
-  float* out = job->output(env, len);
+  Ptr x = job->input("x", info[1], len);
+  Ptr out = job->output(env, len);
   job->run = [=] { GRADCAM_DISPATCH(dev, minMaxNormalize, x, n, size, out); };
   return job;
 }
@@ -202,11 +419,9 @@ std::unique_ptr<Job> parseGuidedProduct(const Napi::CallbackInfo& info, Device d
   const Layout layout = checkLayout("layout", info[7]);
   const size_t len = checkCount(env, "guided", {dn, dc, dH, dW});
   const size_t n = (size_t)dn, c = (size_t)dc, H = (size_t)dH, W = (size_t)dW;
-  Napi::Float32Array ga = checkFloat32Array("guided", info[1], len);
-  Napi::Float32Array ca = checkFloat32Array("cam", info[2], n * H * W);
-  const float* guided = job->input(ga);
-  const float* cam = job->input(ca);
-  float* out = checkOptionalOut(info[8], len, {{"guided", ga}, {"cam", ca}}) ? job->given(info[8]) : job->output(env, len);
+  Ptr guided = job->input("guided", info[1], len);
+  Ptr cam = job->input("cam", info[2], n * H * W);
+  Ptr out = job->output(env, len, info[8]);
   job->run = [=] { GRADCAM_DISPATCH(dev, guidedProduct, guided, cam, n, c, H, W, layout, out); };
   return job;
 }
@@ -219,43 +434,33 @@ std::unique_ptr<Job> parseGradcamTail(const Napi::CallbackInfo& info, Device dev
   const double dH = checkPositiveInteger("options.outH", o.Get("outH"));
   const double dW = checkPositiveInteger("options.outW", o.Get("outW"));
   const size_t mapLen = checkCount(env, "map", {(double)s.n, dH, dW});
-  const float* a = job->input(checkFloat32Array("a", info[1], s.count()));
-  const float* g = job->input(checkFloat32Array("g", info[2], s.count()));
+  Ptr a = job->input("a", info[1], s.count());
+  Ptr g = job->input("g", info[2], s.count());
   TailOptions opt;
   opt.outH = (size_t)dH;
   opt.outW = (size_t)dW;
   opt.relu = checkOptionalBoolean("options.relu", o.Get("relu"), true);
   opt.alignCorners = checkOptionalBoolean("options.alignCorners", o.Get("alignCorners"), false);
-  TailOutputs out;
-  out.weights = job->output(env, s.n * s.k, "weights");
-  out.lowresRaw = job->output(env, s.n * s.hw(), "lowresRaw");
-  out.lowres = job->output(env, s.n * s.hw(), "lowres");
-  out.map = job->output(env, mapLen, "map");
-  job->run = [=] { GRADCAM_DISPATCH(dev, gradcamTail, a, g, s, opt, out); };
+  Ptr weights = job->output(env, s.n * s.k, "weights");
+  Ptr lowresRaw = job->output(env, s.n * s.hw(), "lowresRaw");
+  Ptr lowres = job->output(env, s.n * s.hw(), "lowres");
+  Ptr map = job->output(env, mapLen, "map");
+  job->run = [=] {
+    const TailOutputs out{weights, lowresRaw, lowres, map};
+    GRADCAM_DISPATCH(dev, gradcamTail, a, g, s, opt, out);
+  };
   return job;
 }
 
-// The picture kernels: byte outputs (fresh Uint8Arrays), byte inputs read in place.
-uint8_t* byteOutput(Job& job, Napi::Env env, size_t length) {
-  Napi::Uint8Array a = Napi::Uint8Array::New(env, length);
-  adviseHugePages(a.Data(), length);
-  job.keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
-  job.single = job.keep.size() - 1;
-  return a.Data();
-}
-
-const uint8_t* byteInput(Job& job, Napi::Uint8Array a) {
-  job.keep.push_back(Napi::Persistent(a.As<Napi::Object>()));
-  return a.Data();
-}
+// The picture kernels: Float32Array or Uint8Array inputs, a fresh Uint8Array output.
 
 std::unique_ptr<Job> parseApplyColormap(const Napi::CallbackInfo& info, Device dev) {
   auto job = std::make_unique<Job>();
   size_t n, H, W;
   checkPictureSize(info.Env(), info[2], info[3], info[4], "out", 3, n, H, W);
-  const float* maps = job->input(checkFloat32Array("maps", info[1], n * H * W));
+  Ptr maps = job->input("maps", info[1], n * H * W);
   const Colormap cm = checkColormap("colormap", info[5]);
-  uint8_t* out = byteOutput(*job, info.Env(), n * H * W * 3);
+  BytePtr out = job->byteOutput(info.Env(), n * H * W * 3);
   job->run = [=] { GRADCAM_DISPATCH(dev, applyColormap, maps, n, H, W, cm, out); };
   return job;
 }
@@ -264,14 +469,19 @@ std::unique_ptr<Job> parseShowCamOnImage(const Napi::CallbackInfo& info, Device 
   auto job = std::make_unique<Job>();
   size_t n, H, W;
   checkPictureSize(info.Env(), info[3], info[4], info[5], "out", 4, n, H, W);
-  Napi::Float32Array ia = checkFloat32Array("images", info[1], n * H * W * 3);
-  const float* images = job->input(ia);
-  const float* maps = job->input(checkFloat32Array("maps", info[2], n * H * W));
+  Ptr images = job->input("images", info[1], n * H * W * 3);
+  Ptr maps = job->input("maps", info[2], n * H * W);
   const OverlayOptions o = checkOverlayOptions("options", info[6]);
-  // show_cam_on_image raises on an image above 1 (NaN passes, as np.max(img) > 1 does)
-  for (size_t i = 0, len = n * H * W * 3; i < len; i++)
-    if (images[i] > 1.0f) GRADCAM_THROW_RANGE("images", "float RGB values in [0, 1]", ia);
-  uint8_t* out = byteOutput(*job, info.Env(), n * H * W * o.channels);
+  // show_cam_on_image raises on an image above 1 (NaN passes, as np.max(img) > 1 does): read in
+  // seal(), from the memory the kernel will read (the copy of a Promise call)
+  Napi::Value imagesValue = info[1];
+  const size_t len = n * H * W * 3;
+  job->checkValues.push_back([images, imagesValue, len] {
+    const float* p = images;
+    for (size_t i = 0; i < len; i++)
+      if (p[i] > 1.0f) GRADCAM_THROW_RANGE("images", "float RGB values in [0, 1]", imagesValue);
+  });
+  BytePtr out = job->byteOutput(info.Env(), n * H * W * o.channels);
   job->run = [=] { GRADCAM_DISPATCH(dev, showCamOnImage, images, maps, n, H, W, o, out); };
   return job;
 }
@@ -286,8 +496,8 @@ std::unique_ptr<Job> parseDeprocessImage(const Napi::CallbackInfo& info, Device 
   const Layout layout = checkLayout("layout", info[6]);
   const size_t len = checkCount(env, "data", {dn, dc, dH, dW});
   const size_t n = (size_t)dn, c = (size_t)dc, H = (size_t)dH, W = (size_t)dW;
-  const float* data = job->input(checkFloat32Array("data", info[1], len));
-  uint8_t* out = byteOutput(*job, env, len);
+  Ptr data = job->input("data", info[1], len);
+  BytePtr out = job->byteOutput(env, len);
   job->run = [=] { GRADCAM_DISPATCH(dev, deprocessImage, data, n, c, H, W, layout, out); };
   return job;
 }
@@ -296,8 +506,8 @@ std::unique_ptr<Job> parseGreyToRgb(const Napi::CallbackInfo& info, Device dev) 
   auto job = std::make_unique<Job>();
   size_t n, H, W;
   checkPictureSize(info.Env(), info[2], info[3], info[4], "out", 3, n, H, W);
-  const uint8_t* grey = byteInput(*job, checkUint8Array("grey", info[1], n * H * W));
-  uint8_t* out = byteOutput(*job, info.Env(), n * H * W * 3);
+  BytePtr grey = job->byteInput("grey", info[1], n * H * W);
+  BytePtr out = job->byteOutput(info.Env(), n * H * W * 3);
   job->run = [=] { GRADCAM_DISPATCH(dev, greyToRgb, grey, n, H, W, out); };
   return job;
 }
@@ -360,33 +570,44 @@ std::unique_ptr<Job> parseCamTail(const Napi::CallbackInfo& info, Device dev) {
   checkCount(env, "lowres", {dR, dn, (double)s.h, (double)s.w});
   const size_t mapLen = checkCount(env, "map", {dR, dn, dH, dW});
   const size_t guidedLen = hasGuide ? checkCount(env, "guided", {dR, dn, dc, dH, dW}) : 0;
-  const float* a = job->input(checkFloat32Array("a", info[1], s.count()));
-  std::vector<const float*> gradPtrs, givenPtrs, inputPtrs;
-  if (!hasGiven)
-    for (Napi::Float32Array x : checkRoundArrays("grads", grads, s.count())) gradPtrs.push_back(job->input(x));
-  if (c.kind == CombineKind::GivenWeights)
-    for (Napi::Float32Array x : checkRoundArrays("combine.weights", given, s.n * s.k)) givenPtrs.push_back(job->input(x));
-  if (c.kind == CombineKind::GivenLowres)
-    for (Napi::Float32Array x : checkRoundArrays("combine.lowres", given, s.n * s.hw())) givenPtrs.push_back(job->input(x));
-  if (hasGuide)
-    for (Napi::Float32Array x : checkRoundArrays("guide.inputGrads", inputGrads, guidedLen / R)) inputPtrs.push_back(job->input(x));
+  Ptr a = job->input("a", info[1], s.count());
+  // one input per round (each copied by a Promise call like any input), named as validate.ts
+  auto rounds = [&](const std::string& name, Napi::Array v, size_t length) {
+    std::vector<Ptr> ptrs;
+    for (uint32_t r = 0; r < v.Length(); r++)
+      ptrs.push_back(job->input((name + "[" + std::to_string(r) + "]").c_str(), v.Get(r), length));
+    return ptrs;
+  };
+  std::vector<Ptr> gradPtrs, givenPtrs, inputPtrs;
+  if (!hasGiven) gradPtrs = rounds("grads", grads, s.count());
+  if (c.kind == CombineKind::GivenWeights) givenPtrs = rounds("combine.weights", given, s.n * s.k);
+  if (c.kind == CombineKind::GivenLowres) givenPtrs = rounds("combine.lowres", given, s.n * s.hw());
+  if (hasGuide) inputPtrs = rounds("guide.inputGrads", inputGrads, guidedLen / R);
   TailOptions opt;
   opt.outH = (size_t)dH;
   opt.outW = (size_t)dW;
   opt.relu = checkOptionalBoolean("options.relu", o.Get("relu"), true);
   opt.alignCorners = checkOptionalBoolean("options.alignCorners", o.Get("alignCorners"), false);
   job->numbers.emplace_back("rounds", dR);
-  CamTailOutputs out{nullptr, nullptr, nullptr, nullptr, nullptr};
+  std::optional<Ptr> weights, guided;
   if (c.kind == CombineKind::Weights || c.kind == CombineKind::GivenWeights)
-    out.weights = job->output(env, R * s.n * s.k, "weights");
-  out.lowresRaw = job->output(env, R * s.n * s.hw(), "lowresRaw");
-  out.lowres = job->output(env, R * s.n * s.hw(), "lowres");
-  out.map = job->output(env, mapLen, "map");
-  if (hasGuide) out.guided = job->output(env, guidedLen, "guided");
+    weights = job->output(env, R * s.n * s.k, "weights");
+  Ptr lowresRaw = job->output(env, R * s.n * s.hw(), "lowresRaw");
+  Ptr lowres = job->output(env, R * s.n * s.hw(), "lowres");
+  Ptr map = job->output(env, mapLen, "map");
+  if (hasGuide) guided = job->output(env, guidedLen, "guided");
   const size_t guideC = (size_t)dc;
   job->run = [=] {
-    const CamRounds rd{R, gradPtrs.empty() ? nullptr : gradPtrs.data(), givenPtrs.empty() ? nullptr : givenPtrs.data(),
-                       inputPtrs.empty() ? nullptr : inputPtrs.data(), guideC, guideLayout};
+    // the pointers exist only now, after seal()
+    auto bind = [](const std::vector<Ptr>& ptrs) {
+      std::vector<const float*> p(ptrs.begin(), ptrs.end());
+      return p;
+    };
+    const std::vector<const float*> gp = bind(gradPtrs), vp = bind(givenPtrs), ip = bind(inputPtrs);
+    const CamRounds rd{R, gp.empty() ? nullptr : gp.data(), vp.empty() ? nullptr : vp.data(),
+                       ip.empty() ? nullptr : ip.data(), guideC, guideLayout};
+    const CamTailOutputs out{weights ? (float*)*weights : nullptr, lowresRaw, lowres, map,
+                             guided ? (float*)*guided : nullptr};
     GRADCAM_DISPATCH(dev, camTail, a, s, c, rd, opt, out);
   };
   return job;
@@ -395,6 +616,7 @@ std::unique_ptr<Job> parseCamTail(const Napi::CallbackInfo& info, Device dev) {
 template <Parser P>
 Napi::Value callSync(const Napi::CallbackInfo& info) {
   std::unique_ptr<Job> job = P(info, parseDevice(info));
+  job->seal(info.Env(), false);
   try {
     job->run();
   } catch (const std::exception& e) {
@@ -419,7 +641,15 @@ class KernelWorker : public Napi::AsyncWorker {
       SetError("unknown native error");
     }
   }
-  void OnOK() override { deferred_.Resolve(job_->result(Env())); }
+  void OnOK() override {
+    try {
+      job_->finish(Env());
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+      return;
+    }
+    deferred_.Resolve(job_->result(Env()));
+  }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
@@ -434,6 +664,7 @@ Napi::Value callAsync(const Napi::CallbackInfo& info) {
   std::unique_ptr<Job> job;
   try {
     job = P(info, parseDevice(info));
+    job->seal(env, true);
   } catch (const Napi::Error& e) {
     Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
     d.Reject(e.Value());
@@ -482,6 +713,10 @@ const Entry kKernels[] = {
 };
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->float32Array = Napi::Persistent(env.Global().Get("Float32Array").As<Napi::Function>());
+  data->uint8Array = Napi::Persistent(env.Global().Get("Uint8Array").As<Napi::Function>());
+  env.SetInstanceData(data);
   for (const Entry& e : kKernels) {
     exports.Set(e.name, Napi::Function::New(env, e.sync, e.name));
     const std::string asyncName = std::string(e.name) + "Async";

@@ -106,17 +106,23 @@ inline Napi::Float32Array checkFloat32Array(const std::string& name, Napi::Value
   return a;
 }
 
-// An optional output array (undefined: none): exactly `length` floats, sharing no memory with `inputs`.
-inline bool checkOptionalOut(Napi::Value v, size_t length, std::initializer_list<std::pair<const char*, Napi::Float32Array>> inputs) {
-  if (v.IsUndefined()) return false;
-  Napi::Float32Array o = checkFloat32Array("out", v, length);
+/** An output array `o` (the value `out`) must share no memory with the input `in`. */
+inline void checkNotOverlapping(Napi::Value out, Napi::Float32Array o, const std::string& inName, Napi::Float32Array in) {
   const char* po = reinterpret_cast<const char*>(o.Data());
-  for (const auto& in : inputs) {
-    const char* pi = reinterpret_cast<const char*>(in.second.Data());
-    if (po < pi + in.second.ByteLength() && pi < po + o.ByteLength())
-      GRADCAM_THROW_RANGE("out", std::string("Float32Array not overlapping ") + in.first, v);
-  }
-  return true;
+  const char* pi = reinterpret_cast<const char*>(in.Data());
+  if (po < pi + in.ByteLength() && pi < po + o.ByteLength())
+    GRADCAM_THROW_RANGE("out", "Float32Array not overlapping " + inName, out);
+}
+
+/**
+ * A failed allocation of `bytes` for the array `name`: a RangeError with code 'ALLOCATION_FAILED'
+ * (the error of lib/errors.ts allocationFailed), never a V8 fatal error.
+ */
+inline Napi::Error allocationError(Napi::Env env, const std::string& name, size_t bytes, const std::string& reason) {
+  Napi::Error e = Napi::RangeError::New(
+      env, "gradcam-node: could not allocate " + std::to_string(bytes) + " bytes for " + name + ": " + reason);
+  e.Set("code", Napi::String::New(env, "ALLOCATION_FAILED"));
+  return e;
 }
 
 inline std::string checkOneOf(const std::string& name, Napi::Value v, std::initializer_list<const char*> allowed) {
@@ -169,14 +175,6 @@ inline Napi::Array checkRoundArray(const std::string& name, Napi::Value v) {
 inline void checkRoundCount(const std::string& name, Napi::Array v, size_t rounds) {
   if (v.Length() != rounds)
     GRADCAM_THROW_RANGE(name, "array of length " + std::to_string(rounds) + " (one per round)", v);
-}
-
-/** Every entry a Float32Array of `length`, named name[r]. */
-inline std::vector<Napi::Float32Array> checkRoundArrays(const std::string& name, Napi::Array v, size_t length) {
-  std::vector<Napi::Float32Array> out;
-  for (uint32_t r = 0; r < v.Length(); r++)
-    out.push_back(checkFloat32Array(name + "[" + std::to_string(r) + "]", v.Get(r), length));
-  return out;
 }
 
 /** A finite number >= 0 (eps). */

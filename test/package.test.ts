@@ -178,7 +178,7 @@ const { createExplainer, preprocessImages, renderOverlay, renderGuided } = requi
   const pngs = [];
   for (const e of result.explanations) {
     const overlay = await renderOverlay(images[e.image].rgb, e.map, 32, 32, { colormap: 'jet', imageWeight: 0.5 });
-    const guided = await renderGuided(e.guidedGradcam, 3, 32, 32, result.layout);
+    const guided = await renderGuided(e.guidedMap, 3, 32, 32, result.layout);
     pngs.push(overlay.data.subarray(1, 4).toString(), guided.data.subarray(1, 4).toString());
   }
   console.log(JSON.stringify({ layers: layers.length, n: result.explanations.length, engine: result.engine, device: result.device, pngs }));

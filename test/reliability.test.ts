@@ -17,7 +17,9 @@ import { decodeImage, parseNpy, preprocessImages, readNpy, writeNpy } from '../l
 import { MAX_IMAGE_PIXELS } from '../lib/image/limits';
 import { isTempName, removeStaleTemps, writeFileAtomic, writeFileAtomicSync } from '../lib/io/atomic';
 import { joinNegativeNumbers, parseExplainArgs, UsageError } from '../lib/cli/args';
-import type { Explainer, InputBatch } from '../lib/types';
+import type { Explainer, ExplainResult, InputBatch } from '../lib/types';
+import { explainSkippingNonFinite } from '../lib/cam/nonfinite';
+import { DataType, ModelProto, floatTensor, node as onnxNode, saveModel as saveOnnx } from '../lib/onnx/proto';
 import { repoRoot } from './helpers/reference-data';
 
 // GRADCAM_TEST_MAIN runs these tests against another build (e.g. the code before a fix)
@@ -497,10 +499,207 @@ describe('reliability: inputs and model files', function () {
   });
 });
 
+/** Sets the last float32 of a tfjs model's weights.bin (the logits layer's last bias) to NaN. */
+function poisonLastWeight(modelJson: string): void {
+  const weights = path.join(path.dirname(modelJson), 'weights.bin');
+  const w = fs.readFileSync(weights);
+  w.writeFloatLE(NaN, w.length - 4);
+  fs.writeFileSync(weights, w);
+}
+
+/** x [N,3,8,8] -> Conv(4, 3x3) -> Relu -> GlobalAveragePool -> Flatten -> Gemm(3) with a NaN in the Gemm's weights. */
+function nanWeightOnnx(file: string): string {
+  const r = lcg(11);
+  const rand = (len: number) => Array.from({ length: len }, () => r() - 0.5);
+  const gemm = rand(4 * 3);
+  gemm[5] = NaN;
+  const model: ModelProto = {
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 13 }],
+    producerName: 'gradcam-node test',
+    graph: {
+      name: 'nan-weight',
+      node: [
+        onnxNode('Conv', ['x', 'W'], ['conv'], 'conv', { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }),
+        onnxNode('Relu', ['conv'], ['relu'], 'relu'),
+        onnxNode('GlobalAveragePool', ['relu'], ['gap'], 'gap'),
+        onnxNode('Flatten', ['gap'], ['flat'], 'flat', { axis: 1 }),
+        onnxNode('Gemm', ['flat', 'G'], ['logits'], 'fc'),
+      ],
+      initializer: [floatTensor('W', [4, 3, 3, 3], rand(4 * 27)), floatTensor('G', [4, 3], gemm)],
+      input: [{ name: 'x', type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: [{ dimParam: 'N' }, { dimValue: 3 }, { dimValue: 8 }, { dimValue: 8 }] } } } }],
+      output: [{ name: 'logits', type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: [{ dimParam: 'N' }, { dimValue: 3 }] } } } }],
+    },
+  };
+  fs.writeFileSync(file, saveOnnx(model));
+  return file;
+}
+
+describe('reliability: non-finite results', function () {
+  this.timeout(120000);
+  const isNonFinite = (images: number[], what: RegExp) => (e: GradcamError & { images?: number[] }) => {
+    assert.equal(e.code, 'ENONFINITE');
+    assert.deepEqual(e.images, images);
+    assert.match(e.message, what);
+    return true;
+  };
+
+  it('explain() on a tfjs model with a NaN weight rejects with ENONFINITE naming the images', async () => {
+    const modelJson = await saveModel(path.join(tmp, 'nan-tfjs'), 8);
+    poisonLastWeight(modelJson);
+    const ex = await createExplainer(modelJson, { engine: 'cpu' });
+    try {
+      const data = Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => Math.sin(i));
+      await assert.rejects(ex.explain({ data, shape: [2, 8, 8, 3], layout: 'nhwc' }), isNonFinite([0, 1], /^Non-finite logits for images 0, 1: the model produced NaN or Infinity/));
+    } finally {
+      ex.dispose();
+    }
+  });
+
+  it('explain() on an ONNX model with a NaN weight rejects with ENONFINITE naming the images', async () => {
+    const ex = await createExplainer(nanWeightOnnx(path.join(tmp, 'nan-weight.onnx')));
+    try {
+      const data = Float32Array.from({ length: 2 * 3 * 8 * 8 }, (_, i) => Math.cos(i));
+      await assert.rejects(ex.explain({ data, shape: [2, 3, 8, 8], layout: 'nchw' }), isNonFinite([0, 1], /^Non-finite logits for images 0, 1: /));
+    } finally {
+      ex.dispose();
+    }
+  });
+
+  it('explain() names the one image whose finite input (3e38) overflows, with the layer or logits', async () => {
+    const modelJson = await saveModel(path.join(tmp, 'overflow-tfjs'), 8);
+    const ex = await createExplainer(modelJson, { engine: 'cpu' });
+    try {
+      const data = Float32Array.from({ length: 3 * 8 * 8 * 3 }, (_, i) => Math.sin(i));
+      data.fill(3e38, 8 * 8 * 3, 2 * 8 * 8 * 3);
+      await assert.rejects(ex.explain({ data, shape: [3, 8, 8, 3], layout: 'nhwc' }), isNonFinite([1], /^Non-finite (logits|.* at layer '\w+') for image 1\b/));
+    } finally {
+      ex.dispose();
+    }
+  });
+
+  it('explainSkippingNonFinite: drops the named images and retries; one by one when the error names none', async () => {
+    const batch: InputBatch = { data: Float32Array.from({ length: 4 * 2 }, (_, i) => i), shape: [4, 1, 1, 2], layout: 'nhwc' };
+    const units = ['a', 'b', 'c', 'd'].map((name) => ({ name }));
+    const displays = units.map(() => new Float32Array(1));
+    const nonFinite = (images: number[]) => Object.assign(new GradcamError(`Non-finite gradient dY/dA at layer 'l' for image${images.length > 1 ? 's' : ''} ${images.join(', ')} (class ${images.map((i) => i + 5).join(', ')}): the model produced NaN`, 'ENONFINITE'), { images });
+    // a row is bad when its first value is 2 or 6 (b and d); each call says which rows of what it was given
+    const calls: number[][] = [];
+    const explainRows = (names: boolean) => async (b: InputBatch) => {
+      const firsts = Array.from({ length: b.shape[0] }, (_, i) => b.data[2 * i]);
+      calls.push(firsts);
+      const bad = firsts.flatMap((v, i) => (v === 2 || v === 6 ? [i] : []));
+      if (bad.length) throw nonFinite(names ? bad : []);
+      return { firsts } as unknown as ExplainResult;
+    };
+    const failed: Array<[string, string]> = [];
+    const fail = (u: { name: string }, e: GradcamError) => failed.push([u.name, `${e.code} ${e.message}`]);
+    const parts = await explainSkippingNonFinite(batch, units, displays, explainRows(true), fail);
+    assert.deepEqual(calls, [[0, 2, 4, 6], [0, 4]]);
+    assert.deepEqual(parts.map((p) => [p.units.map((u) => u.name), (p.result as unknown as { firsts: number[] }).firsts]), [[['a', 'c'], [0, 4]]]);
+    assert.deepEqual(failed, [
+      ['b', "ENONFINITE Non-finite gradient dY/dA at layer 'l' for b (class 6): the model produced NaN"],
+      ['d', "ENONFINITE Non-finite gradient dY/dA at layer 'l' for d (class 8): the model produced NaN"],
+    ]);
+    calls.length = 0;
+    failed.length = 0;
+    const alone = await explainSkippingNonFinite(batch, units, displays, explainRows(false), fail);
+    assert.deepEqual(calls, [[0, 2, 4, 6], [0], [2], [4], [6]]);
+    assert.deepEqual(alone.map((p) => p.units[0].name), ['a', 'c']);
+    assert.deepEqual(failed.map((f) => f[0]), ['b', 'd']);
+    await assert.rejects(explainSkippingNonFinite(batch, units, displays, async () => { throw new GradcamError('other', 'EORT'); }, fail), /other/);
+  });
+
+  it('gradcam explain with a NaN-weight model: every image fails with ENONFINITE, named, exit 1, no pictures', async () => {
+    const modelJson = await saveModel(path.join(tmp, 'nan-cli'), 16);
+    poisonLastWeight(modelJson);
+    const dir = path.join(tmp, 'nan-cli-imgs');
+    const files = await saveImages(dir, 3);
+    const out = path.join(tmp, 'nan-cli-out');
+    const run = await runAsync(['explain', '--model', modelJson, '-i', dir, '--out', out, '--engine', 'cpu', '--batch-size', '2', '--npy', '--json']);
+    assert.equal(run.code, 1, run.stderr);
+    const doc = JSON.parse(run.stdout);
+    assert.equal(doc.complete, false);
+    assert.deepEqual(doc.images, []);
+    assert.equal(doc.notRun, 0);
+    assert.deepEqual(doc.failures.map((f: { input: string; code: string }) => [f.input, f.code]), files.map((f) => [f, 'ENONFINITE']));
+    doc.failures.forEach((f: { input: string; error: string }) => assert.equal(f.error.split(':')[0], `Non-finite logits for ${f.input}`));
+    for (const f of files) assert.ok(run.stderr.includes(`${f}: Non-finite logits for ${f}:`), run.stderr);
+    assert.match(run.stderr, /gradcam: error: 3 of 3 input\(s\) failed/);
+    assert.deepEqual(fs.readdirSync(out).filter((f) => !isTempName(f)), []);
+  });
+
+  it('gradcam explain: an input of 3e38 in one row of a batch fails alone; the others are written as without it', async () => {
+    const modelJson = await saveModel(path.join(tmp, 'overflow-cli'), 16);
+    const r = lcg(5);
+    const row = 16 * 16 * 3;
+    const data = Float32Array.from({ length: 3 * row }, () => r() * 2 - 1);
+    const finite = new Float32Array(2 * row);
+    finite.set(data.subarray(0, row), 0);
+    finite.set(data.subarray(2 * row), row);
+    data.fill(3e38, row, 2 * row);
+    const badFile = path.join(tmp, 'overflow.npy');
+    const okFile = path.join(tmp, 'overflow-ok.npy');
+    writeNpy(badFile, data, [3, 16, 16, 3]);
+    writeNpy(okFile, finite, [2, 16, 16, 3]);
+    const out = path.join(tmp, 'overflow-out');
+    const run = await runAsync(['explain', '--model', modelJson, '-i', badFile, '--out', out, '--engine', 'cpu', '--batch-size', '3', '--npy', '--json']);
+    assert.equal(run.code, 1, run.stderr);
+    const doc = JSON.parse(run.stdout);
+    assert.equal(doc.complete, false);
+    assert.deepEqual(doc.failures.map((f: { input: string; code: string }) => [f.input, f.code]), [[`${badFile}[1]`, 'ENONFINITE']]);
+    assert.match(doc.failures[0].error, new RegExp(`^Non-finite .* for ${badFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\[1\\]`));
+    assert.ok(run.stderr.includes(`gradcam: error: 1 of 3 input(s) failed; first: ${badFile}[1]: Non-finite`), run.stderr);
+    assert.deepEqual(doc.images.map((i: { input: string; index: number }) => [i.input, i.index]), [[`${badFile}[0]`, 0], [`${badFile}[2]`, 2]]);
+    assert.equal(fs.readdirSync(out).filter((f) => f.endsWith('.overlay.png')).length, 2);
+    const outOk = path.join(tmp, 'overflow-ok-out');
+    const ok = await runAsync(['explain', '--model', modelJson, '-i', okFile, '--out', outOk, '--engine', 'cpu', '--batch-size', '3', '--npy', '--json', '--no-images']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(fs.readFileSync(path.join(out, 'gradcam.npy')), fs.readFileSync(path.join(outOk, 'gradcam.npy')), 'the finite rows are explained as in a batch without the bad one');
+  });
+});
+
 describe('reliability: error codes', () => {
   it('argument errors carry EARGTYPE / EARGRANGE', () => {
     assert.equal(invalidType('x', 'number', 'a').code, 'EARGTYPE');
     assert.equal(invalidRange('x', 'positive', -1).code, 'EARGRANGE');
+  });
+
+  it('an unknown method or layer, a disposed or 3-D tensor input: RangeErrors with EARGRANGE (EBADLAYER for the layer)', async () => {
+    const model = tf.sequential({ layers: [tf.layers.conv2d({ name: 'c', inputShape: [8, 8, 3], filters: 2, kernelSize: 3, activation: 'relu' }), tf.layers.flatten(), tf.layers.dense({ units: 2 })] });
+    const ex = await createExplainer(model, { engine: 'cpu' });
+    const x: InputBatch = { data: new Float32Array(8 * 8 * 3), shape: [1, 8, 8, 3], layout: 'nhwc' };
+    const coded = (name: RegExp, code = 'EARGRANGE') => (e: Error & { code?: string }) => e instanceof RangeError && e.code === code && name.test(e.message);
+    try {
+      await assert.rejects(ex.explain(x, { method: 'gradcam+' as never }), coded(/for method but received 'gradcam\+'/));
+      await assert.rejects(ex.explain(x, { layer: 'd' }), coded(/for layer but received 'd'/, 'EBADLAYER'));
+      const t = tf.zeros([1, 8, 8, 3]);
+      t.dispose();
+      await assert.rejects(ex.explain(t as never), coded(/for input but received a disposed tf\.Tensor/));
+      const t3 = tf.zeros([8, 8, 3]);
+      await assert.rejects(ex.explain(t3 as never), coded(/for input but received a tf\.Tensor of shape \[8,8,3\]/));
+      t3.dispose();
+    } finally {
+      ex.dispose();
+      model.dispose();
+    }
+  });
+
+  it('the reliability battery of bad API arguments (bench/reliability.ts): every case an error with a code naming the argument', async function () {
+    this.timeout(120000);
+    const r = await new Promise<Run>((resolve) => {
+      const c = spawn(process.execPath, [path.join(repoRoot(), 'dist', 'bench', 'reliability.js'), '--child', 'api', '--quick']);
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (d) => (stdout += d));
+      c.stderr.on('data', (d) => (stderr += d));
+      c.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const { tried, passed, failures } = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { tried: number; passed: number; failures: unknown[] };
+    assert.deepEqual(failures, []);
+    assert.equal(passed, tried);
+    assert.ok(tried >= 100, `${tried} cases`);
   });
 
   it('every code the sources use is in ERROR_CODES', () => {

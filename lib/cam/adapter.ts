@@ -82,6 +82,12 @@ export interface ModelAdapter {
   /** the error for a request the model cannot serve (e.g. an op without a guided rule), or undefined */
   unsupported(request: GradientRequest): Error | undefined;
   /**
+   * How many activations on feature maps (4-D) between the input and the score follow the guided/deconvnet rule with
+   * this guidedRelu6 setting (ReLUs; ReLU6/Clip only with guidedRelu6). Cheap, from the graph.
+   * undefined: unknown. Optional: the pipeline warns once when it is 0 and guidedRelu6 would make it more (MobileNets).
+   */
+  ruleActivations?(guidedRelu6: boolean): number | undefined;
+  /**
    * forward pass for the batch: logits and the requested activations. The batch is the pipeline's
    * own copy, not read again: an adapter may take its buffer (a worker thread's adapter transfers it).
    */

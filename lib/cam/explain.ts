@@ -7,7 +7,7 @@
  *          ─► targets resolved into rounds ─► per round: dY/dA, dY/dx ─► kernels: one call per layer
  *             for all rounds ─► multi-layer aggregation, augSmooth de-augmentation ─► ExplainResult
  */
-import { GradcamError, checkBoolean, checkKnownKeys, checkOneOf, didYouMean, invalidRange, invalidType } from '../errors';
+import { GradcamError, checkBoolean, checkKnownKeys, checkOneOf, didYouMean, invalidRange, invalidType, rangeErrorOf } from '../errors';
 import { getKernels, type Kernels } from '../kernels';
 import type { CamCombine, CamGuide, CamTailResult, FeatureShape } from '../kernels/types';
 import type { Explanation, ExplainOptions, ExplainResult, InputBatch, LayerMaps, Method } from '../types';
@@ -56,7 +56,7 @@ export function parseOptions(adapter: ModelAdapter, options: unknown): ParsedOpt
     if (typeof o.method !== 'string') throw invalidType('method', `one of ${METHOD_NAMES.map((m) => `'${m}'`).join(', ')}`, o.method);
     const found = findMethod(o.method);
     if (!found) {
-      throw new RangeError(`Expected one of ${METHOD_NAMES.map((m) => `'${m}'`).join(', ')} for method but received '${o.method}' of type string${didYouMean(o.method, METHOD_NAMES)}`);
+      throw rangeErrorOf(`Expected one of ${METHOD_NAMES.map((m) => `'${m}'`).join(', ')} for method but received '${o.method}' of type string${didYouMean(o.method, METHOD_NAMES)}`);
     }
     method = found;
   }
@@ -96,7 +96,28 @@ export function parseOptions(adapter: ModelAdapter, options: unknown): ParsedOpt
   };
   const unsupported = adapter.unsupported(request);
   if (unsupported) throw unsupported;
+  if (inputGradient && inputGradient !== 'plain' && !guidedRelu6) warnNoRuleActivations(adapter, inputGradient, method.name);
   return { method, cam, layers, counterfactual, guidedRelu6, guided, augSmooth, eigenSmooth, request, options: o };
+}
+
+const warnedNoRule = new WeakSet<ModelAdapter>();
+
+/**
+ * Once per model: the guided/deconvnet rule applies to no feature-map activation because every ReLU-like op
+ * is a ReLU6/Clip (MobileNets) and guidedRelu6 is off, the Python libraries' default; the input
+ * gradient is then the plain gradient. Says how to change it. GRADCAM_QUIET=1 silences it.
+ */
+function warnNoRuleActivations(adapter: ModelAdapter, rule: ReluRule, method: string): void {
+  if (!adapter.ruleActivations || warnedNoRule.has(adapter)) return;
+  const without = adapter.ruleActivations(false);
+  if (without === undefined || without > 0 || !((adapter.ruleActivations(true) ?? 0) > 0)) return;
+  warnedNoRule.add(adapter);
+  if (process.env.GRADCAM_QUIET === '1') return;
+  console.warn(
+    `gradcam-node: the ${rule} ReLU rule of '${method}' applies to no feature-map activation of this model: its ReLU-like activations there are all ` +
+      'ReLU6/Clip, which keep their plain gradient by default (as in pytorch-grad-cam), so the input gradient is the plain one; ' +
+      'pass guidedRelu6: true (CLI: --guided-relu6) to apply the rule to them',
+  );
 }
 
 /** Row-wise softmax of [n, numClasses] logits, computed stably in float64. */

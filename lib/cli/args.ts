@@ -7,14 +7,15 @@ import { COLORMAPS, ColormapName } from '../image/colormap';
 import { DEFAULT_METHOD, METHODS, METHOD_NAMES } from '../cam/methods';
 import { MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE } from '../image/limits';
 import type { DeviceRequest, Layout, Method } from '../types';
+import { didYouMean } from '../errors';
 export const DEVICES: readonly DeviceRequest[] = ['auto', 'cuda', 'cpu', 'js'];
 export const ENGINES = ['auto', 'tfjs-node', 'wasm', 'cpu'] as const;
 export type EngineFlag = (typeof ENGINES)[number];
 
-/** A mistake on the command line: printed as one line, exit code 2. */
+/** A mistake on the command line: printed as one line, exit code 2. `code` is from ERROR_CODES (lib/errors.ts). */
 export class UsageError extends Error {
   readonly exitCode = 2;
-  constructor(message: string) {
+  constructor(message: string, readonly code: 'EUSAGE' | 'ESIDECAR' = 'EUSAGE') {
     super(message);
     this.name = 'UsageError';
   }
@@ -52,6 +53,8 @@ export interface ExplainArgs {
   verbose: boolean;
   quiet: boolean;
   guidedRelu6: boolean;
+  /** stop at the first input that fails (default: report it, skip it, go on) */
+  failFast?: boolean;
   /** write PNG pictures (default true; --no-images for arrays/json only) */
   images: boolean;
   /** keep generated ONNX gradient models between runs (default true; --no-cache) */
@@ -106,6 +109,7 @@ const explainOptions = {
   'no-images': { type: 'boolean' },
   'no-cache': { type: 'boolean' },
   'cache-dir': { type: 'string' },
+  'fail-fast': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -121,12 +125,17 @@ export function cacheOption(a: { cache?: boolean; cacheDir?: string }): boolean 
   return a.cache === false ? false : a.cacheDir === undefined ? true : { dir: a.cacheDir };
 }
 
-/** Runs util.parseArgs, turning its errors into UsageErrors (its messages are already one line). */
-function usage<R>(fn: () => R): R {
+/** Runs util.parseArgs, turning its errors into UsageErrors (its messages are already one line); an unknown flag gets the nearest known ones. */
+function usage<R>(fn: () => R, options: Record<string, unknown> = {}): R {
   try {
     return fn();
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    let msg = (e as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    const unknown = /^Unknown option '--([^'=]+)'/.exec(msg);
+    if (unknown) {
+      const hint = didYouMean(unknown[1], Object.keys(options));
+      if (hint) msg = msg.replace(/^(Unknown option '[^']+')/, `$1${hint.replace(/'([^']+)'/g, "'--$1'")}`);
+    }
     throw new UsageError(msg);
   }
 }
@@ -164,7 +173,7 @@ export function joinNegativeNumbers(argv: readonly string[], options: Record<str
 function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
   if (v === undefined) return dflt;
   if (!(allowed as readonly string[]).includes(v)) {
-    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')} (got '${v}')`);
+    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')} (got '${v}')${didYouMean(v, allowed)}`);
   }
   return v as T;
 }
@@ -203,7 +212,7 @@ export function parseVector(flag: string, v: string | undefined): number[] | und
 
 export function parseExplainArgs(argv: string[]): ExplainArgs & { help: boolean } {
   const args = joinNegativeNumbers(argv, explainOptions);
-  const { values: o, positionals } = usage(() => parseArgs({ args, options: explainOptions, allowPositionals: true, strict: true }));
+  const { values: o, positionals } = usage(() => parseArgs({ args, options: explainOptions, allowPositionals: true, strict: true }), explainOptions);
   if (o.help) return { help: true } as ExplainArgs & { help: boolean };
   if (o.model === undefined) throw new UsageError('missing --model <model.onnx | model.json>');
   const inputs = [...(o.input ?? []), ...positionals];
@@ -253,6 +262,7 @@ export function parseExplainArgs(argv: string[]): ExplainArgs & { help: boolean 
     verbose: o.verbose ?? false,
     quiet: o.quiet ?? false,
     guidedRelu6: o['guided-relu6'] ?? false,
+    failFast: o['fail-fast'] ?? false,
     images: !(o['no-images'] ?? false),
     ...cacheFlags(o['no-cache'], o['cache-dir']),
   };
@@ -268,7 +278,7 @@ export function parseLayersArgs(argv: string[]): LayersArgs & { help: boolean } 
     'cache-dir': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   } as const;
-  const { values: o, positionals } = usage(() => parseArgs({ args: argv, options, allowPositionals: true, strict: true }));
+  const { values: o, positionals } = usage(() => parseArgs({ args: argv, options, allowPositionals: true, strict: true }), options);
   if (o.help) return { help: true } as LayersArgs & { help: boolean };
   const cache = cacheFlags(o['no-cache'] as boolean | undefined, o['cache-dir'] as string | undefined);
   const model = (o.model as string | undefined) ?? positionals[0];
@@ -285,7 +295,7 @@ export function parseDemoArgs(argv: string[]): DemoArgs & { help: boolean } {
     'no-emotion': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   } as const;
-  const { values: o } = usage(() => parseArgs({ args: argv, options, allowPositionals: false, strict: true }));
+  const { values: o } = usage(() => parseArgs({ args: argv, options, allowPositionals: false, strict: true }), options);
   return {
     help: (o.help as boolean) ?? false,
     out: (o.out as string | undefined) ?? 'demo-out',
@@ -311,7 +321,8 @@ Model and input
   -i, --input <path>        image file, directory of images, or a .npy model-input tensor
                             (repeatable; extra arguments are inputs too)
   -l, --layer <name>        target layer (default: the model's default, see 'gradcam layers');
-                            repeat it for several layers (their maps are averaged)
+                            ONNX: a tensor name, a node name or a PyTorch module path (layer4,
+                            features.18); repeat it for several layers (their maps are averaged)
       --size <WxH>          resize images to the model input, e.g. 224x224
       --mean <r,g,b>        per-channel mean of pixel/255 (default 0)
       --std <r,g,b>         per-channel std of pixel/255 (default 1)
@@ -329,7 +340,8 @@ ${METHODS.map((m) => `                              ${m.name.padEnd(20)}${m.summ
   -c, --class <i|argmax>    one class for every image (default argmax)
   -k, --top-k <K>           explain the K best classes of each image
       --counterfactual      explain the negated score (regions that argue against the class)
-      --guided-relu6        apply the input-gradient ReLU rule to ReLU6/Clip(0,6) too
+      --guided-relu6        apply the input-gradient ReLU rule to ReLU6/Clip(0,6) too (off by default,
+                            as in pytorch-grad-cam; MobileNets have only ReLU6, see README)
 
 Output
   -o, --out <dir>           output folder (default gradcam-out)
@@ -348,6 +360,8 @@ Engine
       --cache-dir <dir>     where generated ONNX gradient models are kept between runs
                             (default $GRADCAM_CACHE_DIR, else ~/.cache/gradcam-node or the OS's cache folder)
       --no-cache            build the ONNX gradient model anew and keep nothing
+      --fail-fast           stop at the first input that fails (default: name it, skip it, go on;
+                            the exit code is 1 when any failed)
   -v, --verbose             more logging; stack traces on errors
   -q, --quiet               no progress or summary lines on stderr/stdout`,
   layers: `Usage: gradcam layers --model <model.onnx|model.json> [--json] [--cache-dir <dir> | --no-cache]

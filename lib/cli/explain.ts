@@ -8,14 +8,16 @@ import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { createExplainer } from '../index';
 import { GradcamError } from '../errors';
-import type { ExplainResult, Explainer, InputBatch, Layout, TargetSpec } from '../types';
-import { batchImageToRgb, decodeImage, DecodedImage, toInputBatch } from '../image/preprocess';
+import type { Explanation, ExplainResult, Explainer, InputBatch, Layout, TargetSpec } from '../types';
+import { batchImageToRgb } from '../image/preprocess';
+import { explainStream, type StreamInput } from '../cam/stream';
 import { readNpy } from '../image/npy';
-import { encodePng, renderGrey, renderGuided, renderHeatmap, renderOverlay, rgbFloatToBytes } from '../image/png';
+import { encodePng, encodePngs, renderGrey, renderGuided, renderOverlays, rgbFloatToBytes } from '../image/png';
+import { getKernels } from '../kernels';
 import { findMethod, outputNamesOf, type MethodDef } from '../cam/methods';
 import { renderReport, ReportImage } from '../image/report';
 import { ExplainArgs, UsageError, cacheOption } from './args';
-import { expandInputs, InputItem, loadSidecar, readLabels, Sidecar, uniqueStems } from './inputs';
+import { checkSidecarFits, declaredInput, expandInputs, InputItem, loadSidecar, readLabels, Sidecar, sidecarLine, uniqueStems } from './inputs';
 import { Progress } from './progress';
 import { removeStaleTemps, writeFileAtomic } from '../io/atomic';
 import { InputFailure, RunOutputs } from './outputs';
@@ -114,11 +116,6 @@ function classLabel(labels: string[] | undefined, i: number): string {
   return labels && i < labels.length ? labels[i] : `class ${i}`;
 }
 
-/** A picture that cannot be read, named (sharp's own messages do not say which file). */
-function imageError(file: string, e: unknown): GradcamError {
-  return new GradcamError(`cannot read image ${file}: ${String((e as Error)?.message ?? e).split('\n')[0]}`, 'EIMAGE');
-}
-
 function fmt(x: number, d = 4): string {
   return Number.isFinite(x) ? x.toFixed(d) : String(x);
 }
@@ -142,8 +139,16 @@ async function writeBatch(
     if (!byImage.has(e.image)) byImage.set(e.image, []);
     byImage.get(e.image)?.push(e);
   });
-  for (let i = 0; i < n; i++) await outputs.image(async (writePng) => {
+  const pictures = await renderBatch(a, result, displays, names, c, H, W);
+  for (let i = 0; i < n; i++) await outputs.image(async (writeOne) => {
     let row = outputs.rows;
+    // the files of an image are written at once (each atomically); the image counts when all are
+    const writes: Array<Promise<string>> = [];
+    const writePng = (name: string, data: Uint8Array): string => {
+      const file = path.join(outputs.dir, name);
+      writes.push(writeOne(name, data));
+      return file;
+    };
     const unit = units[i];
     const display = displays[i];
     const probs = result.probabilities.subarray(i * k, (i + 1) * k);
@@ -168,28 +173,29 @@ async function writeBatch(
       const caption = `${label} (${e.classIndex})${result.counterfactual ? ' counterfactual' : ''}`;
       const sub = `logit ${fmt(logits[e.classIndex], 3)} · p ${fmt(e.probability, 3)}`;
       // nothing is rendered that is neither written nor shown in the report
+      const drawn = pictures.get(e) ?? {};
       if (e.map && (a.images || a.report)) {
-        const overlay = (await renderOverlay(display, e.map, W, H, { colormap: a.colormap, alpha: a.alpha })).data as Buffer;
+        const overlay = drawn.overlay as Buffer;
         if (a.images) {
-          files.overlay = await writePng(`${tag}.overlay.png`, overlay);
-          files.heatmap = await writePng(`${tag}.heatmap.png`, (await renderHeatmap(e.map, W, H, { colormap: a.colormap })).data as Buffer);
+          files.overlay = writePng(`${tag}.overlay.png`, overlay);
+          files.heatmap = writePng(`${tag}.heatmap.png`, drawn.heatmap as Buffer);
         }
         if (a.report) panels.push({ title: `${names.map?.title}: ${caption}`, subtitle: sub, png: overlay });
       }
       const gradName = names.inputGradient;
       if (e.inputGradient && gradName && (a.images || (a.report && !e.guidedMap))) {
-        const png = (await renderGuided(e.inputGradient, c, H, W, result.layout)).data as Buffer;
-        if (a.images) files.inputGradient = await writePng(`${tag}.${gradName.stem}.png`, png);
+        const png = drawn.inputGradient as Buffer;
+        if (a.images) files.inputGradient = writePng(`${tag}.${gradName.stem}.png`, png);
         if (a.report && !e.guidedMap) guidedPanels.push({ title: `${gradName.title}: ${caption}`, subtitle: sub, png });
         if (result.reluRule === 'plain' && !e.guidedMap) {
           const max = (await renderGrey(channelMaxAbs(e.inputGradient, c, H, W, result.layout), W, H)).data as Buffer;
-          if (a.images) files.saliencyMax = await writePng(`${tag}.${gradName.stem}-max.png`, max);
+          if (a.images) files.saliencyMax = writePng(`${tag}.${gradName.stem}-max.png`, max);
           if (a.report) guidedPanels.push({ title: `${gradName.title}, max |gradient| over channels: ${caption}`, subtitle: sub, png: max });
         }
       }
       if (e.guidedMap && names.guidedMap) {
-        const png = (await renderGuided(e.guidedMap, c, H, W, result.layout)).data as Buffer;
-        if (a.images) files.guidedMap = await writePng(`${tag}.${names.guidedMap.stem}.png`, png);
+        const png = drawn.guidedMap as Buffer;
+        if (a.images) files.guidedMap = writePng(`${tag}.${names.guidedMap.stem}.png`, png);
         if (a.report) guidedPanels.push({ title: `${names.guidedMap.title}: ${caption}`, subtitle: sub, png });
       }
       record.explained.push({
@@ -202,6 +208,9 @@ async function writeBatch(
         files,
       });
     }
+    // all settled before a failure is passed on, so that outputs.image removes every file written
+    const failed = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     const explainedSet = new Set(record.explained.map((x) => x.classIndex));
     const report: ReportImage | undefined = a.report ? {
       name: unit.name,
@@ -210,6 +219,71 @@ async function writeBatch(
     } : undefined;
     return { record, report, explanations: byImage.get(i) ?? [], mapShape: [H, W], guidedShape: [d1, d2, d3] };
   });
+}
+
+/** The PNGs of one explanation, made for the whole batch at once. */
+interface Drawn {
+  overlay?: Buffer;
+  heatmap?: Buffer;
+  inputGradient?: Buffer;
+  guidedMap?: Buffer;
+}
+
+/**
+ * Every picture of a batch that will be written or shown, made with the batched kernels (one
+ * showCamOnImage, one applyColormap, one deprocessImage call for all explanations) and encoded in
+ * parallel (encodePngs). Nothing is rendered that is neither written nor in the report.
+ */
+async function renderBatch(
+  a: ExplainArgs, result: ExplainResult, displays: Float32Array[], names: ReturnType<typeof outputNamesOf>, c: number, H: number, W: number,
+): Promise<Map<Explanation, Drawn>> {
+  const out = new Map<Explanation, Drawn>();
+  const drawn = (e: Explanation): Drawn => {
+    let d = out.get(e);
+    if (!d) out.set(e, (d = {}));
+    return d;
+  };
+  const hw = H * W;
+  const kernels = getKernels(a.device);
+  const jobs: Array<Promise<void>> = [];
+  const withMap = a.images || a.report ? result.explanations.filter((e) => e.map) : [];
+  if (withMap.length > 0) {
+    const m = withMap.length;
+    const images = new Float32Array(m * hw * 3);
+    const maps = new Float32Array(m * hw);
+    withMap.forEach((e, j) => {
+      images.set(displays[e.image], j * hw * 3);
+      maps.set(e.map as Float32Array, j * hw);
+    });
+    jobs.push(renderOverlays(images, maps, m, W, H, { colormap: a.colormap, alpha: a.alpha, device: a.device }).then((pngs) => {
+      pngs.forEach((p, j) => (drawn(withMap[j]).overlay = p.data as Buffer));
+    }));
+    if (a.images) {
+      jobs.push(kernels.async.applyColormap(maps, m, H, W, a.colormap ?? 'jet').then((rgb) => encodePngs(rgb, m, W, H, 3)).then((pngs) => {
+        pngs.forEach((p, j) => (drawn(withMap[j]).heatmap = p));
+      }));
+    }
+  }
+  const guidedPictures = async (kind: 'inputGradient' | 'guidedMap', list: Explanation[]): Promise<void> => {
+    if (list.length === 0) return;
+    const m = list.length;
+    if (c !== 1 && c !== 3) {
+      // renderGuided says why this is no picture
+      await renderGuided(list[0][kind] as Float32Array, c, H, W, result.layout);
+      return;
+    }
+    const data = new Float32Array(m * c * hw);
+    list.forEach((e, j) => data.set(e[kind] as Float32Array, j * c * hw));
+    let rgb = await kernels.async.deprocessImage(data, m, c, H, W, result.layout);
+    if (c === 1) rgb = await kernels.async.greyToRgb(rgb, m, H, W);
+    (await encodePngs(rgb, m, W, H, 3)).forEach((p, j) => (drawn(list[j])[kind] = p));
+  };
+  if (names.inputGradient) {
+    jobs.push(guidedPictures('inputGradient', result.explanations.filter((e) => e.inputGradient && (a.images || (a.report && !e.guidedMap)))));
+  }
+  if (names.guidedMap) jobs.push(guidedPictures('guidedMap', result.explanations.filter((e) => e.guidedMap && (a.images || a.report))));
+  await Promise.all(jobs);
+  return out;
 }
 
 export interface ExplainOutcome {
@@ -223,7 +297,7 @@ export async function runExplain(a: ExplainArgs, log: (line: string) => void): P
   const tStart = performance.now();
   const items = expandInputs(a.inputs);
   const sidecar: Sidecar = loadSidecar(a.model);
-  if (a.verbose && sidecar.file) log(`using preprocessing from ${sidecar.file}`);
+  if (!a.quiet && sidecar.file) log(sidecarLine(sidecar));
   const labels = a.labels !== undefined ? readLabels(a.labels) : sidecar.labels;
   if (!fs.existsSync(a.model)) throw new UsageError(`model not found: ${a.model}`);
 
@@ -257,6 +331,7 @@ async function explainWith(
   const std = a.std ?? sidecar.std;
   const pixelScale = sidecar.pixelScale ?? 255;
   const modelSize = modelInputSize(explainer);
+  checkSidecarFits(sidecar, a.model, declaredInput(explainer, a.model), { size: a.size, layout: a.layout });
 
   // --- the work list and how to build each batch
   const units: Unit[] = [];
@@ -297,22 +372,8 @@ async function explainWith(
     items.forEach((it, i) => units.push({ name: it.file, stem: stems[i], item: it, row: 0 }));
   }
 
-  /** the batch of the units that decode; a picture that does not is a failure of its own */
-  const buildBatch = async (batchUnits: Unit[]): Promise<{ batch?: InputBatch; displays: Float32Array[]; units: Unit[] }> => {
-    if (batchUnits[0].item.kind === 'image') {
-      const settled = await Promise.allSettled(batchUnits.map((u) => decodeImage(u.item.file, width, height)));
-      const decoded: DecodedImage[] = [];
-      const ok: Unit[] = [];
-      settled.forEach((r, i) => {
-        if (r.status === 'fulfilled') {
-          decoded.push(r.value);
-          ok.push(batchUnits[i]);
-        } else outputs.fail(batchUnits[i].name, imageError(batchUnits[i].item.file, r.reason));
-      });
-      if (ok.length === 0) return { displays: [], units: ok };
-      const batch = toInputBatch(decoded, { width, height, mean, std, layout, channels, pixelScale });
-      return { batch, displays: decoded.map((d) => d.rgb), units: ok };
-    }
+  /** the npy rows of a batch of units, as one model-input batch (pictures are decoded by the stream) */
+  const npyBatch = (batchUnits: Unit[]): InputBatch => {
     const t0 = tensors.get(batchUnits[0].item.file) as NpyTensor;
     const rowSize = t0.shape[1] * t0.shape[2] * t0.shape[3];
     const data = new Float32Array(batchUnits.length * rowSize);
@@ -320,11 +381,14 @@ async function explainWith(
       const t = tensors.get(u.item.file) as NpyTensor;
       data.set(t.data.subarray(u.row * rowSize, (u.row + 1) * rowSize), i * rowSize);
     });
-    const batch: InputBatch = { data, shape: [batchUnits.length, t0.shape[1], t0.shape[2], t0.shape[3]], layout: t0.layout };
-    const known = a.mean !== undefined || a.std !== undefined || sidecar.mean !== undefined || sidecar.std !== undefined;
-    const displays = batchUnits.map((_, i) => batchImageToRgb(batch, i, known ? { mean, std, pixelScale } : undefined));
-    return { batch, displays, units: batchUnits };
+    return { data, shape: [batchUnits.length, t0.shape[1], t0.shape[2], t0.shape[3]], layout: t0.layout };
   };
+  const knownNorm = a.mean !== undefined || a.std !== undefined || sidecar.mean !== undefined || sidecar.std !== undefined;
+  /** the stream's inputs: picture paths, or batches of npy rows; item i of the stream is units[i] */
+  function* feed(): Generator<StreamInput> {
+    if (units[0].item.kind === 'image') for (const u of units) yield u.item.file;
+    else for (let s = 0; s < units.length; s += a.batchSize) yield npyBatch(units.slice(s, s + a.batchSize));
+  }
 
   let targets: TargetSpec = 'argmax';
   if (a.topK !== undefined) targets = { topK: a.topK };
@@ -345,64 +409,84 @@ async function explainWith(
   const outputs = new RunOutputs(a.out, a.npy, outputNamesOf(findMethod(a.method) as MethodDef, a.guided));
   const { records, reportImages } = outputs;
   let notRun = 0;
-  const unitIndex = new Map(units.map((u, i) => [u, i]));
   const t = { preprocessMs: 0, explainMs: 0, gradientsMs: 0, kernelsMs: 0, writeMs: 0 };
   let last: ExplainResult | undefined;
   let inputShape: number[] = [];
+  let stopped = false;
   const progress = new Progress(units.length, 'images', process.stderr, a.quiet ? false : undefined);
+  // the pictures of batch i are rendered and written while the model explains batch i+1 and
+  // batch i+2 is decoded (lib/cam/stream.ts); the .npy rows are appended as images finish
+  const stream = explainStream(explainer, feed(), {
+    ...(units[0].item.kind === 'image' ? { width, height, mean, std, layout, channels, pixelScale } : {}),
+    batchSize: a.batchSize,
+    label: (index) => units[index].name,
+    explain: {
+      layer: layers,
+      method: a.method,
+      targets,
+      counterfactual: a.counterfactual,
+      device: a.device,
+      guidedRelu6: a.guidedRelu6,
+      guided: a.guided || undefined,
+      augSmooth: a.augSmooth || undefined,
+      eigenSmooth: a.eigenSmooth || undefined,
+    },
+  });
   try {
-    for (let s = 0; s < units.length && !interrupted; s += a.batchSize) {
-      const batchUnits = units.slice(s, s + a.batchSize);
+    for await (const b of stream) {
+      t.preprocessMs += b.timings.decodeMs;
+      t.explainMs += b.timings.explainMs;
       const finished = records.length;
-      let t0 = performance.now();
+      // a picture that does not decode is a failure of its own
+      for (const item of b.items) if (item.error && item.error !== b.error) outputs.fail(units[item.index].name, item.error);
+      if (a.failFast && outputs.failures.length > 0) {
+        // --fail-fast: nothing more is explained or written after the first failure
+        stopped = true;
+        break;
+      }
+      const ok = b.items.filter((item) => item.row >= 0);
       try {
-        const built = await buildBatch(batchUnits);
-        t.preprocessMs += performance.now() - t0;
-        if (!built.batch) {
-          progress.tick(batchUnits.length);
-          continue;
+        if (b.error) throw b.error;
+        if (b.result) {
+          const result = b.result;
+          t.gradientsMs += result.timings.gradientsMs;
+          t.kernelsMs += result.timings.kernelsMs;
+          last = result;
+          layerNames = result.layers;
+          inputShape = [units.length, ...result.inputShape.slice(1)];
+          const displays = ok.map((item) => item.image ? item.image.rgb
+            : batchImageToRgb(item.input as InputBatch, item.row, knownNorm ? { mean, std, pixelScale } : undefined));
+          const t0 = performance.now();
+          await writeBatch(a, result, ok.map((item) => units[item.index]), ok.map((item) => item.index), displays, labels, outputs);
+          t.writeMs += performance.now() - t0;
         }
-        t0 = performance.now();
-        const result = await explainer.explain(built.batch, {
-          layer: layers,
-          method: a.method,
-          targets,
-          counterfactual: a.counterfactual,
-          device: a.device,
-          guidedRelu6: a.guidedRelu6,
-          guided: a.guided || undefined,
-          augSmooth: a.augSmooth || undefined,
-          eigenSmooth: a.eigenSmooth || undefined,
-        });
-        t.explainMs += performance.now() - t0;
-        t.gradientsMs += result.timings.gradientsMs;
-        t.kernelsMs += result.timings.kernelsMs;
-        last = result;
-        layerNames = result.layers;
-        inputShape = [units.length, ...result.inputShape.slice(1)];
-        t0 = performance.now();
-        await writeBatch(a, result, built.units, built.units.map((u) => unitIndex.get(u) as number), built.displays, labels, outputs);
       } catch (e) {
         // nothing done yet: a mistake (a class out of range, a layer, a size), reported as one error
         if (records.length === 0 && outputs.failures.length === 0) throw e;
         // else stop here: what finished is written out below, the rest of this batch failed
         const done = new Set(records.slice(finished).map((r) => r.index));
         const failed = new Set(outputs.failures.map((f) => f.input));
-        for (const u of batchUnits) if (!done.has(unitIndex.get(u) as number) && !failed.has(u.name)) outputs.fail(u.name, e);
-        notRun = Math.max(0, units.length - s - batchUnits.length);
+        for (const item of b.items) {
+          const u = units[item.index];
+          if (!done.has(item.index) && !failed.has(u.name)) outputs.fail(u.name, e);
+        }
+        stopped = true;
         break;
       }
-      t.writeMs += performance.now() - t0;
-      progress.tick(batchUnits.length);
+      progress.tick(b.items.length);
+      if (interrupted) break;
     }
+  } catch (e) {
+    await outputs.discardArrays();
+    throw e;
   } finally {
     progress.finish();
     process.removeListener('SIGINT', onSigint);
   }
+  if (stopped || interrupted) notRun = units.length - records.length - outputs.failures.length;
 
   const t0 = performance.now();
   const npy: ExplainReport['npy'] = a.npy ? await outputs.writeArrays() : {};
-  if (interrupted) notRun = units.length - records.length - outputs.failures.length;
   const complete = !interrupted && outputs.failures.length === 0 && notRun === 0;
   const engine = last?.engine ?? explainer.engine;
   const device = last?.device ?? 'none';

@@ -35,23 +35,12 @@ function vec(v: unknown, name: string, file: string): number[] | undefined {
   if (v === undefined) return undefined;
   const a = typeof v === 'number' ? [v] : v;
   if (!Array.isArray(a) || a.some((x) => typeof x !== 'number' || !Number.isFinite(x)) || (a.length !== 1 && a.length !== 3)) {
-    throw new UsageError(`${file}: '${name}' must be a number or an array of 3 numbers`);
+    throw new UsageError(`${file}: '${name}' must be a number or an array of 3 numbers`, 'ESIDECAR');
   }
   return a as number[];
 }
 
-/** Reads the sidecar of a model if there is one; throws a UsageError naming the file when it is malformed. */
-export function loadSidecar(model: string): Sidecar {
-  const file = sidecarCandidates(model).find((f) => fs.existsSync(f) && fs.statSync(f).isFile());
-  if (!file) return {};
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`cannot read sidecar ${file}: ${(e as Error).message.split('\n')[0]}`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`${file}: expected a JSON object`);
-  const out: Sidecar = { file };
+function sizeOf(raw: Record<string, unknown>, out: Sidecar, file: string): void {
   if (raw.size !== undefined) {
     const s = Array.isArray(raw.size) ? parseSize(raw.size.join('x'), `size in ${file}`) : parseSize(String(raw.size), `size in ${file}`);
     out.width = s.width;
@@ -62,28 +51,47 @@ export function loadSidecar(model: string): Sidecar {
     out.width = s.width;
     out.height = s.height;
   }
+}
+
+/** Reads the sidecar of a model if there is one; throws a UsageError naming the file when it is malformed. */
+export function loadSidecar(model: string): Sidecar {
+  const file = sidecarCandidates(model).find((f) => fs.existsSync(f) && fs.statSync(f).isFile());
+  if (!file) return {};
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`cannot read sidecar ${file}: ${(e as Error).message.split('\n')[0]}`, 'ESIDECAR');
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`${file}: expected a JSON object`, 'ESIDECAR');
+  const out: Sidecar = { file };
+  try {
+    sizeOf(raw, out, file);
+  } catch (e) {
+    throw e instanceof UsageError ? new UsageError(e.message, 'ESIDECAR') : e;
+  }
   out.mean = vec(raw.mean, 'mean', file);
   out.std = vec(raw.std, 'std', file);
   if (raw.layout !== undefined) {
-    if (raw.layout !== 'nchw' && raw.layout !== 'nhwc') throw new UsageError(`${file}: 'layout' must be 'nchw' or 'nhwc'`);
+    if (raw.layout !== 'nchw' && raw.layout !== 'nhwc') throw new UsageError(`${file}: 'layout' must be 'nchw' or 'nhwc'`, 'ESIDECAR');
     out.layout = raw.layout;
   }
   if (raw.channels !== undefined) {
-    if (raw.channels !== 1 && raw.channels !== 3) throw new UsageError(`${file}: 'channels' must be 1 or 3`);
+    if (raw.channels !== 1 && raw.channels !== 3) throw new UsageError(`${file}: 'channels' must be 1 or 3`, 'ESIDECAR');
     out.channels = raw.channels;
   }
   if (raw.pixelScale !== undefined) {
-    if (typeof raw.pixelScale !== 'number' || !(raw.pixelScale > 0)) throw new UsageError(`${file}: 'pixelScale' must be a positive number`);
+    if (typeof raw.pixelScale !== 'number' || !(raw.pixelScale > 0)) throw new UsageError(`${file}: 'pixelScale' must be a positive number`, 'ESIDECAR');
     out.pixelScale = raw.pixelScale;
   }
   if (raw.layer !== undefined) {
-    if (typeof raw.layer !== 'string') throw new UsageError(`${file}: 'layer' must be a string`);
+    if (typeof raw.layer !== 'string') throw new UsageError(`${file}: 'layer' must be a string`, 'ESIDECAR');
     out.layer = raw.layer;
   }
   if (raw.labels !== undefined) {
     if (typeof raw.labels === 'string') out.labels = readLabels(path.resolve(path.dirname(file), raw.labels));
     else if (Array.isArray(raw.labels) && raw.labels.every((l) => typeof l === 'string')) out.labels = raw.labels as string[];
-    else throw new UsageError(`${file}: 'labels' must be an array of strings or a file name`);
+    else throw new UsageError(`${file}: 'labels' must be an array of strings or a file name`, 'ESIDECAR');
   }
   return out;
 }
@@ -147,4 +155,105 @@ export function uniqueStems(names: readonly string[]): string[] {
     seen.set(stem, count);
     return count === 1 ? stem : `${stem}-${count}`;
   });
+}
+
+/** A file of an input folder that is not explained, and why (listed on stderr and in --json `skipped`). */
+export interface SkippedInput {
+  input: string;
+  reason: string;
+}
+
+/**
+ * The entries of the input folders that expandInputs leaves out: files that are not pictures (by
+ * extension) and sub-folders (folders are not searched recursively). Files given by name are never
+ * skipped here: a file that does not decode is a failure of its own, reported with its path.
+ */
+export function skippedInputs(inputs: readonly string[]): SkippedInput[] {
+  const skipped: SkippedInput[] = [];
+  for (const p of inputs) {
+    let entries: fs.Dirent[];
+    try {
+      if (!fs.statSync(p).isDirectory()) continue;
+      entries = fs.readdirSync(p, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const file = path.join(p, e.name);
+      if (e.isDirectory()) skipped.push({ input: file, reason: 'a folder (folders are not searched recursively)' });
+      else if (!IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) {
+        skipped.push({ input: file, reason: `not a picture (${IMAGE_EXTENSIONS.join(' ')})` });
+      }
+    }
+  }
+  return skipped;
+}
+
+/** One stderr line naming the sidecar in use and what it sets. */
+export function sidecarLine(s: Sidecar): string {
+  const facts: string[] = [];
+  if (s.width) facts.push(`size ${s.width}x${s.height}`);
+  if (s.layout) facts.push(s.layout);
+  if (s.channels) facts.push(`${s.channels} channel${s.channels > 1 ? 's' : ''}`);
+  if (s.mean) facts.push(`mean ${s.mean.join(',')}`);
+  if (s.std) facts.push(`std ${s.std.join(',')}`);
+  if (s.pixelScale !== undefined) facts.push(`pixelScale ${s.pixelScale}`);
+  if (s.layer) facts.push(`layer ${s.layer}`);
+  if (s.labels) facts.push(`${s.labels.length} labels`);
+  return `sidecar: ${s.file}${facts.length ? ` (${facts.join(', ')})` : ''}`;
+}
+
+/** What the model declares about its input (null where unknown), for checking a sidecar against it. */
+export interface DeclaredInput {
+  layout: Layout;
+  /** false where the adapter transposes an input in the other layout itself (tfjs) */
+  layoutFixed: boolean;
+  height: number | null;
+  width: number | null;
+  channels: number | null;
+  /** the declared shape, for the message */
+  shape: Array<number | null>;
+}
+
+/**
+ * A sidecar written for another model is an error naming the file (ESIDECAR): its size, layout or
+ * channels do not fit the model's declared input. Values the command line overrides (--size,
+ * --layout) are not checked: they are not used.
+ */
+export function checkSidecarFits(s: Sidecar, model: string, declared: DeclaredInput, overrides: { size?: unknown; layout?: unknown }): void {
+  if (!s.file) return;
+  const problems: string[] = [];
+  if (overrides.size === undefined && s.width !== undefined) {
+    if ((declared.width !== null && declared.width !== s.width) || (declared.height !== null && declared.height !== s.height)) {
+      problems.push(`size ${s.width}x${s.height}, the model's is ${declared.width ?? '?'}x${declared.height ?? '?'}`);
+    }
+  }
+  if (overrides.layout === undefined && s.layout !== undefined && declared.layoutFixed && s.layout !== declared.layout) {
+    problems.push(`layout ${s.layout}, the model's is ${declared.layout}`);
+  }
+  if (s.channels !== undefined && declared.channels !== null && s.channels !== declared.channels) {
+    problems.push(`${s.channels} channel(s), the model has ${declared.channels}`);
+  }
+  if (problems.length === 0) return;
+  const shape = `[${declared.shape.map((d, i) => (i === 0 ? 'N' : d ?? '?')).join(',')}] ${declared.layout}`;
+  throw new UsageError(
+    `sidecar ${s.file} was written for another model: ${problems.join('; ')} (${path.basename(model)} takes ${shape}); fix or remove the sidecar`,
+    'ESIDECAR',
+  );
+}
+
+/** The model's declared input as checkSidecarFits needs it. */
+export function declaredInput(explainer: { inputShape: Array<number | null>; layout: Layout }, model: string): DeclaredInput {
+  const shape = explainer.inputShape;
+  const dim = (d: number | null | undefined) => (typeof d === 'number' && d > 0 ? d : null);
+  const [, a, b, c] = shape;
+  const hwc = explainer.layout === 'nhwc' ? [a, b, c] : [b, c, a];
+  return {
+    layout: explainer.layout,
+    layoutFixed: model.toLowerCase().endsWith('.onnx'),
+    height: shape.length === 4 ? dim(hwc[0]) : null,
+    width: shape.length === 4 ? dim(hwc[1]) : null,
+    channels: shape.length === 4 ? dim(hwc[2]) : null,
+    shape,
+  };
 }

@@ -15,9 +15,16 @@ export async function runLayers(a: LayersArgs): Promise<string[]> {
     const shape = (s: Array<number | null>) => `[${s.map((d) => (d === null || d < 0 ? '?' : String(d))).join(',')}]`;
     const nameW = Math.max(4, ...layers.map((l) => l.name.length));
     const typeW = Math.max(4, ...layers.map((l) => l.type.length));
-    const lines = [`  ${'name'.padEnd(nameW)}  ${'type'.padEnd(typeW)}  output shape (${explainer.layout})`];
-    for (const l of layers) lines.push(`${l.isDefault ? '*' : ' '} ${l.name.padEnd(nameW)}  ${l.type.padEnd(typeW)}  ${shape(l.shape)}`);
-    lines.push(`${layers.length} candidate layer(s); * = default (${explainer.defaultLayer})`);
+    const shapeW = Math.max(`output shape (${explainer.layout})`.length, ...layers.map((l) => shape(l.shape).length));
+    // ONNX exports of PyTorch models: the module paths whose output a tensor is (--layer takes them too)
+    const withModules = layers.some((l) => l.modules?.length);
+    const moduleCol = (l: (typeof layers)[number]) => (withModules ? `  ${(l.modules ?? []).join(', ')}` : '');
+    const head = `  ${'name'.padEnd(nameW)}  ${'type'.padEnd(typeW)}  ${`output shape (${explainer.layout})`.padEnd(withModules ? shapeW : 0)}${withModules ? '  module' : ''}`;
+    const lines = [head.trimEnd()];
+    for (const l of layers) {
+      lines.push(`${l.isDefault ? '*' : ' '} ${l.name.padEnd(nameW)}  ${l.type.padEnd(typeW)}  ${shape(l.shape).padEnd(withModules ? shapeW : 0)}${moduleCol(l)}`.trimEnd());
+    }
+    lines.push(`${layers.length} candidate layer(s); * = default (${explainer.defaultLayer})${withModules ? '; --layer takes a tensor name, a node name or a module path' : ''}`);
     return lines;
   } finally {
     explainer.dispose();

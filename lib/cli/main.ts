@@ -6,6 +6,8 @@
  * (console.log/info/warn) is sent to stderr.
  */
 import { HELP, parseDemoArgs, parseExplainArgs, parseLayersArgs, UsageError } from './args';
+import { skippedInputs } from './inputs';
+import { cliMessage, inCliWords } from './words';
 
 function redirectConsole(): void {
   const toErr = (...args: unknown[]) => process.stderr.write(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ') + '\n');
@@ -38,9 +40,15 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       const { runExplain, summarize } = await import('./explain');
-      const log = (l: string) => process.stderr.write(l + '\n');
+      const log = (l: string) => process.stderr.write(cliMessage(l) + '\n');
+      // files of the input folders that are not pictures: named, then left out
+      const skipped = skippedInputs(a.inputs);
+      if (!a.quiet) for (const s of skipped) log(`gradcam: skipped ${s.input}: ${s.reason}`);
       const { report, exitCode } = await runExplain(a, log);
-      if (a.json) out(JSON.stringify(report, null, 2));
+      for (const f of report.failures) f.error = cliMessage(f.error);
+      // runExplain names the first failure; every other one is named too (each is a file to look at)
+      for (const f of report.failures.slice(1)) log(`gradcam: also failed: ${f.input}: ${f.error}`);
+      if (a.json) out(JSON.stringify({ ...report, skipped }, null, 2));
       else if (!a.quiet) summarize(report).forEach(out);
       return exitCode;
     }
@@ -65,7 +73,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw new UsageError(`unknown command '${command}' (expected explain, layers or demo; see gradcam --help)`);
   } catch (e) {
-    const err = e as Error;
+    // the library's argument errors name API options: the user typed flags
+    const err = inCliWords(e) as Error;
     const first = String(err?.message ?? err).split('\n')[0];
     if (err instanceof UsageError) {
       process.stderr.write(`gradcam: ${first}\n`);

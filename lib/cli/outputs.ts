@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { OutputNames } from '../cam/methods';
 import type { Explanation } from '../types';
-import { writeNpyChunks } from '../image/npy';
+import { NpyAppender } from '../image/npy';
 import type { ReportImage } from '../image/report';
 import { writeFileAtomic } from '../io/atomic';
 import type { ImageRecord } from './explain';
@@ -29,21 +29,29 @@ export function failureOf(input: string, e: unknown): InputFailure {
   return { input, error: message, code };
 }
 
-/** Rows of one .npy output, streamed to disk at the end without concatenating them first. */
+/** Rows of one .npy output, appended to a temporary file as images finish (NpyAppender). */
 class ArrayRows {
-  private readonly chunks: Float32Array[] = [];
-  private rowShape: number[] | undefined;
-  add(x: Float32Array, rowShape: number[]): void {
-    this.rowShape ??= rowShape;
-    this.chunks.push(x);
+  private appender: NpyAppender | undefined;
+  constructor(private readonly file: () => string | undefined) {}
+  add(x: Float32Array, rowShape: number[]): Promise<void> {
+    if (!this.appender) {
+      const file = this.file();
+      if (!file) return Promise.resolve();
+      this.appender = new NpyAppender(file, rowShape);
+    }
+    return this.appender.append(x);
   }
   get count(): number {
-    return this.chunks.length;
+    return this.appender?.rows ?? 0;
   }
-  async write(file: string): Promise<number[]> {
-    const shape = [this.chunks.length, ...(this.rowShape ?? [])];
-    await writeNpyChunks(file, this.chunks, shape);
-    return shape;
+  get path(): string | undefined {
+    return this.appender?.file;
+  }
+  write(): Promise<number[]> {
+    return (this.appender as NpyAppender).finish();
+  }
+  async discard(): Promise<void> {
+    await this.appender?.discard();
   }
 }
 
@@ -62,10 +70,18 @@ export class RunOutputs {
   readonly reportImages: ReportImage[] = [];
   readonly failures: InputFailure[] = [];
   /** one .npy per kind of array, named by the method registry (`<method>.npy`) */
-  private readonly arrays = { map: new ArrayRows(), inputGradient: new ArrayRows(), guidedMap: new ArrayRows() };
+  private readonly arrays = { map: this.rowsOf('map'), inputGradient: this.rowsOf('inputGradient'), guidedMap: this.rowsOf('guidedMap') };
+  private arraysDone = false;
   private rowCount = 0;
 
   constructor(readonly dir: string, private readonly keepArrays: boolean, private readonly names: OutputNames) {}
+
+  private rowsOf(kind: keyof OutputNames): ArrayRows {
+    return new ArrayRows(() => {
+      const name = this.names[kind]?.stem;
+      return name ? path.join(this.dir, `${name}.npy`) : undefined;
+    });
+  }
 
   /** the report's title: what the run shows */
   get title(): string {
@@ -99,13 +115,16 @@ export class RunOutputs {
     }
     this.records.push(done.record);
     if (done.report) this.reportImages.push(done.report);
+    const appends: Array<Promise<void>> = [];
     for (const e of done.explanations) {
       this.rowCount++;
       if (!this.keepArrays) continue;
-      if (e.map) this.arrays.map.add(e.map, done.mapShape);
-      if (e.inputGradient) this.arrays.inputGradient.add(e.inputGradient, done.guidedShape);
-      if (e.guidedMap) this.arrays.guidedMap.add(e.guidedMap, done.guidedShape);
+      // rows go to disk now (in order: appends of one file are chained), not kept for the end
+      if (e.map) appends.push(this.arrays.map.add(e.map, done.mapShape));
+      if (e.inputGradient) appends.push(this.arrays.inputGradient.add(e.inputGradient, done.guidedShape));
+      if (e.guidedMap) appends.push(this.arrays.guidedMap.add(e.guidedMap, done.guidedShape));
     }
+    await Promise.all(appends);
   }
 
   fail(input: string, e: unknown): void {
@@ -115,12 +134,22 @@ export class RunOutputs {
   /** Writes `<dir>/<name>.npy` for every array that has rows: exactly the finished images. */
   async writeArrays(): Promise<Record<string, { file: string; shape: number[] }>> {
     const npy: Record<string, { file: string; shape: number[] }> = {};
+    this.arraysDone = true;
     for (const [kind, rows] of Object.entries(this.arrays)) {
       const name = this.names[kind as keyof OutputNames]?.stem;
-      if (rows.count === 0 || !name) continue;
-      const file = path.join(this.dir, `${name}.npy`);
-      npy[name] = { file, shape: await rows.write(file) };
+      if (rows.count === 0 || !name) {
+        await rows.discard();
+        continue;
+      }
+      npy[name] = { file: rows.path as string, shape: await rows.write() };
     }
     return npy;
+  }
+
+  /** Removes the arrays' temporaries when the run ends without writeArrays (an error before any result). */
+  async discardArrays(): Promise<void> {
+    if (this.arraysDone) return;
+    this.arraysDone = true;
+    for (const rows of Object.values(this.arrays)) await rows.discard();
   }
 }

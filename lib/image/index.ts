@@ -9,7 +9,7 @@ export type { OverlayOptions } from './overlay';
 export { deprocessImage, numpyMeanStdF32, numpySumF32 } from './deprocess';
 export { decodeImage, toInputBatch, preprocessImages, batchImageToRgb, checkPreprocessSpec } from './preprocess';
 export type { PreprocessSpec, DecodedImage } from './preprocess';
-export { parseNpy, readNpy, encodeNpy, encodeNpyHeader, writeNpy, writeNpyChunks } from './npy';
+export { parseNpy, readNpy, encodeNpy, encodeNpyHeader, writeNpy, writeNpyChunks, NpyAppender } from './npy';
 export type { NpyArray } from './npy';
 export { DEFAULT_PNG_COMPRESSION, encodePng, encodePngs, rgbFloatToBytes, renderHeatmap, renderOverlay, renderOverlays, renderGuided } from './png';
 export type { PixelFormat, PngOptions, RenderedPicture } from './png';

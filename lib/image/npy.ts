@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import { GradcamError, checkFloat32Array, invalidRange, invalidType } from '../errors';
-import { writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
+import { tempPathFor, writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
 
 export interface NpyArray {
   data: Float32Array;
@@ -90,8 +90,12 @@ export function readNpy(file: string): NpyArray {
   return parseNpy(fs.readFileSync(file), file);
 }
 
-/** The .npy header (version 1.0, '<f4', C order) for `shape`: magic, lengths, padded dict. */
-export function encodeNpyHeader(shape: readonly number[]): Buffer {
+/**
+ * The .npy header (version 1.0, '<f4', C order) for `shape`: magic, lengths, padded dict. With
+ * `length`, the dict is padded with spaces to exactly that many bytes in all (a header written
+ * before the row count is known, patched in place later: NpyAppender).
+ */
+export function encodeNpyHeader(shape: readonly number[], length?: number): Buffer {
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
     throw invalidType('shape', 'array of non-negative integers', shape);
   }
@@ -99,7 +103,9 @@ export function encodeNpyHeader(shape: readonly number[]): Buffer {
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
   // pad with spaces so that magic + lengths + header + '\n' is a multiple of 64 (numpy's alignment)
   const total = 10 + header.length + 1;
-  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  const pad = length === undefined ? (64 - (total % 64)) % 64 : length - total;
+  if (pad < 0 || pad + header.length + 1 > 0xffff) throw invalidRange('length', `at least ${total} bytes for shape [${shape.join(',')}]`, length);
+  header += ' '.repeat(pad) + '\n';
   const out = Buffer.alloc(10 + header.length);
   MAGIC.copy(out, 0);
   out[6] = 1;
@@ -144,4 +150,91 @@ export async function writeNpyChunks(file: string, chunks: readonly Float32Array
   const have = chunks.reduce((a, c) => a + c.length, 0);
   if (have !== count) throw invalidRange('chunks', `${count} elements in all (shape [${shape.join(',')}])`, `${have} elements`);
   await writeFileAtomic(file, [head, ...chunks.map(bytesOf)]);
+}
+
+/** Header room for any row count up to 2^53 (16 digits), a multiple of 64 bytes. */
+function headerRoom(rowShape: readonly number[]): number {
+  const longest = encodeNpyHeader([2 ** 53, ...rowShape]).length;
+  return Math.ceil((longest + 16) / 64) * 64;
+}
+
+/**
+ * A float32 .npy file written row by row as rows arrive, never held in memory: the rows go to a
+ * hidden temporary next to `file` behind a header with room for any row count; finish() writes the
+ * real count into the header, flushes and renames, so the final name appears only when the file is
+ * complete (as writeFileAtomic). discard() removes the temporary. A temporary left by a killed
+ * process is what lib/io/atomic's removeStaleTemps removes.
+ */
+export class NpyAppender {
+  private handle: fs.promises.FileHandle | undefined;
+  private readonly tmp: string;
+  private readonly room: number;
+  private offset: number;
+  private count = 0;
+  private readonly rowLength: number;
+  private opening: Promise<fs.promises.FileHandle> | undefined;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(readonly file: string, readonly rowShape: readonly number[]) {
+    this.rowLength = rowShape.reduce((a, b) => a * b, 1);
+    this.tmp = tempPathFor(file);
+    this.room = headerRoom(rowShape);
+    this.offset = this.room;
+  }
+
+  /** rows written so far */
+  get rows(): number {
+    return this.count;
+  }
+
+  private open(): Promise<fs.promises.FileHandle> {
+    this.opening ??= (async () => {
+      const h = await fs.promises.open(this.tmp, 'wx', 0o666);
+      this.handle = h;
+      await writeAll(h, encodeNpyHeader([0, ...this.rowShape], this.room), 0);
+      return h;
+    })();
+    return this.opening;
+  }
+
+  /** Appends rows (a whole number of rows of rowShape); appends run in call order. */
+  append(rows: Float32Array): Promise<void> {
+    checkFloat32Array('rows', rows);
+    if (rows.length % Math.max(1, this.rowLength) !== 0) throw invalidRange('rows', `a multiple of ${this.rowLength} values (rows of [${this.rowShape.join(',')}])`, rows);
+    const at = this.offset;
+    this.offset += rows.byteLength;
+    this.count += this.rowLength === 0 ? 0 : rows.length / this.rowLength;
+    const next = this.chain.then(async () => writeAll(await this.open(), bytesOf(rows), at));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Writes the row count into the header, flushes, renames to the final name; returns the shape. */
+  async finish(): Promise<number[]> {
+    await this.chain;
+    const h = await this.open();
+    const shape = [this.count, ...this.rowShape];
+    await writeAll(h, encodeNpyHeader(shape, this.room), 0);
+    await h.sync();
+    await h.close();
+    this.handle = undefined;
+    await fs.promises.rename(this.tmp, this.file);
+    return shape;
+  }
+
+  /** Removes the temporary (after a failure); the final name is never created. */
+  async discard(): Promise<void> {
+    await this.chain;
+    if (this.handle) await this.handle.close().catch(() => undefined);
+    this.handle = undefined;
+    await fs.promises.unlink(this.tmp).catch(() => undefined);
+  }
+}
+
+async function writeAll(h: fs.promises.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let off = 0;
+  while (off < bytes.byteLength) {
+    const { bytesWritten } = await h.write(bytes, off, bytes.byteLength - off, position + off);
+    off += bytesWritten;
+  }
 }

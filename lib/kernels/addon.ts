@@ -7,9 +7,11 @@
  * Every kernel of lib/kernels/types.ts is exported twice, each taking the device first:
  *   name(device, ...args)        synchronous
  *   nameAsync(device, ...args)   Promise; the work runs on a libuv worker thread
- * Inputs are read in place (no copies); outputs are fresh Float32Arrays (Uint8Arrays for the
- * picture kernels). The addon checks its arguments itself (native/check.h), with the messages
- * of lib/kernels/validate.ts.
+ * Synchronous calls read inputs in place; Promise calls copy inputs (not those on a
+ * SharedArrayBuffer) first, since the caller may free a buffer meanwhile (native/README.md,
+ * "The caller's buffers"). Outputs are fresh Float32Arrays (Uint8Arrays for the picture kernels)
+ * unless `out` is given. The addon checks its arguments itself (native/check.h), with the
+ * messages of lib/kernels/validate.ts.
  */
 
 import * as fs from 'fs';

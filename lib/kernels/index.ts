@@ -11,10 +11,9 @@
  * the async variants reject with the same TypeError/RangeError.
  */
 
-import { GradcamError, checkOneOf } from '../errors';
-import { jsAsyncKernels } from './js-async';
+import { GradcamError, asAllocationFailure, checkOneOf } from '../errors';
+import { jsAsyncKernels, jsSyncKernels } from './js-async';
 import { type NativeStatus, nativeKernels, nativeStatus } from './native';
-import { reference } from './reference';
 import type { DeviceRequest, KernelDevice, KernelsAsync, KernelsSync } from './types';
 import { KERNEL_NAMES, validate } from './validate';
 
@@ -81,7 +80,38 @@ function warnOnce(choice: AutoChoice): void {
   console.warn(`gradcam-node: kernels on ${DEVICE_WORDS[choice.device]} (${choice.reason})`);
 }
 
-/** Each function checks its arguments, then calls the implementation. */
+/**
+ * Every field of a shape or options object: FeatureShape, ResizeOptions, GradcamTailOptions,
+ * CamTailOptions, CamCombine, CamGuide, ShowCamOnImageOptions.
+ */
+const OPTION_FIELDS = [
+  'n', 'k', 'h', 'w', 'layout', 'outH', 'outW', 'relu', 'alignCorners',
+  'kind', 'weighting', 'eps', 'op', 'weights', 'lowres', 'c', 'inputGrads',
+  'colormap', 'imageWeight', 'channels',
+] as const;
+
+/**
+ * A shape or options object read once into a plain object: its getters (or a Proxy's traps) run
+ * here, before the arrays are checked, so what is checked is what the kernel gets, and a getter
+ * that detaches or shrinks an array is caught by the array's length check. A JS array (camTail's
+ * per-round arrays) is read once into a plain array. Anything else as is.
+ */
+function snapshot(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v)) return v;
+  if (Array.isArray(v)) return Array.from(v as unknown[], snapshot);
+  const o = v as Record<string, unknown>;
+  const plain: Record<string, unknown> = {};
+  for (const f of OPTION_FIELDS) {
+    const value = o[f];
+    if (value !== undefined) plain[f] = snapshot(value);
+  }
+  return plain;
+}
+
+/**
+ * Each function reads its shape and options objects once (snapshot), checks its arguments, then
+ * calls the implementation; a failed allocation of an output becomes allocationFailed().
+ */
 function guarded(device: KernelDevice, impl: { sync: KernelsSync; async: KernelsAsync }, reason: string): Kernels {
   const sync: Record<string, unknown> = {};
   const async: Record<string, unknown> = {};
@@ -89,13 +119,24 @@ function guarded(device: KernelDevice, impl: { sync: KernelsSync; async: Kernels
     const check = validate[name] as (...args: unknown[]) => void;
     const runSync = impl.sync[name] as (...args: unknown[]) => unknown;
     const runAsync = impl.async[name] as (...args: unknown[]) => Promise<unknown>;
-    sync[name] = (...args: unknown[]) => {
+    const what = `the output of ${name}`;
+    sync[name] = (...given: unknown[]) => {
+      const args = given.map(snapshot);
       check(...args);
-      return runSync.apply(impl.sync, args);
+      try {
+        return runSync.apply(impl.sync, args);
+      } catch (e) {
+        throw asAllocationFailure(e, what);
+      }
     };
-    async[name] = async (...args: unknown[]) => {
+    async[name] = async (...given: unknown[]) => {
+      const args = given.map(snapshot);
       check(...args);
-      return runAsync.apply(impl.async, args);
+      try {
+        return await runAsync.apply(impl.async, args);
+      } catch (e) {
+        throw asAllocationFailure(e, what);
+      }
     };
   }
   return { device, sync: sync as unknown as KernelsSync, async: async as unknown as KernelsAsync, reason };
@@ -107,7 +148,7 @@ function implementation(device: KernelDevice): { sync: KernelsSync; async: Kerne
   let impl = implCache.get(device);
   if (!impl) {
     if (device === 'js') {
-      impl = { sync: reference, async: jsAsyncKernels() };
+      impl = { sync: jsSyncKernels(), async: jsAsyncKernels() };
     } else {
       const st = nativeStatus();
       if (device === 'cuda' && !(st.loaded && st.cuda.available)) {

@@ -5,6 +5,7 @@
  */
 
 import { parentPort } from 'node:worker_threads';
+import { asAllocationFailure } from '../errors';
 import { reference } from './reference';
 import type { KernelsSync } from './types';
 
@@ -16,7 +17,7 @@ export interface JobMessage {
 
 export type ResultMessage =
   | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { name: string; message: string; stack?: string } };
+  | { id: number; ok: false; error: { name: string; message: string; stack?: string; code?: string } };
 
 /** The ArrayBuffers of the typed arrays in a result (a Float32Array or Uint8Array, or an object of them). */
 export function resultBuffers(result: unknown): ArrayBuffer[] {
@@ -41,8 +42,9 @@ if (parentPort) {
       reply = { id: msg.id, ok: true, result };
       transfer = resultBuffers(result);
     } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      reply = { id: msg.id, ok: false, error: { name: err.name, message: err.message, stack: err.stack } };
+      const err = asAllocationFailure(e instanceof Error ? e : new Error(String(e)), `the output of ${msg.name}`) as Error & { code?: unknown };
+      const code = typeof err.code === 'string' ? err.code : undefined;
+      reply = { id: msg.id, ok: false, error: { name: err.name, message: err.message, stack: err.stack, code } };
     }
     port.postMessage(reply, transfer);
   });

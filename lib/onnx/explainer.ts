@@ -7,12 +7,13 @@
 import type { AdapterPass, GradientRequest, ModelAdapter, RoundGradients } from '../cam/adapter';
 import { explain } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
-import { GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType } from '../errors';
+import { GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout } from '../types';
 import { checkDifferentiable, logitsOf } from './backward';
 import { CacheOptions, ModelCache, checkCacheOption, readModelFile } from './cache';
 import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel } from './proto';
+import { LayerNames, layerHint, layerNames, resolveLayerName } from './layer-names';
 import {
   EXECUTION_PROVIDERS, ExecutionProviderRequest, GradientRun, LayerCandidate, OnnxGradientSession,
   inputLayout, layerCandidates,
@@ -58,6 +59,18 @@ function toModel(model: unknown): ModelProto {
   throw invalidType('model', 'ONNX file path or Uint8Array', model);
 }
 
+/** The bytes of a model read from a path: a decoding error names the file, as loadModel(path) does. */
+function named<T>(model: unknown, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (typeof model === 'string' && e instanceof GradcamError && e.code === 'EBADMODEL' && /^Not an ONNX model/.test(e.message)) {
+      throw new GradcamError(e.message.replace(/^Not an ONNX model/, `${model} is not an ONNX model`), 'EBADMODEL');
+    }
+    throw e;
+  }
+}
+
 function checkOptions(options: unknown): OnnxExplainerOptions {
   if (options === undefined) return {};
   if (typeof options !== 'object' || options === null) throw invalidType('options', 'object', options);
@@ -87,6 +100,8 @@ export class OnnxAdapter implements ModelAdapter {
   /** ReLU nodes that keep the plain rule under the guided and deconvnet rules */
   readonly unguidedNodes: string[];
   private disposed = false;
+  private names?: LayerNames;
+  private ruleCounts?: { relu: number; clip: number };
 
   constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions, private readonly cache?: ModelCache) {
     const declared = graph.inputShape();
@@ -116,7 +131,19 @@ export class OnnxAdapter implements ModelAdapter {
   }
 
   layers(): LayerInfo[] {
-    return this.candidates.map((c) => ({ name: c.name, type: c.op, shape: c.shape.map((d) => (d >= 0 ? d : null)), isDefault: c.isDefault }));
+    const modules = this.layerNames().modulesOf;
+    return this.candidates.map((c) => {
+      const info: LayerInfo = { name: c.name, type: c.op, shape: c.shape.map((d) => (d >= 0 ? d : null)), isDefault: c.isDefault };
+      const m = modules.get(c.name);
+      if (m) info.modules = m;
+      return info;
+    });
+  }
+
+  /** node names and PyTorch module paths of the candidate layers (lib/onnx/layer-names.ts), built on first need */
+  private layerNames(): LayerNames {
+    this.names ??= layerNames(this.graph, this.candidates.map((c) => c.name));
+    return this.names;
   }
 
   checkInput(input: unknown): InputBatch {
@@ -124,10 +151,15 @@ export class OnnxAdapter implements ModelAdapter {
     return checkInputBatch(input, this.layout, this.modelShape);
   }
 
-  resolveLayer(name: string): string {
-    if (!this.candidates.some((c) => c.name === name)) {
-      const names = this.candidates.map((c) => c.name);
-      throw new RangeError(`Expected one of the model's 4-D activations (see layers(); default ${this.defaultLayer}) for layer but received '${name}'${didYouMean(name, names)}`);
+  /** a tensor name, a node name or a PyTorch module path (lib/onnx/layer-names.ts) -> the tensor */
+  resolveLayer(given: string): string {
+    const tensors = this.candidates.map((c) => c.name);
+    const name = resolveLayerName(given, tensors, this.layerNames());
+    if (name === undefined) {
+      const hint = layerHint(given, tensors, this.layerNames());
+      throw Object.assign(new RangeError(
+        `Expected one of the model's 4-D activations, a node name or a module path (see layers(); default ${this.defaultLayer}) for layer but received '${given}'${hint}`,
+      ), { code: 'EBADLAYER' });
     }
     if (name !== this.defaultLayer) checkDifferentiable(this.graph, [name], false, this.scores);
     return name;
@@ -145,6 +177,29 @@ export class OnnxAdapter implements ModelAdapter {
       }
     }
     return this.inputGradError ?? undefined;
+  }
+
+  ruleActivations(guidedRelu6: boolean): number {
+    this.ruleCounts ??= this.countRuleActivations();
+    return this.ruleCounts.relu + (guidedRelu6 ? this.ruleCounts.clip : 0);
+  }
+
+  /** ReLU and Clip nodes on feature maps between the input and the scores, once per model */
+  private countRuleActivations(): { relu: number; clip: number } {
+    // the ops lib/onnx/backward/rules/activation.ts gives the rule to: Relu always, Clip with guidedRelu6;
+    // on feature maps (4-D): a ReLU in a dense head does not make a guided picture
+    const plain = new Set(this.unguidedNodes);
+    const onPath = this.graph.ancestors([this.scores]);
+    const fromInput = this.graph.descendants([this.graph.input]);
+    const shapes = inferShapes(this.graph, this.modelShape).shapes;
+    const counts = { relu: 0, clip: 0 };
+    for (const n of this.graph.nodes) {
+      const o = n.output?.[0];
+      if (!o || !onPath.has(o) || !fromInput.has(o) || plain.has(n.name ?? '') || shapes.get(o)?.length !== 4) continue;
+      if (n.opType === 'Relu') counts.relu++;
+      else if (n.opType === 'Clip') counts.clip++;
+    }
+    return counts;
   }
 
   /** The session for a request and input size; built once. */
@@ -177,7 +232,8 @@ export class OnnxAdapter implements ModelAdapter {
     const size: [number, number] = this.layout === 'nchw' ? [batch.shape[2], batch.shape[3]] : [batch.shape[1], batch.shape[2]];
     const session = await this.session(request, size);
     const n = batch.shape[0];
-    const opts = { counterfactual: request.counterfactual };
+    // begin() gets the batch explain() checked with checkInput (against this model's shape)
+    const opts = { counterfactual: request.counterfactual, inputChecked: true };
     // the first run explains every image's argmax: it serves round 0 whenever round 0 is the argmax
     const first = await session.run(batch, new Int32Array(n).fill(-1), opts);
     const toRound = (r: GradientRun, classes: Int32Array): RoundGradients => ({
@@ -235,7 +291,7 @@ export async function createOnnxExplainer(model: string | Uint8Array, options?: 
   if (options) checkKnownKeys('ONNX explainer options', options, [...EXPLAINER_OPTIONS, 'engine']);
   const cacheOpts = checkCacheOption('cache', opts.cache);
   const bytes = typeof model === 'string' ? readModelFile(model) : model;
-  const proto = toModel(bytes);
+  const proto = named(model, () => toModel(bytes));
   const cache = cacheOpts === false ? undefined : new ModelCache(bytes, cacheOpts);
   return new OnnxExplainer(new OnnxAdapter(proto, new GraphIndex(proto), opts, cache));
 }

@@ -143,9 +143,10 @@ export class OnnxGradientSession {
    * One session run for the batch. classes: per image, -1 = argmax, other negative = none
    * (zero gradient). Y = sign * sum_n logits[n, class_n], sign = -1 when counterfactual.
    */
-  async run(input: InputBatch, classes: Int32Array, opts: { counterfactual?: boolean } = {}): Promise<GradientRun> {
+  async run(input: InputBatch, classes: Int32Array, opts: { counterfactual?: boolean; inputChecked?: boolean } = {}): Promise<GradientRun> {
     if (this.disposed) throw new GradcamError('The ONNX gradient session was disposed', 'EDISPOSED');
-    const batch = checkInputBatch(input, this.layout, this.inputShape);
+    // the pipeline checked the batch once (adapter.checkInput): rounds do not scan it again
+    const batch = opts.inputChecked ? input : checkInputBatch(input, this.layout, this.inputShape);
     const n = batch.shape[0];
     if (!(classes instanceof Int32Array)) throw invalidType('classes', 'Int32Array', classes);
     if (classes.length !== n) throw invalidRange('classes', `Int32Array of length ${n}`, classes);

@@ -3,7 +3,7 @@
  * explainer (index.ts) and the worker thread (worker.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { invalidType } from '../errors';
+import { invalidType, rangeErrorOf } from '../errors';
 import { ProgramSource, SplitSource, type SplitModel } from './explainer';
 import { graphProgram, inferShapes } from './graph-adapter';
 import { layersProgram } from './layers-adapter';
@@ -26,7 +26,7 @@ export function isSplitModel(m: unknown): m is SplitModel {
 export function sourceOf(model: tf.LayersModel | tf.GraphModel | SplitModel, logitsNode?: string): ProgramSource | SplitSource {
   if (isSplitModel(model)) return new SplitSource(model);
   if (isLayersModel(model)) {
-    if (logitsNode !== undefined) throw new RangeError('Expected no logitsNode for a LayersModel (GraphModels only)');
+    if (logitsNode !== undefined) throw rangeErrorOf('Expected no logitsNode for a LayersModel (GraphModels only)');
     return new ProgramSource(layersProgram(model));
   }
   if (isGraphModel(model)) {

@@ -12,11 +12,11 @@ import { concatFloat32 } from '../arrays';
 import type { AdapterPass, GradientRequest, LayerActivations, ModelAdapter, RoundGradients } from '../cam/adapter';
 import { explain } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
-import { GradcamError, describe, didYouMean } from '../errors';
+import { GradcamError, describe, didYouMean, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, ScoreFunction } from '../types';
 import { ensureBackend, type TfjsEngine } from './engine';
 import type { RunMode } from './ops';
-import { PLAIN } from './ops';
+import { PLAIN, countActivations } from './ops';
 import { descendants, evaluate, frontier, type Program } from './program';
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -51,8 +51,8 @@ function selection(classes: Int32Array, numClasses: number, sign: number): tf.Te
 
 /** A 4-D NHWC tensor as an InputBatch (float32 values copied out of the backend). */
 function tensorToBatch(t: tf.Tensor): InputBatch {
-  if (t.isDisposed) throw new RangeError('Expected a live tf.Tensor for input but received a disposed tf.Tensor');
-  if (t.rank !== 4) throw new RangeError(`Expected a 4-D tf.Tensor [n, H, W, C] (NHWC) for input but received a tf.Tensor of shape [${t.shape}]`);
+  if (t.isDisposed) throw rangeErrorOf('Expected a live tf.Tensor for input but received a disposed tf.Tensor');
+  if (t.rank !== 4) throw rangeErrorOf(`Expected a 4-D tf.Tensor [n, H, W, C] (NHWC) for input but received a tf.Tensor of shape [${t.shape}]`);
   const values = t.dataSync();
   const data = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
   return { data, shape: t.shape as [number, number, number, number], layout: 'nhwc' };
@@ -63,7 +63,7 @@ function customScores(fn: ScoreFunction, logits: tf.Tensor2D, count: number): tf
   const out: unknown = fn(logits);
   if (!(out instanceof tf.Tensor) || out.size !== count || (out.rank !== 1 && !(out.rank === 2 && out.shape[1] === 1))) {
     const got = out instanceof tf.Tensor ? `a tf.Tensor of shape [${out.shape}]` : describe(out);
-    throw new TypeError(`Expected function returning a tf.Tensor of shape [${count}] (one score per image) for targets.score but received ${got}`);
+    throw Object.assign(new TypeError(`Expected function returning a tf.Tensor of shape [${count}] (one score per image) for targets.score but received ${got}`), { code: 'EARGTYPE' });
   }
   return tf.reshape(out, [count]) as tf.Tensor1D;
 }
@@ -178,6 +178,21 @@ export class ProgramSource implements GradientSource {
     return evaluate(this.program, new Map([[this.program.inputKey, x]]), mode);
   }
 
+  private counts?: { relu: number; relu6: number };
+
+  /** ReLUs and ReLU6s on feature maps (4-D) between the input and the logits, counted on one forward pass of a zero image (once). */
+  activationCounts(): { relu: number; relu6: number } {
+    if (this.counts) return this.counts;
+    const [, H, W, C] = this.inputShape;
+    const counts = countActivations(() => {
+      tf.tidy(() => {
+        this.logitsOf(tf.zeros([1, H ?? 64, W ?? 64, C ?? 3]) as tf.Tensor4D, PLAIN);
+      });
+    });
+    this.counts = counts;
+    return counts;
+  }
+
   bytesPerImage(): number {
     const [, H, W] = this.inputShape;
     let total = 0;
@@ -244,6 +259,8 @@ export interface TfjsModelInfo {
   supportsGuided: boolean;
   /** layer types run through layer.apply (see TfjsExplainer.fallbackLayers) */
   fallbacks: string[];
+  /** ReLUs and ReLU6s on feature maps (see ModelAdapter.ruleActivations); undefined: unknown */
+  activationCounts?: { relu: number; relu6: number };
 }
 
 export function modelInfo(source: GradientSource): TfjsModelInfo {
@@ -254,6 +271,8 @@ export function modelInfo(source: GradientSource): TfjsModelInfo {
     layers: source.layers(),
     supportsGuided: source.supportsGuided,
     fallbacks: source instanceof ProgramSource ? [...new Set(source.program.fallbacks)] : [],
+    // one forward pass of a zero image, on the active engine (made where the model lives)
+    activationCounts: source instanceof ProgramSource ? source.activationCounts() : undefined,
   };
 }
 
@@ -270,7 +289,7 @@ export function resolveTfjsLayer(name: string, has: boolean, layers: () => Layer
   if (!has) {
     const names = layers().map((l) => l.name);
     const shown = names.length > 8 ? `${names.slice(-8).join(', ')} (and ${names.length - 8} more, see layers())` : names.join(', ');
-    throw new RangeError(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`);
+    throw Object.assign(new RangeError(`Expected the name of a 4-D layer of the model (${shown}) for layer but received '${name}'${didYouMean(name, names)}`), { code: 'EBADLAYER' });
   }
   return name;
 }
@@ -325,6 +344,13 @@ export class TfjsAdapter implements TfjsModelAdapter {
 
   unsupported(request: GradientRequest): Error | undefined {
     return tfjsUnsupported(request, this.source.supportsGuided);
+  }
+
+  ruleActivations(guidedRelu6: boolean): number | undefined {
+    if (!(this.source instanceof ProgramSource)) return undefined;
+    ensureBackend(this.engine);
+    const c = this.source.activationCounts();
+    return c.relu + (guidedRelu6 ? c.relu6 : 0);
   }
 
   async begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass> {

@@ -6,7 +6,7 @@
  * guided; a graph with an op outside this set is rejected with the list of unsupported ops.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GradcamError } from '../errors';
+import { GradcamError, rangeErrorOf } from '../errors';
 import * as ops from './ops';
 import type { RunMode } from './ops';
 import type { Program, ProgramNode } from './program';
@@ -261,7 +261,7 @@ export function graphProgram(model: tf.GraphModel, logitsNode?: string): Program
   };
   let logitsKey: string;
   if (logitsNode !== undefined) {
-    if (!g.nodes[logitsNode]) throw new RangeError(`Expected a node name of the graph for logitsNode but received '${logitsNode}'`);
+    if (!g.nodes[logitsNode]) throw rangeErrorOf(`Expected a node name of the graph for logitsNode but received '${logitsNode}'`);
     logitsKey = logitsNode;
   } else {
     let n = g.outputs[0];

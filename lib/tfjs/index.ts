@@ -4,7 +4,7 @@
  */
 import './tfjs-present'; // first: a missing @tensorflow/tfjs is GradcamError ENOENGINE
 import * as tf from '@tensorflow/tfjs';
-import { GradcamError, checkOneOf, describe, invalidType } from '../errors';
+import { GradcamError, checkOneOf, describe, invalidType, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch } from '../types';
 import { isGraphModel, isLayersModel, isSplitModel, sourceOf } from './build';
 import { selectTfjsEngine, TFJS_ENGINE_PREFERENCES, type TfjsEnginePreference } from './engine';
@@ -51,7 +51,7 @@ function checkOptions(options: TfjsExplainerOptions): Checked {
   if (options.logitsNode !== undefined && typeof options.logitsNode !== 'string') throw invalidType('logitsNode', 'string', options.logitsNode);
   const w = options.workers;
   if (w !== undefined && w !== 0 && w !== 1) {
-    throw new RangeError(`Expected 0 (this thread) or 1 (a worker thread) for workers but received ${describe(w)}: a tfjs model computes in one worker thread`);
+    throw rangeErrorOf(`Expected 0 (this thread) or 1 (a worker thread) for workers but received ${describe(w)}: a tfjs model computes in one worker thread`);
   }
   return { pref, logitsNode: options.logitsNode, workers: w === 0 ? 0 : 1 };
 }
@@ -102,7 +102,7 @@ export async function createTfjsExplainer(
   const c = checkOptions(options);
   if (isSplitModel(model)) return inThread(model, c, 'a SplitModel ({ features, head }) is functions, which cannot cross to a worker thread');
   if (!isLayersModel(model) && !isGraphModel(model)) throw invalidType('model', 'tf.LayersModel, tf.GraphModel or { features, head }', model);
-  if (isLayersModel(model) && c.logitsNode !== undefined) throw new RangeError('Expected no logitsNode for a LayersModel (GraphModels only)');
+  if (isLayersModel(model) && c.logitsNode !== undefined) throw rangeErrorOf('Expected no logitsNode for a LayersModel (GraphModels only)');
   if (c.workers === 0) return inThread(model, c, 'workers: 0');
   if (!workerScriptPresent()) return inThread(model, c, 'the worker script is missing (the .ts sources run without a build)');
   let serialized: Awaited<ReturnType<typeof serialize>>;

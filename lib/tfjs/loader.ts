@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { GradcamError, invalidType } from '../errors';
+import { GradcamError, invalidType, rangeErrorOf } from '../errors';
 
 interface ModelJson {
   format?: string;
@@ -119,7 +119,7 @@ export async function loadTfjsModel(pathOrUrl: string): Promise<tf.LayersModel |
   }
   let file = pathOrUrl.startsWith('file://') ? pathOrUrl.slice(7) : pathOrUrl;
   if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'model.json');
-  if (!fs.existsSync(file)) throw new RangeError(`Expected an existing model.json for pathOrUrl but received '${pathOrUrl}'`);
+  if (!fs.existsSync(file)) throw Object.assign(new RangeError(`Expected an existing model.json for pathOrUrl but received '${pathOrUrl}'`), { code: 'ENOENT' });
   const { artifacts, graph } = readModelArtifacts(file);
   const handler: tf.io.IOHandler = { load: async () => artifacts };
   return graph ? tf.loadGraphModel(handler) : tf.loadLayersModel(handler);

@@ -67,12 +67,30 @@ const deconvReluOp = unaryCustomGrad((x) => ({ value: tf.relu(x), gradFunc: (dy)
 const deconvRelu6Op = unaryCustomGrad((x) => ({ value: tf.clipByValue(x, 0, 6), gradFunc: (dy) => tf.relu(dy) }));
 
 export function relu(x: tf.Tensor, mode: RunMode): tf.Tensor {
+  if (probe && x.rank === 4) probe.relu++;
   return mode.rule === 'guided' ? guidedReluOp(x) : mode.rule === 'deconvnet' ? deconvReluOp(x) : tf.relu(x);
 }
 
 export function relu6(x: tf.Tensor, mode: RunMode): tf.Tensor {
+  if (probe && x.rank === 4) probe.relu6++;
   if (!mode.relu6 || mode.rule === 'plain') return relu6Op(x);
   return mode.rule === 'guided' ? guidedRelu6Op(x) : deconvRelu6Op(x);
+}
+
+/** Counts of the ReLU and ReLU6 ops on feature maps (4-D) run while countActivations' function runs. */
+let probe: { relu: number; relu6: number } | undefined;
+
+/** How many ReLUs and ReLU6s on feature maps (the ops a ReLU rule can apply to) `run` passes through. */
+export function countActivations(run: () => void): { relu: number; relu6: number } {
+  const prev = probe;
+  const counts = { relu: 0, relu6: 0 };
+  probe = counts;
+  try {
+    run();
+  } finally {
+    probe = prev;
+  }
+  return counts;
 }
 
 /** ReLU with an upper bound (Keras ReLU(max_value)); 6 is ReLU6. */

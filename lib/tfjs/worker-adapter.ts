@@ -159,6 +159,11 @@ export class TfjsWorkerAdapter implements TfjsModelAdapter {
     return tfjsUnsupported(request, this.info.supportsGuided);
   }
 
+  ruleActivations(guidedRelu6: boolean): number | undefined {
+    const c = this.info.activationCounts;
+    return c ? c.relu + (guidedRelu6 ? c.relu6 : 0) : undefined;
+  }
+
   private fail(what: string): void {
     if (!this.failure && !(this.disposed && this.hasExited)) {
       this.failure = new GradcamError(`The TensorFlow.js worker thread ${what}`, 'EWORKER');

@@ -8,13 +8,10 @@ import type { Builder } from '../builder';
 
 export type Grad = string | undefined;
 
-/**
- * The ReLU backward rule of a pass, for a ReLU with forward input x and incoming gradient g:
- * 'plain' g*(x>0) (the true gradient); 'guided' g*(x>0)*(g>0) (guided backpropagation);
- * 'deconvnet' max(g,0), whatever x (Zeiler & Fergus' deconvnet).
- */
-export const RELU_RULES = ['plain', 'guided', 'deconvnet'] as const;
-export type ReluRule = (typeof RELU_RULES)[number];
+/** The ReLU backward rule of a pass (one definition, in the method registry's vocabulary). */
+import type { ReluRule } from '../../../cam/methods/types';
+export { RELU_RULES } from '../../../cam/methods/types';
+export type { ReluRule };
 
 /** How the rule set treats Relu/Clip in the pass being built. */
 export interface PassMode {
