@@ -21,6 +21,7 @@ import type { Explainer, ExplainResult, InputBatch } from '../lib/types';
 import { explainSkippingNonFinite } from '../lib/cam/nonfinite';
 import { DataType, ModelProto, floatTensor, node as onnxNode, saveModel as saveOnnx } from '../lib/onnx/proto';
 import { repoRoot } from './helpers/reference-data';
+import { lcg, saveTinyTfjsModel } from './helpers/tiny-tfjs';
 
 // GRADCAM_TEST_MAIN runs these tests against another build (e.g. the code before a fix)
 const MAIN = process.env.GRADCAM_TEST_MAIN ?? path.resolve(__dirname, '../lib/cli/main.js');
@@ -49,36 +50,9 @@ function runAsync(args: string[], opts: { shell?: string; onSpawn?: (pid: number
   });
 }
 
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32;
-}
-
-/** A conv -> conv -> [flatten -> dense(hidden)] -> dense(3) tfjs LayersModel saved as model.json + weights.bin. */
-async function saveModel(dir: string, size: number, hidden = 0): Promise<string> {
-  fs.mkdirSync(dir, { recursive: true });
-  const init = (seed: number) => tf.initializers.randomNormal({ mean: 0, stddev: 0.5, seed });
-  const model = tf.sequential();
-  model.add(tf.layers.conv2d({ name: 'conv1', inputShape: [size, size, 3], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }));
-  model.add(tf.layers.conv2d({ name: 'conv2', filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2), biasInitializer: tf.initializers.constant({ value: 0.05 }) }));
-  if (hidden > 0) {
-    model.add(tf.layers.flatten({ name: 'flat' }));
-    model.add(tf.layers.dense({ name: 'hidden', units: hidden, activation: 'relu', kernelInitializer: tf.initializers.randomNormal({ mean: 0, stddev: 0.02, seed: 4 }) }));
-  } else {
-    model.add(tf.layers.globalAveragePooling2d({ name: 'gap' }));
-  }
-  model.add(tf.layers.dense({ name: 'logits', units: 3, activation: 'softmax', kernelInitializer: init(3) }));
-  const file = path.join(dir, 'model.json');
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
-      fs.writeFileSync(file, JSON.stringify({ format: 'layers-model', modelTopology: artifacts.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }] }));
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  model.dispose();
-  fs.writeFileSync(path.join(dir, 'gradcam.json'), JSON.stringify({ size: [size, size], mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], labels: LABELS }));
-  return file;
+/** The tests' tiny model: the shared one, with a bias on conv2 and a sidecar for the CLI. */
+function saveModel(dir: string, size: number, hidden = 0): Promise<string> {
+  return saveTinyTfjsModel(dir, size, { hidden, conv2Bias: 0.05, sidecar: { size: [size, size], mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], labels: LABELS } });
 }
 
 async function saveImages(dir: string, count: number, w = 24, h = 24): Promise<string[]> {
