@@ -12,7 +12,7 @@
  *  - event loop: p99 and max delay (perf_hooks.monitorEventLoopDelay) while MobileNetV2 batches are
  *    explained, ONNX (../shared/reference/models/mobilenet_v2.onnx) and tfjs (nsfwjs MobileNetV2).
  *  - concurrent = sequential: 64 explain() calls at once give bit for bit what 64 in a row give.
- *  - sanitizer: scripts/fuzz-native.js where it exists (--quick), else not run.
+ *  - sanitizer: scripts/fuzz-native.js where it exists (its --quick with ours), else not run.
  *
  * Usage: node dist/bench/reliability.js [--quick] [--json]   (the JSON line is printed either way;
  * --json prints only it). A part that fails its own check makes the exit code 1.
@@ -22,6 +22,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { monitorEventLoopDelay, performance } from 'perf_hooks';
+import { lcg, saveTinyTfjsModel } from '../test/helpers/tiny-tfjs';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SELF = __filename;
@@ -66,36 +67,9 @@ function lastJson<T>(out: string): T | undefined {
 // ---------------------------------------------------------------------------------------------
 // tiny models
 
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32;
-}
-
-/** A conv -> conv -> [dense(hidden)] -> dense(3) tfjs model.json (as test/reliability.test.ts makes it). */
-async function saveTfjsModel(dir: string, size: number, hidden = 0): Promise<string> {
-  const tf = await import('@tensorflow/tfjs');
-  fs.mkdirSync(dir, { recursive: true });
-  const init = (seed: number) => tf.initializers.randomNormal({ mean: 0, stddev: 0.5, seed });
-  const model = tf.sequential();
-  model.add(tf.layers.conv2d({ name: 'conv1', inputShape: [size, size, 3], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }));
-  model.add(tf.layers.conv2d({ name: 'conv2', filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }));
-  if (hidden > 0) {
-    model.add(tf.layers.flatten({ name: 'flat' }));
-    model.add(tf.layers.dense({ name: 'hidden', units: hidden, activation: 'relu', kernelInitializer: tf.initializers.randomNormal({ mean: 0, stddev: 0.02, seed: 4 }) }));
-  } else {
-    model.add(tf.layers.globalAveragePooling2d({ name: 'gap' }));
-  }
-  model.add(tf.layers.dense({ name: 'logits', units: 3, activation: 'softmax', kernelInitializer: init(3) }));
-  const file = path.join(dir, 'model.json');
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
-      fs.writeFileSync(file, JSON.stringify({ format: 'layers-model', modelTopology: artifacts.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }] }));
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  model.dispose();
-  return file;
+/** The reliability tests' tiny model, without their conv2 bias and sidecar. */
+function saveTfjsModel(dir: string, size: number, hidden = 0): Promise<string> {
+  return saveTinyTfjsModel(dir, size, { hidden });
 }
 
 const SMALL_ONNX = path.join(ROOT, 'test', 'fixtures', 'onnx', 'misc_o11', 'model.onnx');
@@ -604,8 +578,14 @@ async function main(): Promise<void> {
   let sanitizer = 'not run: scripts/fuzz-native.js is not in this branch (where it is: npm run fuzz:native)';
   const fuzz = path.join(ROOT, 'scripts', 'fuzz-native.js');
   if (fs.existsSync(fuzz)) {
-    const r = await part<{ findings?: number }>('sanitizer (fuzz-native --quick)', [fuzz, '--quick']);
-    sanitizer = 'error' in r ? `fuzz-native failed: ${r.error}` : `${r.findings ?? 0} finding(s)`;
+    const q2 = quick ? ['--quick'] : [];
+    const r = await part<{ calls: number; crashes: number; findings: number; wrong: number; unexpected: number }>(`sanitizer (fuzz-native${quick ? ' --quick' : ''})`, [fuzz, ...q2]);
+    sanitizer = 'error' in r ? `fuzz-native failed: ${r.error}`
+      : `${r.findings} finding(s), ${r.crashes} crash(es), ${r.wrong} wrong and ${r.unexpected} unexpected result(s) in ${r.calls} calls (ASan+UBSan)`;
+    if (!('error' in r) && r.crashes > 0) {
+      crashes.crashed += r.crashes;
+      crashes.details.push(`sanitizer: ${r.crashes} crashed fuzz child process(es)`);
+    }
   }
   fs.rmSync(cacheDir, { recursive: true, force: true });
 

@@ -66,8 +66,10 @@ function sanitizerRuntime() {
 
 function parent() {
   const seed = option('seed', 1);
-  const rounds = option('rounds', 4);
-  const calls = option('calls', 800);
+  // --quick: one round of 400 calls (the reliability script's sanitizer part)
+  const quick = process.argv.includes('--quick');
+  const rounds = option('rounds', quick ? 1 : 4);
+  const calls = option('calls', quick ? 400 : 800);
   if (!process.argv.includes('--no-build') || !fs.existsSync(ADDON)) build();
   const libasan = sanitizerRuntime();
   if (!libasan) {
@@ -130,6 +132,11 @@ function parent() {
   console.log(`  crashes:              ${total.crashes.length}${total.crashes.length ? '\n    ' + total.crashes.join('\n    ') : ''}`);
   console.log(`  sanitizer findings:   ${findings.length}${findings.length ? '\n    ' + findings.join('\n    ') : ''}`);
   const bad = total.wrong + total.unexpected.length + total.crashes.length + findings.length;
+  // the same summary as one JSON line, last, for scripts (npm run reliability)
+  console.log(JSON.stringify({
+    type: 'fuzz-native', calls: total.calls, ok: total.ok, checked: total.checked, wrong: total.wrong,
+    unexpected: total.unexpected.length, crashes: total.crashes.length, findings: findings.length,
+  }));
   process.exit(bad ? 1 : 0);
 }
 
