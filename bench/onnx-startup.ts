@@ -20,10 +20,10 @@ export function hook(): void {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { OnnxGradientSession } = require(path.join(ROOT, 'dist/lib/onnx/session')) as { OnnxGradientSession: { prototype: { run: (...a: unknown[]) => unknown } } };
   // the first session's build (model cache lookup or gradient build, then the ORT session), alone
-  const { OnnxExplainer } = require(path.join(ROOT, 'dist/lib/onnx/explainer')) as { OnnxExplainer: { prototype: { session: (...a: unknown[]) => Promise<unknown> } } };
-  const session = OnnxExplainer.prototype.session;
+  const { OnnxAdapter } = require(path.join(ROOT, 'dist/lib/onnx/explainer')) as { OnnxAdapter: { prototype: { session: (...a: unknown[]) => Promise<unknown> } } };
+  const session = OnnxAdapter.prototype.session;
   let firstSession = true;
-  OnnxExplainer.prototype.session = async function (this: unknown, ...args: unknown[]) {
+  OnnxAdapter.prototype.session = async function (this: unknown, ...args: unknown[]) {
     const t0 = performance.now();
     const s = await session.apply(this, args);
     if (firstSession) {

@@ -164,5 +164,12 @@ export interface Explainer {
   layers(): LayerInfo[];
   readonly defaultLayer: string;
   explain(input: InputBatch, options?: ExplainOptions): Promise<ExplainResult>;
+  /**
+   * Builds ahead what explain() with these options needs, so the first call does not wait for it
+   * (ONNX: the gradient session for the options' method and layers at `inputSize` [H, W], default
+   * the model's declared size; tfjs: the model is ready at creation, nothing to build). Optional:
+   * explain() builds what is missing. explainStream calls it while the first pictures decode.
+   */
+  prepare?(options?: ExplainOptions, inputSize?: [number, number]): Promise<void>;
   dispose(): void;
 }

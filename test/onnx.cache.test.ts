@@ -74,24 +74,111 @@ describe('ONNX model cache', function () {
     const dir = freshDir();
     for (const m of ['gradcam', 'guided-backprop', 'guided-gradcam'] as Method[]) {
       const miss = await counted(() => explainOnce(MODEL, { dir }, m));
-      assert.deepEqual([miss.d.builds, miss.d.optimizedHits, miss.d.gradientHits, miss.d.writes], [1, 0, 0, 2], m);
+      // the first explainer of the model also stores its digest and graph summary
+      const first = m === 'gradcam';
+      assert.deepEqual([miss.d.builds, miss.d.optimizedHits, miss.d.gradientHits, miss.d.writes, miss.d.digestHits, miss.d.summaryHits], [1, 0, 0, first ? 4 : 2, first ? 0 : 1, first ? 0 : 1], m);
       const hit = await counted(() => explainOnce(MODEL, { dir }, m));
-      assert.deepEqual([hit.d.builds, hit.d.optimizedHits, hit.d.gradientHits, hit.d.writes, hit.d.corrupt], [0, 1, 0, 0, 0], m);
+      assert.deepEqual([hit.d.builds, hit.d.optimizedHits, hit.d.gradientHits, hit.d.writes, hit.d.corrupt, hit.d.digestHits, hit.d.summaryHits], [0, 1, 0, 0, 0, 1, 1], m);
       assert.ok(bytesOf(miss.value).equals(uncached[m]), `${m}: cold cached run differs from uncached`);
       assert.ok(bytesOf(hit.value).equals(uncached[m]), `${m}: warm cached run differs from uncached`);
     }
     assert.equal(entries(dir, '.gradient').length, 3);
     assert.equal(entries(dir, '.optimized').length, 3);
+    assert.equal(entries(dir, '.digest').length, 1);
+    assert.equal(entries(dir, '.summary').length, 1);
     assert.equal(entries(dir, '.tmp').length, 0);
+    // an .optimized entry is a folder: ORT's graph, its weights as external data, the checked header
+    for (const o of entries(dir, '.optimized')) assert.deepEqual(fs.readdirSync(path.join(dir, o)).sort(), ['entry.json', 'model.onnx', 'weights.bin']);
   });
+
+  it('a warm start neither reads nor decodes the model file', async () => {
+    const dir = freshDir();
+    await explainOnce(MODEL, { dir });
+    // the digest is trusted only for a file changed 2 s before its hashing: a copy made now is hashed
+    // each time until then, so the fixture (old) is used as is
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const proto = require('../lib/onnx/proto') as { loadModel: typeof loadModel };
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const cacheMod = require('../lib/onnx/cache') as { readModelFile: (f: string) => Buffer };
+    const original = [proto.loadModel, cacheMod.readModelFile] as const;
+    let decoded = 0;
+    let read = 0;
+    proto.loadModel = ((m: Parameters<typeof loadModel>[0]) => { decoded++; return original[0](m); }) as typeof loadModel;
+    cacheMod.readModelFile = (f: string) => { read++; return original[1](f); };
+    try {
+      const r = await counted(() => explainOnce(MODEL, { dir }));
+      assert.deepEqual([r.d.digestHits, r.d.summaryHits, r.d.optimizedHits, r.d.builds], [1, 1, 1, 0]);
+      assert.deepEqual([read, decoded], [0, 0], 'model file read / decoded');
+      assert.ok(bytesOf(r.value).equals(uncached.gradcam));
+      // a layer given by a module path needs the node names: the model is decoded then, once
+      const ex = await createOnnxExplainer(MODEL, { cache: { dir }, executionProvider: 'cpu' });
+      try {
+        const layers = ex.layers();
+        assert.ok(layers.length > 0);
+        assert.deepEqual([read, decoded], [1, 1]);
+      } finally {
+        ex.dispose();
+      }
+    } finally {
+      [proto.loadModel, cacheMod.readModelFile] = original;
+    }
+  });
+
+  it('hashes a model file again when its identity changed; a copy is its own file', async () => {
+    const dir = freshDir();
+    const copy = path.join(root, `copy-${dirs}.onnx`);
+    fs.copyFileSync(MODEL, copy);
+    const old = new Date(Date.now() - 60e3);
+    fs.utimesSync(copy, old, old);
+    await explainOnce(copy, { dir });
+    const again = await counted(() => explainOnce(copy, { dir }));
+    // utimes set the mtime back but the ctime is now: within 2 s of the hashing, so hashed again
+    assert.equal(again.d.digestHits, 0);
+    // the same bytes under the same key: the model entries hit
+    assert.deepEqual([again.d.builds, again.d.optimizedHits], [0, 1]);
+    // a changed weight with the old size and mtime: ctime and the racy rule catch it
+    const bytes = fs.readFileSync(copy);
+    const proto = loadModel(bytes);
+    const w = (proto.graph?.initializer ?? []).find((t) => t.dataType === 1 && t.rawData && (t.rawData as Uint8Array).length > 16);
+    assert.ok(w);
+    const raw = Buffer.from(w.rawData as Uint8Array);
+    raw.writeFloatLE(raw.readFloatLE(0) + 0.25, 0);
+    w.rawData = raw;
+    const changed = Buffer.from(saveModel(proto));
+    assert.equal(changed.length, bytes.length);
+    fs.writeFileSync(copy, changed);
+    fs.utimesSync(copy, old, old);
+    const r = await counted(() => explainOnce(copy, { dir }));
+    assert.deepEqual([r.d.digestHits, r.d.builds], [0, 1]);
+    assert.ok(bytesOf(r.value).equals(bytesOf(await explainOnce(changed, false))));
+  });
+
+  for (const workers of [1, 0]) {
+    it(`a changed byte in the cached weights is caught by their CRC-32 before use (workers: ${workers})`, async () => {
+      const dir = freshDir();
+      await explainOnce(MODEL, { dir }, 'gradcam', workers);
+      const [opt] = entries(dir, '.optimized');
+      const weights = path.join(dir, opt, 'weights.bin');
+      const b = fs.readFileSync(weights);
+      b[Math.floor(b.length / 2)] ^= 0x40;
+      fs.writeFileSync(weights, b);
+      const r = await counted(() => explainOnce(MODEL, { dir }, 'gradcam', workers));
+      assert.deepEqual([r.d.corrupt, r.d.optimizedHits, r.d.gradientHits, r.d.builds, r.d.writes], [1, 0, 1, 0, 1]);
+      assert.ok(bytesOf(r.value).equals(uncached.gradcam));
+      const again = await counted(() => explainOnce(MODEL, { dir }, 'gradcam', workers));
+      assert.deepEqual([again.d.corrupt, again.d.optimizedHits], [0, 1]);
+      assert.ok(bytesOf(again.value).equals(uncached.gradcam));
+    });
+  }
 
   it('serves the gradient entry when the optimized one is missing, in this thread too', async () => {
     const dir = freshDir();
     await explainOnce(MODEL, { dir }, 'gradcam', 0);
-    for (const f of entries(dir, '.optimized')) fs.rmSync(path.join(dir, f));
+    for (const f of entries(dir, '.optimized')) fs.rmSync(path.join(dir, f), { recursive: true });
     const r = await counted(() => explainOnce(MODEL, { dir }, 'gradcam', 0));
     assert.deepEqual([r.d.builds, r.d.gradientHits, r.d.optimizedHits, r.d.writes], [0, 1, 0, 1]);
     assert.ok(bytesOf(r.value).equals(uncached.gradcam));
+    assert.equal(entries(dir, '.optimized').length, 1);
     const again = await counted(() => explainOnce(MODEL, { dir }, 'gradcam', 0));
     assert.deepEqual([again.d.builds, again.d.optimizedHits], [0, 1]);
     assert.ok(bytesOf(again.value).equals(uncached.gradcam));
@@ -99,7 +186,8 @@ describe('ONNX model cache', function () {
 
   const damages: Array<[string, (b: Buffer) => Buffer]> = [
     ['truncated', (b) => b.subarray(0, Math.floor(b.length / 2))],
-    ['a flipped payload byte', (b) => { const c = Buffer.from(b); c[c.length - 1000] ^= 0x10; return c; }],
+    // (small entries have no payload: there the byte flipped is the header's last but one)
+    ['a flipped payload byte', (b) => { const c = Buffer.from(b); c[c.length > 2000 ? c.length - 1000 : c.length - 2] ^= 0x10; return c; }],
     ['a flipped header byte', (b) => { const c = Buffer.from(b); c[40] ^= 0x01; return c; }],
     ['garbage', () => Buffer.from('not a cache entry')],
     ['empty', () => Buffer.alloc(0)],
@@ -108,12 +196,27 @@ describe('ONNX model cache', function () {
     it(`detects an entry ${what} and rebuilds it`, async () => {
       const dir = freshDir();
       await explainOnce(MODEL, { dir });
-      for (const f of entries(dir)) fs.writeFileSync(path.join(dir, f), damage(fs.readFileSync(path.join(dir, f))));
+      // every file: the .gradient, .digest and .summary entries and each file of the .optimized folder
+      const files = entries(dir).flatMap((f) => (fs.statSync(path.join(dir, f)).isDirectory() ? fs.readdirSync(path.join(dir, f)).map((g) => path.join(f, g)) : [f]));
+      assert.equal(files.length, 6);
+      for (const f of files) fs.writeFileSync(path.join(dir, f), damage(fs.readFileSync(path.join(dir, f))));
       const r = await counted(() => explainOnce(MODEL, { dir }));
-      assert.deepEqual([r.d.corrupt, r.d.builds, r.d.optimizedHits, r.d.gradientHits, r.d.writes], [2, 1, 0, 0, 2]);
+      assert.deepEqual([r.d.corrupt, r.d.builds, r.d.optimizedHits, r.d.gradientHits, r.d.digestHits, r.d.summaryHits, r.d.writes], [4, 1, 0, 0, 0, 0, 4]);
       assert.ok(bytesOf(r.value).equals(uncached.gradcam));
       const again = await counted(() => explainOnce(MODEL, { dir }));
-      assert.deepEqual([again.d.corrupt, again.d.builds, again.d.optimizedHits], [0, 0, 1]);
+      assert.deepEqual([again.d.corrupt, again.d.builds, again.d.optimizedHits, again.d.digestHits, again.d.summaryHits], [0, 0, 1, 1, 1]);
+    });
+    it(`detects an .optimized folder's file ${what} alone and rebuilds the folder`, async () => {
+      const dir = freshDir();
+      await explainOnce(MODEL, { dir });
+      const [opt] = entries(dir, '.optimized');
+      for (const name of ['entry.json', 'model.onnx', 'weights.bin']) {
+        const f = path.join(dir, opt, name);
+        fs.writeFileSync(f, damage(fs.readFileSync(f)));
+        const r = await counted(() => explainOnce(MODEL, { dir }));
+        assert.deepEqual([r.d.corrupt, r.d.builds, r.d.optimizedHits, r.d.gradientHits, r.d.writes], [1, 0, 0, 1, 1], name);
+        assert.ok(bytesOf(r.value).equals(uncached.gradcam), name);
+      }
     });
   }
 
@@ -192,7 +295,7 @@ describe('ONNX model cache', function () {
     }
   });
 
-  it('listing layers builds no session and writes nothing', async () => {
+  it('listing layers builds no session and stores no model (only the digest and the graph summary)', async () => {
     const dir = freshDir();
     const r = await counted(async () => {
       const ex = await createOnnxExplainer(MODEL, { cache: { dir } });
@@ -202,19 +305,20 @@ describe('ONNX model cache', function () {
     });
     assert.ok(r.value.length > 0);
     assert.equal(r.d.builds, 0);
-    assert.equal(fs.existsSync(dir), false);
+    assert.deepEqual(entries(dir).map((f) => path.extname(f)).sort(), ['.digest', '.summary']);
   });
 
   it('keeps the folder under maxBytes, least recently used entries first', async () => {
     const dir = freshDir();
+    const models = () => entries(dir).filter((f) => /\.(gradient|optimized)$/.test(f));
     await explainOnce(MODEL, { dir, maxBytes: 1 }, 'gradcam');
-    assert.equal(entries(dir).length, 2, 'the entries just written stay');
+    assert.equal(models().length, 2, 'the entries just written stay');
     await explainOnce(MODEL, { dir, maxBytes: 1 }, 'guided-backprop');
-    const left = entries(dir);
+    const left = models();
     assert.equal(left.length, 2, left.join(', '));
     // a generous bound keeps everything
     await explainOnce(MODEL, { dir }, 'gradcam');
-    assert.equal(entries(dir).length, 4);
+    assert.equal(models().length, 4);
   });
 
   it('gradcam explain --no-cache writes nothing; --cache-dir writes there', () => {
@@ -237,6 +341,21 @@ describe('ONNX model cache', function () {
     assert.equal(entries(dir, '.gradient').length, 1);
     r = spawnSync(process.execPath, [MAIN, 'layers', '-m', MODEL, '--cache-dir', freshDir()], { encoding: 'utf8', env, timeout: 60000 });
     assert.equal(r.status, 0, r.stderr);
+  });
+
+  it('prepare() builds the session explain() then uses; it checks its arguments', async () => {
+    const ex = await createOnnxExplainer(MODEL, { cache: false, executionProvider: 'cpu' });
+    try {
+      const prepared = await counted(() => (ex.prepare as NonNullable<typeof ex.prepare>)({ method: 'guided-gradcam' }, [32, 32]));
+      assert.equal(prepared.d.builds, 1);
+      const r = await counted(() => ex.explain(batch(), { method: 'guided-gradcam', targets: { topK: 2 } }));
+      assert.equal(r.d.builds, 0, 'explain() built a session prepare() had built');
+      assert.ok(bytesOf(r.value).equals(uncached['guided-gradcam']));
+      await assert.rejects((ex.prepare as NonNullable<typeof ex.prepare>)({ method: 'gradcm' as Method }), /for method but received 'gradcm'.*did you mean 'gradcam'/);
+      await assert.rejects((ex.prepare as NonNullable<typeof ex.prepare>)({}, [32, 0]), (e: Error & { code?: string }) => e.code === 'EARGTYPE' && /inputSize/.test(e.message));
+    } finally {
+      ex.dispose();
+    }
   });
 
   it('parses the cache flags and options', () => {

@@ -180,6 +180,21 @@ describe('explainStream', function () {
     assert.ok(batches[0].items.every((i) => i.error === batches[0].error));
   });
 
+  it('prepares the explainer for the pictures\' size before their first batch is decoded', async () => {
+    const ex = fakeExplainer();
+    const seen: Array<{ options?: ExplainOptions; size?: [number, number]; callsThen: number }> = [];
+    const prepared = Object.assign(ex, {
+      prepare: async (options?: ExplainOptions, size?: [number, number]) => { seen.push({ options, size, callsThen: ex.calls }); },
+    });
+    const batches = await collect(explainStream(prepared, pics.slice(0, 3), { width: 16, height: 12, batchSize: 2, explain: { method: 'gradcam++' } }));
+    assert.equal(batches.length, 2);
+    assert.deepEqual(seen, [{ options: { method: 'gradcam++' }, size: [12, 16], callsThen: 0 }]);
+    // a failing prepare() is not the stream's error: explain() reports what is wrong
+    const failing = Object.assign(fakeExplainer(), { prepare: () => Promise.reject(new Error('not now')) });
+    const again = await collect(explainStream(failing, pics.slice(0, 2), { ...SPEC, batchSize: 2 }));
+    assert.equal(again[0].error, undefined);
+  });
+
   it('checks its options', async () => {
     await assert.rejects(collect(explainStream(fakeExplainer(), [pics[0]], { batchSize: 0 })), /Expected positive integer for batchSize but received 0/);
     await assert.rejects(collect(explainStream(fakeExplainer(), [pics[0]], { widht: 3 } as never)), /widht/);

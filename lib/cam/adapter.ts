@@ -92,6 +92,8 @@ export interface ModelAdapter {
    * own copy, not read again: an adapter may take its buffer (a worker thread's adapter transfers it).
    */
   begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass>;
+  /** build ahead what begin() will need for this request at input size [H, W] (optional) */
+  prepare?(request: GradientRequest, inputSize?: [number, number]): Promise<void>;
   /** logits of modified inputs or activations (see ScoringRequest); optional until a method needs it */
   score?(request: ScoringRequest): Promise<Float32Array>;
   dispose(): void;

@@ -280,6 +280,15 @@ async function layerMaps(
   return tail;
 }
 
+/** Builds ahead what explain() with these options needs (Explainer.prepare). */
+export async function prepare(adapter: ModelAdapter, options?: unknown, inputSize?: [number, number]): Promise<void> {
+  if (inputSize !== undefined && (!Array.isArray(inputSize) || inputSize.length !== 2 || !inputSize.every((v) => Number.isInteger(v) && v > 0))) {
+    throw invalidType('inputSize', '[height, width] (positive integers)', inputSize);
+  }
+  const p = parseOptions(adapter, options);
+  await adapter.prepare?.(p.request, inputSize);
+}
+
 /**
  * Explains a batch with a model adapter. The batch is copied when the call starts: changing the
  * caller's array afterwards (before the Promise settles) does not change the result.

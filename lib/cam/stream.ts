@@ -100,6 +100,9 @@ export async function* explainStream(
     : undefined;
   const explainOptions = options.explain;
   const it = toAsyncIterator(inputs);
+  // what the model needs for these options (ONNX: the gradient session at this input size) is built
+  // while the first pictures decode; a failure here surfaces from the explain() that needs it
+  if (spec && typeof explainer.prepare === 'function') explainer.prepare(explainOptions, [spec.height, spec.width]).catch(() => undefined);
 
   let index = 0;
   let ended = false;

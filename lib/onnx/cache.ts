@@ -1,13 +1,31 @@
 /**
  * On-disk cache of generated gradient models, so that a second run of the same model is ready at
- * once. Per (model, backward options) two entries, each one self-checking file:
+ * once. Per (model, backward options) two entries:
  *
- *   <key>.gradient   the generated forward+backward model (saveModel's bytes) and the names the
- *                    session reads (GradientModelInfo): a hit skips buildGradientModel and saveModel
- *   <key>.optimized  the model as ONNX Runtime optimized it (graph level 'all') for this CPU: loaded
- *                    with optimization disabled, a hit also skips ORT's optimizer. CPU sessions only:
- *                    ORT marks such a model as specific to the machine (NCHWc blocking), so the CPU
- *                    model and architecture are part of its key; CUDA sessions load the .gradient entry.
+ *   <key>.gradient   one self-checking file: the generated forward+backward model (saveModel's
+ *                    bytes) and the names the session reads (GradientModelInfo): a hit skips
+ *                    buildGradientModel and saveModel
+ *   <key>.optimized/ a folder: the model as ONNX Runtime optimized it (graph level 'all') for this
+ *                    CPU, as ORT wrote it: model.onnx (the graph) and weights.bin (its initializers,
+ *                    as external data), and entry.json (a self-checking file: the key, the
+ *                    GradientModelInfo, the size and CRC-32 of the two). A hit is loaded by path with
+ *                    optimization disabled: ORT reads the graph and maps the weights from the file, no
+ *                    byte of the model passes through JavaScript (a 90 MB model read into fresh memory
+ *                    costs 0.3 s on some VMs), and ORT's optimizer is skipped. The two files are
+ *                    checked against their CRC-32 in the thread that loads them, before the session
+ *                    is used. CPU sessions only: ORT marks such a model as specific to the machine
+ *                    (NCHWc blocking), so the CPU model and architecture are part of its key; CUDA
+ *                    sessions load the .gradient entry.
+ *
+ * Per model file, two small entries spare a warm start reading and decoding the model at all:
+ *
+ *   <key>.digest     the sha256 of a model file, remembered with the file's identity (device, inode,
+ *                    size, mtime and ctime, as git's index does): used only while all five are
+ *                    unchanged and the file was not modified within 2 s of its hashing (a change within
+ *                    the timestamps' resolution could otherwise pass unseen); otherwise the file is hashed
+ *   <key>.summary    what the explainer reads of the model's graph (its input, candidate layers, the
+ *                    default layer, the score tensor, whether the input gradient is supported, ReLU
+ *                    counts), keyed by the model's sha256 and this package's version
  *
  * <key> is the sha256 of the canonical JSON of: the cache format, this package's version,
  * onnxruntime-node's version, the sha256 of the model file's bytes and every backward option
@@ -30,20 +48,28 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as zlib from 'zlib';
 import { GradcamError, checkOneOf, checkPositiveInteger, invalidType } from '../errors';
 import { BackwardOptions, GradientModel, buildGradientModel } from './backward';
 import { ModelProto, saveModel } from './proto';
-import { EXECUTION_PROVIDERS, ExecutionProviderRequest, InProcessRunner, ModelBytes, OrtLoadOptions, Runner, WorkerRunner, cudaProvider } from './runtime';
+import { FileCheck, crc32, fileCrc32 } from '../io/crc32';
+import { EXECUTION_PROVIDERS, ExecutionProviderRequest, InProcessRunner, ModelBytes, ModelSource, OrtLoadOptions, Runner, WorkerRunner, cudaProvider } from './runtime';
+
+export { crc32 } from '../io/crc32';
 
 /** Bump when the file layout or what a cached model means changes. */
-export const CACHE_FORMAT = 1;
+export const CACHE_FORMAT = 2;
 export const DEFAULT_CACHE_MAX_BYTES = 2 * 1024 ** 3;
 const MAGIC = Buffer.from('gcamcach', 'latin1');
 const PREFIX = MAGIC.length + 8;
-const ENTRY = /^[0-9a-f]{40}\.(gradient|optimized)$/;
-const TEMP = /^[0-9a-f]{40}\.(gradient|optimized)\.\d+\.[0-9a-f]+\.tmp$/;
+const ENTRY = /^[0-9a-f]{40}\.(gradient|optimized|digest|summary)$/;
+const TEMP = /^[0-9a-f]{40}\.(gradient|optimized|digest|summary)\.\d+\.[0-9a-f]+\.tmp$/;
 const STALE_TEMP_MS = 3600e3;
+/** the files of an .optimized folder */
+const OPT_MODEL = 'model.onnx';
+const OPT_WEIGHTS = 'weights.bin';
+const OPT_HEADER = 'entry.json';
+/** a digest is trusted only for a file last changed this long before it was hashed */
+const RACY_MS = 2000;
 
 export interface CacheOptions {
   /** the folder (default: $GRADCAM_CACHE_DIR, else the user's cache folder + gradcam-node) */
@@ -61,12 +87,16 @@ export interface CacheStats {
   builds: number;
   gradientHits: number;
   optimizedHits: number;
+  /** model files whose sha256 came from a .digest entry (not read) */
+  digestHits: number;
+  /** explainers whose graph summary came from a .summary entry (model not decoded) */
+  summaryHits: number;
   /** entries written */
   writes: number;
   /** entries found damaged or unusable (rebuilt over) */
   corrupt: number;
 }
-const stats: CacheStats = { builds: 0, gradientHits: 0, optimizedHits: 0, writes: 0, corrupt: 0 };
+const stats: CacheStats = { builds: 0, gradientHits: 0, optimizedHits: 0, digestHits: 0, summaryHits: 0, writes: 0, corrupt: 0 };
 
 export function cacheStats(): CacheStats {
   return { ...stats };
@@ -129,16 +159,16 @@ export interface RunnerSpec {
   intraOpThreads?: number;
 }
 
-/** A runner for bytes nobody reads afterwards (a worker thread takes them over). */
-function createRunner(bytes: Uint8Array, spec: RunnerSpec, options?: OrtLoadOptions): Promise<Runner> {
+/** A runner for a model nobody reads afterwards (a worker thread takes the bytes over). */
+function createRunner(model: ModelSource, spec: RunnerSpec, options?: OrtLoadOptions): Promise<Runner> {
   const load = { ...options, transferBytes: true };
   return spec.workers > 0
-    ? WorkerRunner.create(bytes, spec.executionProvider, spec.workers, spec.intraOpThreads, load)
-    : InProcessRunner.create(bytes, spec.executionProvider, spec.intraOpThreads, load);
+    ? WorkerRunner.create(model, spec.executionProvider, spec.workers, spec.intraOpThreads, load)
+    : InProcessRunner.create(model, spec.executionProvider, spec.intraOpThreads, load);
 }
 
-/** A worker runner started before its model is known; give() hands the bytes over, once. */
-function earlyRunner(spec: RunnerSpec): { used: boolean; give: (bytes: Uint8Array, load?: OrtLoadOptions) => Promise<Runner>; cancel: () => void } {
+/** A worker runner started before its model is known; give() hands the model over, once. */
+function earlyRunner(spec: RunnerSpec): { used: boolean; give: (model: ModelSource, load?: OrtLoadOptions) => Promise<Runner>; cancel: () => void } {
   let resolve!: (m: ModelBytes) => void;
   let reject!: (e: Error) => void;
   const model = new Promise<ModelBytes>((res, rej) => { resolve = res; reject = rej; });
@@ -146,9 +176,9 @@ function earlyRunner(spec: RunnerSpec): { used: boolean; give: (bytes: Uint8Arra
   runner.catch(() => undefined); // awaited by give(); unused (cancelled) otherwise
   const r = {
     used: false,
-    give(bytes: Uint8Array, load?: OrtLoadOptions): Promise<Runner> {
+    give(m: ModelSource, load?: OrtLoadOptions): Promise<Runner> {
       r.used = true;
-      resolve({ bytes, load: { ...load, transferBytes: true } });
+      resolve({ bytes: m, load: { ...load, transferBytes: true } });
       return runner;
     },
     cancel(): void {
@@ -164,30 +194,41 @@ function infoOf(gm: GradientModel): GradientModelInfo {
   return info;
 }
 
-function build(proto: ModelProto, bopts: BackwardOptions): { info: GradientModelInfo; bytes: Uint8Array } {
+/** The model to build from: a decoded proto, or how to get it (decoded only when a build is needed). */
+export type ModelLoader = ModelProto | (() => ModelProto);
+
+function build(model: ModelLoader, bopts: BackwardOptions): { info: GradientModelInfo; bytes: Uint8Array } {
   stats.builds++;
-  const gm = buildGradientModel(proto, bopts);
+  const gm = buildGradientModel(typeof model === 'function' ? model() : model, bopts);
   return { info: infoOf(gm), bytes: saveModel(gm.model) };
 }
 
 /**
- * The generated model for (proto, bopts) in an ORT runner: from the cache where it has the entry,
+ * The generated model for (model, bopts) in an ORT runner: from the cache where it has the entry,
  * built (and stored) where not. Without a cache: built, as before.
  */
 export async function openGradientModel(
-  proto: ModelProto, bopts: BackwardOptions, spec: RunnerSpec, cache?: ModelCache,
+  model: ModelLoader, bopts: BackwardOptions, spec: RunnerSpec, cache?: ModelCache,
 ): Promise<{ info: GradientModelInfo; runner: Runner }> {
   checkOneOf('executionProvider', spec.executionProvider, EXECUTION_PROVIDERS);
   if (!cache) {
-    const { info, bytes } = build(proto, bopts);
+    const { info, bytes } = build(model, bopts);
     return { info, runner: await createRunner(bytes, spec) };
   }
-  return cache.open(proto, bopts, spec);
+  return cache.open(model, bopts, spec);
 }
 
 interface Entry { info: GradientModelInfo; payload: Uint8Array }
+interface FileRecord { name: string; bytes: number; crc: number }
 
 let warned = false;
+
+/** A model file's identity: while all of it is unchanged, so are its bytes (as git's index assumes). */
+interface FileIdentity { path: string; dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }
+
+function identityOf(file: string, st: fs.Stats): FileIdentity {
+  return { path: file, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+}
 
 /** The cache as seen by one model: its folder and the digest of the model file's bytes. */
 export class ModelCache {
@@ -208,6 +249,48 @@ export class ModelCache {
     }
     this.dir = path.resolve(options.dir ?? defaultCacheDir());
     this.maxBytes = options.maxBytes ?? DEFAULT_CACHE_MAX_BYTES;
+  }
+
+  /**
+   * The cache for a model file, with the file's bytes when they had to be read: its sha256 comes
+   * from a .digest entry while the file's identity is unchanged (then it is not read), else the
+   * file is read, hashed and its digest remembered.
+   */
+  static async forFile(file: string, options: CacheOptions = {}): Promise<{ cache: ModelCache; bytes?: Buffer }> {
+    const probe = new ModelCache('0'.repeat(64), options);
+    let abs = path.resolve(file);
+    try {
+      abs = await fs.promises.realpath(abs);
+    } catch {
+      // read below, which names the file
+    }
+    const key = keyed({ format: CACHE_FORMAT, kind: 'digest', path: abs }, 'digest');
+    let st: fs.Stats | undefined;
+    try {
+      st = await fs.promises.stat(abs);
+    } catch {
+      // read below, which names the file
+    }
+    if (st) {
+      const memo = await probe.readSmall(key, isDigestMemo);
+      const id = identityOf(abs, st);
+      const m = memo?.info as unknown as (FileIdentity & { digest: string; hashedAt: number }) | undefined;
+      if (m && (['path', 'dev', 'ino', 'size', 'mtimeMs', 'ctimeMs'] as const).every((k) => m[k] === id[k]) && m.hashedAt - Math.max(id.mtimeMs, id.ctimeMs) > RACY_MS) {
+        stats.digestHits++;
+        return { cache: new ModelCache(m.digest, options) };
+      }
+    }
+    const bytes = readModelFile(file);
+    const cache = new ModelCache(digestOf(bytes), options);
+    if (st) {
+      const after = await fs.promises.stat(abs).catch(() => undefined);
+      const id = identityOf(abs, st);
+      // remembered only when the file did not change while it was read
+      if (after && (['dev', 'ino', 'size', 'mtimeMs', 'ctimeMs'] as const).every((k) => identityOf(abs, after)[k] === id[k])) {
+        await cache.writeSmall(key, { ...id, digest: cache.modelDigest, hashedAt: Date.now() } as unknown as GradientModelInfo);
+      }
+    }
+    return { cache, bytes };
   }
 
   /** sha256 (hex) of the model file's bytes */
@@ -234,48 +317,77 @@ export class ModelCache {
     }, 'optimized');
   }
 
-  async open(proto: ModelProto, bopts: BackwardOptions, spec: RunnerSpec): Promise<{ info: GradientModelInfo; runner: Runner }> {
+  /** The key of a model's graph summary: this package's reading of the model, with the options that change it. */
+  summaryKey(options: object): { json: string; name: string } {
+    return keyed({ format: CACHE_FORMAT, kind: 'summary', package: softwareVersions().package, model: this.modelDigest, options }, 'summary');
+  }
+
+  /** A graph summary stored by writeSummary, or undefined (missing or corrupt). */
+  async readSummary<T extends object>(options: object): Promise<T | undefined> {
+    const hit = await this.readSmall(this.summaryKey(options), (v) => typeof v === 'object' && v !== null);
+    if (hit) stats.summaryHits++;
+    return hit?.info as unknown as T | undefined;
+  }
+
+  async writeSummary(options: object, summary: object): Promise<void> {
+    await this.writeSmall(this.summaryKey(options), summary as unknown as GradientModelInfo);
+  }
+
+  async open(model: ModelLoader, bopts: BackwardOptions, spec: RunnerSpec): Promise<{ info: GradientModelInfo; runner: Runner }> {
     // the worker thread starts now: its start-up overlaps hashing and reading (or building) the model
     const early = spec.workers > 0 ? earlyRunner(spec) : undefined;
-    const runnerFor = (bytes: Uint8Array, load?: OrtLoadOptions): Promise<Runner> => (early && !early.used ? early.give(bytes, load) : createRunner(bytes, spec, load));
+    const runnerFor = (m: ModelSource, load?: OrtLoadOptions): Promise<Runner> => (early && !early.used ? early.give(m, load) : createRunner(m, spec, load));
     try {
-      return await this.openWith(proto, bopts, spec, runnerFor);
+      return await this.openWith(model, bopts, spec, runnerFor);
     } finally {
       if (early && !early.used) early.cancel();
     }
   }
 
-  private async openWith(proto: ModelProto, bopts: BackwardOptions, spec: RunnerSpec, runnerFor: (bytes: Uint8Array, load?: OrtLoadOptions) => Promise<Runner>): Promise<{ info: GradientModelInfo; runner: Runner }> {
+  private async openWith(model: ModelLoader, bopts: BackwardOptions, spec: RunnerSpec, runnerFor: (m: ModelSource, load?: OrtLoadOptions) => Promise<Runner>): Promise<{ info: GradientModelInfo; runner: Runner }> {
     // ORT's optimized model is cached for CPU sessions only (see the top of this file)
     const cpuOnly = spec.executionProvider === 'cpu' || !cudaProvider().available;
     const gKey = this.gradientKey(bopts);
     const oKey = cpuOnly ? this.optimizedKey(bopts) : undefined;
     if (oKey) {
-      const hit = await this.read(oKey);
+      const hit = await this.readOptimized(oKey);
       if (hit) {
         try {
-          const runner = await runnerFor(hit.payload, { graphOptimizationLevel: 'disabled' });
+          const runner = await runnerFor({ path: hit.model, verify: hit.verify }, { graphOptimizationLevel: 'disabled' });
           stats.optimizedHits++;
           return { info: hit.info, runner };
         } catch {
-          stats.corrupt++; // a checked entry ORT cannot load (e.g. a CPU without its instructions): rebuilt over
+          // a checked entry ORT cannot load (e.g. a CPU without its instructions) or a file that
+          // differs from its CRC-32: rebuilt over
+          stats.corrupt++;
+          await this.discard(oKey.name);
         }
       }
     }
     let entry = await this.read(gKey);
     if (entry) stats.gradientHits++;
     else {
-      const { info, bytes } = build(proto, bopts);
+      const { info, bytes } = build(model, bopts);
       entry = { info, payload: bytes };
       await this.write(gKey, entry);
     }
+    // ORT writes the optimized model into a temp folder, renamed into place when complete
     const ortTemp = oKey ? this.tempPath(oKey.name) : undefined;
     try {
-      const runner = await runnerFor(entry.payload, ortTemp ? { optimizedModelFilePath: ortTemp } : undefined);
-      if (oKey && ortTemp) await this.adopt(oKey, entry.info, ortTemp);
+      let load: OrtLoadOptions | undefined;
+      if (ortTemp) {
+        try {
+          await fs.promises.mkdir(ortTemp, { recursive: true });
+          load = { optimizedModelFilePath: path.join(ortTemp, OPT_MODEL), externalWeights: OPT_WEIGHTS };
+        } catch (e) {
+          warnOnce(this.dir, e as Error);
+        }
+      }
+      const runner = await runnerFor(entry.payload, load);
+      if (oKey && ortTemp && load) await this.adopt(oKey, entry.info, ortTemp);
       return { info: entry.info, runner };
     } finally {
-      if (ortTemp) await fs.promises.rm(ortTemp, { force: true }).catch(() => undefined);
+      if (ortTemp) await fs.promises.rm(ortTemp, { recursive: true, force: true }).catch(() => undefined);
       await this.prune([gKey.name, oKey?.name ?? '']);
     }
   }
@@ -301,9 +413,65 @@ export class ModelCache {
       stats.corrupt++;
       return undefined;
     }
-    const now = new Date();
-    fs.promises.utimes(this.file(key.name), now, now).catch(() => undefined); // least recently used goes first
+    touch(this.file(key.name));
     return entry;
+  }
+
+  /** A small checked entry (a header without payload) whose info passes `valid`, or undefined. */
+  private async readSmall(key: { json: string; name: string }, valid: (info: unknown) => boolean): Promise<{ info: GradientModelInfo } | undefined> {
+    let buf: Buffer;
+    try {
+      buf = await fs.promises.readFile(this.file(key.name));
+    } catch {
+      return undefined;
+    }
+    const entry = decodeEntry(buf, key.json, valid);
+    if (!entry || entry.payload.length) {
+      stats.corrupt++;
+      return undefined;
+    }
+    touch(this.file(key.name));
+    return entry;
+  }
+
+  private async writeSmall(key: { json: string; name: string }, info: GradientModelInfo): Promise<void> {
+    await this.write(key, { info, payload: new Uint8Array(0) });
+  }
+
+  /** An .optimized folder's model file and the checks of its files, when its entry.json is whole and its files have the recorded sizes. */
+  private async readOptimized(key: { json: string; name: string }): Promise<{ info: GradientModelInfo; model: string; verify: FileCheck[] } | undefined> {
+    const dir = this.file(key.name);
+    let buf: Buffer;
+    try {
+      buf = await fs.promises.readFile(path.join(dir, OPT_HEADER));
+    } catch (e) {
+      // a folder without its entry.json is damaged; no folder is a miss
+      if (fs.existsSync(dir)) {
+        stats.corrupt++;
+        await this.discard(key.name);
+      }
+      return undefined;
+    }
+    const entry = decodeEntry(buf, key.json, isGradientModelInfo);
+    const files = entry?.header.files;
+    const ok = entry && entry.payload.length === 0 && Array.isArray(files) && files.some((f) => f?.name === OPT_MODEL)
+      && files.every((f) => f && [OPT_MODEL, OPT_WEIGHTS].includes(f.name) && Number.isInteger(f.bytes) && Number.isInteger(f.crc));
+    if (!entry || !ok) {
+      stats.corrupt++;
+      await this.discard(key.name);
+      return undefined;
+    }
+    const verify = (files as FileRecord[]).map((f) => ({ path: path.join(dir, f.name), bytes: f.bytes, crc: f.crc }));
+    for (const f of verify) {
+      const st = await fs.promises.stat(f.path).catch(() => undefined);
+      if (!st || st.size !== f.bytes) {
+        stats.corrupt++;
+        await this.discard(key.name);
+        return undefined;
+      }
+    }
+    touch(dir);
+    return { info: entry.info, model: path.join(dir, OPT_MODEL), verify };
   }
 
   /** Store an entry: a temp file in the folder, renamed into place. Failures only warn. */
@@ -311,12 +479,7 @@ export class ModelCache {
     const tmp = this.tempPath(key.name);
     try {
       await fs.promises.mkdir(this.dir, { recursive: true });
-      const fh = await fs.promises.open(tmp, 'wx');
-      try {
-        for (const part of encodeEntry(key.json, entry)) await fh.write(part);
-      } finally {
-        await fh.close();
-      }
+      await writeParts(tmp, encodeEntry(key.json, entry));
       try {
         await fs.promises.rename(tmp, this.file(key.name));
       } catch (e) {
@@ -334,15 +497,44 @@ export class ModelCache {
     }
   }
 
-  /** Wrap the model ORT wrote at `ortFile` as an entry. */
-  private async adopt(key: { json: string; name: string }, info: GradientModelInfo, ortFile: string): Promise<void> {
-    let payload: Buffer;
+  /** Make the folder ORT wrote the optimized model in (model.onnx, weights.bin) an entry: its entry.json, then renamed into place. */
+  private async adopt(key: { json: string; name: string }, info: GradientModelInfo, folder: string): Promise<void> {
+    const files: FileRecord[] = [];
     try {
-      payload = await readWhole(ortFile);
+      for (const name of [OPT_MODEL, OPT_WEIGHTS]) {
+        const f = path.join(folder, name);
+        if (!fs.existsSync(f)) continue;
+        const { bytes, crc } = await fileCrc32(f);
+        files.push({ name, bytes, crc });
+      }
     } catch {
-      return; // ORT wrote nothing (e.g. it could not): the next run optimizes again
+      return; // ORT wrote nothing readable: the next run optimizes again
     }
-    if (payload.length) await this.write(key, { info, payload });
+    if (!files.some((f) => f.name === OPT_MODEL && f.bytes > 0)) return;
+    try {
+      await writeParts(path.join(folder, OPT_HEADER), encodeEntry(key.json, { info, payload: new Uint8Array(0) }, { files }));
+      try {
+        await fs.promises.rename(folder, this.file(key.name));
+      } catch (e) {
+        // another process put the same entry in place first (a folder is not replaced): theirs stays
+        if (fs.existsSync(this.file(key.name))) return;
+        throw e;
+      }
+      stats.writes++;
+    } catch (e) {
+      warnOnce(this.dir, e as Error);
+    }
+  }
+
+  /** Remove a damaged entry (file or folder): renamed out of the way first, so a rebuild can take its place. */
+  private async discard(name: string): Promise<void> {
+    const trash = this.tempPath(name);
+    try {
+      await fs.promises.rename(this.file(name), trash);
+    } catch {
+      return; // gone already (another process discarded it)
+    }
+    await fs.promises.rm(trash, { recursive: true, force: true }).catch(() => undefined);
   }
 
   /** Delete temp files older than an hour, then the least recently used entries beyond maxBytes. */
@@ -365,10 +557,10 @@ export class ModelCache {
         continue;
       }
       if (!isEntry) {
-        if (now - st.mtimeMs > STALE_TEMP_MS) await fs.promises.rm(this.file(name), { force: true }).catch(() => undefined);
+        if (now - st.mtimeMs > STALE_TEMP_MS) await fs.promises.rm(this.file(name), { recursive: true, force: true }).catch(() => undefined);
         continue;
       }
-      entries.push({ name, size: st.size, mtime: st.mtimeMs });
+      entries.push({ name, size: st.isDirectory() ? await folderBytes(this.file(name)) : st.size, mtime: st.mtimeMs });
     }
     let total = entries.reduce((s, e) => s + e.size, 0);
     entries.sort((a, b) => a.mtime - b.mtime);
@@ -376,13 +568,47 @@ export class ModelCache {
       if (total <= this.maxBytes) break;
       if (keep.includes(e.name)) continue;
       try {
-        await fs.promises.rm(this.file(e.name), { force: true });
+        await fs.promises.rm(this.file(e.name), { recursive: true, force: true });
         total -= e.size;
       } catch {
         // in use (Windows) or gone: leave it
       }
     }
   }
+}
+
+/** The least recently used entry goes first: a hit marks its entry used. */
+function touch(file: string): void {
+  const now = new Date();
+  fs.promises.utimes(file, now, now).catch(() => undefined);
+}
+
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
+    const st = await fs.promises.stat(path.join(dir, name)).catch(() => undefined);
+    if (st?.isFile()) total += st.size;
+  }
+  return total;
+}
+
+async function writeParts(file: string, parts: Uint8Array[]): Promise<void> {
+  const fh = await fs.promises.open(file, 'wx');
+  try {
+    for (const part of parts) await fh.write(part);
+  } finally {
+    await fh.close();
+  }
+}
+
+function isGradientModelInfo(v: unknown): boolean {
+  const info = v as GradientModelInfo | undefined;
+  return !!info && typeof info.input === 'string' && typeof info.logits === 'string' && Array.isArray(info.layers) && Array.isArray(info.gradOutputs);
+}
+
+function isDigestMemo(v: unknown): boolean {
+  const m = v as { digest?: unknown; hashedAt?: unknown } | undefined;
+  return !!m && typeof m.digest === 'string' && /^[0-9a-f]{64}$/.test(m.digest) && typeof m.hashedAt === 'number';
 }
 
 /** A file in one read call (fs.promises.readFile reads in 512 KiB steps: slow for large models on a busy machine). */
@@ -413,26 +639,8 @@ function keyed(key: object, suffix: string): { json: string; name: string } {
   return { json, name: `${crypto.createHash('sha256').update(json).digest('hex').slice(0, 40)}.${suffix}` };
 }
 
-let crcTable: Int32Array | undefined;
-/** CRC-32 (IEEE, as zlib's), continuing from `prev`: zlib.crc32 where node has it (20.15+), a table otherwise. */
-export function crc32(data: Uint8Array, prev = 0): number {
-  const native = (zlib as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
-  if (native) return native(data, prev);
-  if (!crcTable) {
-    crcTable = new Int32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c;
-    }
-  }
-  let c = ~prev;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-function encodeEntry(keyJson: string, entry: Entry): Uint8Array[] {
-  const header = Buffer.from(JSON.stringify({ format: CACHE_FORMAT, key: JSON.parse(keyJson), payloadBytes: entry.payload.length, info: entry.info }), 'utf8');
+function encodeEntry(keyJson: string, entry: Entry, extra: { files?: FileRecord[] } = {}): Uint8Array[] {
+  const header = Buffer.from(JSON.stringify({ format: CACHE_FORMAT, key: JSON.parse(keyJson), payloadBytes: entry.payload.length, info: entry.info, ...extra }), 'utf8');
   const prefix = Buffer.alloc(PREFIX);
   MAGIC.copy(prefix, 0);
   prefix.writeUInt32LE(header.length, MAGIC.length);
@@ -440,8 +648,8 @@ function encodeEntry(keyJson: string, entry: Entry): Uint8Array[] {
   return [prefix, header, entry.payload];
 }
 
-/** The entry in `buf` when it is whole and is the one for `keyJson`; undefined otherwise. */
-export function decodeEntry(buf: Buffer, keyJson: string): Entry | undefined {
+/** The entry in `buf` when it is whole, is the one for `keyJson` and its info passes `valid`; undefined otherwise. */
+export function decodeEntry(buf: Buffer, keyJson: string, valid: (info: unknown) => boolean = isGradientModelInfo): (Entry & { header: { files?: FileRecord[] } }) | undefined {
   if (buf.length < PREFIX || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   const headerBytes = buf.readUInt32LE(MAGIC.length);
   const crc = buf.readUInt32LE(MAGIC.length + 4);
@@ -449,16 +657,15 @@ export function decodeEntry(buf: Buffer, keyJson: string): Entry | undefined {
   const header = buf.subarray(PREFIX, PREFIX + headerBytes);
   const payload = buf.subarray(PREFIX + headerBytes);
   if (crc32(payload, crc32(header)) !== crc) return undefined;
-  let h: { format?: number; key?: unknown; payloadBytes?: number; info?: GradientModelInfo };
+  let h: { format?: number; key?: unknown; payloadBytes?: number; info?: GradientModelInfo; files?: FileRecord[] };
   try {
     h = JSON.parse(header.toString('utf8'));
   } catch {
     return undefined;
   }
   if (h.format !== CACHE_FORMAT || h.payloadBytes !== payload.length || canonicalJson(h.key) !== keyJson) return undefined;
-  const info = h.info;
-  if (!info || typeof info.input !== 'string' || typeof info.logits !== 'string' || !Array.isArray(info.layers) || !Array.isArray(info.gradOutputs)) return undefined;
-  return { info, payload };
+  if (!valid(h.info)) return undefined;
+  return { info: h.info as GradientModelInfo, payload, header: { files: h.files } };
 }
 
 function warnOnce(dir: string, e: Error): void {

@@ -5,9 +5,9 @@
  * lib/cam/explain.ts does the rest.
  */
 import type { AdapterPass, GradientRequest, ModelAdapter, RoundGradients } from '../cam/adapter';
-import { explain } from '../cam/explain';
+import { explain, prepare } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
-import { GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType, rangeErrorOf } from '../errors';
+import { ErrorCode, GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout } from '../types';
 import { checkDifferentiable, logitsOf } from './backward';
 import { CacheOptions, ModelCache, checkCacheOption, readModelFile } from './cache';
@@ -86,6 +86,95 @@ function checkOptions(options: unknown): OnnxExplainerOptions {
   return o;
 }
 
+/**
+ * What the adapter reads of a model's graph, computed once per model (and kept in the cache's
+ * .summary entry: a warm start then neither reads nor decodes the model).
+ */
+export interface ModelSummary {
+  /** the declared input shape, -1 where symbolic (the batch always) */
+  modelShape: number[];
+  candidates: LayerCandidate[];
+  /** the score tensor */
+  scores: string;
+  /** classes of the score tensor, -1 where unknown */
+  numClasses: number;
+  /** ReLU nodes at the export's top-level scope (unguidedNodes 'functional') */
+  functionalRelus: string[];
+  /** why the input gradient cannot be computed (an unsupported op), or null */
+  inputGradError: { message: string; code: string } | null;
+  /** ReLU and Clip nodes on feature maps between input and scores: all of them, and without the functional ones */
+  ruleCounts: { all: RuleCounts; functional: RuleCounts };
+}
+
+interface RuleCounts { relu: number; clip: number }
+
+/** The summary of a decoded model; throws where the model cannot be explained (no 4-D layer, unsupported ops after the default layer). */
+export function summarize(graph: GraphIndex, output: string | undefined): ModelSummary {
+  const modelShape = graph.inputShape().slice();
+  if (!(modelShape[0] > 0)) modelShape[0] = -1;
+  const candidates = layerCandidates(graph, modelShape);
+  const def = candidates.find((c) => c.isDefault);
+  if (!def) throw new GradcamError('The ONNX model has no 4-D activation between its input and its output to explain', 'EBADLAYER');
+  const scores = logitsOf(graph, output);
+  const shapes = inferShapes(graph, modelShape).shapes;
+  const logitsShape = shapes.get(scores);
+  // unsupported ops between the default layer and the logits surface now, not halfway through a batch
+  checkDifferentiable(graph, [def.name], false, scores);
+  let inputGradError: ModelSummary['inputGradError'] = null;
+  try {
+    checkDifferentiable(graph, [], true, scores);
+  } catch (e) {
+    if (!(e instanceof GradcamError)) throw e;
+    inputGradError = { message: e.message, code: e.code };
+  }
+  const functional = functionalRelus(graph);
+  return {
+    modelShape, candidates, scores,
+    numClasses: logitsShape && logitsShape.length === 2 && logitsShape[1] > 0 ? logitsShape[1] : -1,
+    functionalRelus: functional,
+    inputGradError,
+    ruleCounts: { all: countRuleActivations(graph, modelShape, scores, []), functional: countRuleActivations(graph, modelShape, scores, functional) },
+  };
+}
+
+/** ReLU and Clip nodes on feature maps between the input and the scores, but those in `plain` */
+function countRuleActivations(graph: GraphIndex, modelShape: Shape, scores: string, plainNodes: readonly string[]): RuleCounts {
+  // the ops lib/onnx/backward/rules/activation.ts gives the rule to: Relu always, Clip with guidedRelu6;
+  // on feature maps (4-D): a ReLU in a dense head does not make a guided picture
+  const plain = new Set(plainNodes);
+  const onPath = graph.ancestors([scores]);
+  const fromInput = graph.descendants([graph.input]);
+  const shapes = inferShapes(graph, modelShape).shapes;
+  const counts = { relu: 0, clip: 0 };
+  for (const n of graph.nodes) {
+    const o = n.output?.[0];
+    if (!o || !onPath.has(o) || !fromInput.has(o) || plain.has(n.name ?? '') || shapes.get(o)?.length !== 4) continue;
+    if (n.opType === 'Relu') counts.relu++;
+    else if (n.opType === 'Clip') counts.clip++;
+  }
+  return counts;
+}
+
+/** A model decoded on first need (a warm start with a cached summary and gradient model never decodes it). */
+export class LazyModel {
+  private p?: ModelProto;
+  private g?: GraphIndex;
+  constructor(private readonly load: () => ModelProto) {}
+  static of(proto: ModelProto): LazyModel {
+    const m = new LazyModel(() => proto);
+    m.p = proto;
+    return m;
+  }
+  get proto(): ModelProto {
+    this.p ??= this.load();
+    return this.p;
+  }
+  get graph(): GraphIndex {
+    this.g ??= new GraphIndex(this.proto);
+    return this.g;
+  }
+}
+
 export class OnnxAdapter implements ModelAdapter {
   readonly layout: Layout;
   readonly defaultLayer: string;
@@ -95,30 +184,24 @@ export class OnnxAdapter implements ModelAdapter {
   private readonly modelShape: Shape;
   private readonly numClasses: number;
   private readonly scores: string;
-  private inputGradError?: GradcamError | null;
   private engineName = 'onnxruntime-cpu';
   /** ReLU nodes that keep the plain rule under the guided and deconvnet rules */
   readonly unguidedNodes: string[];
   private disposed = false;
   private names?: LayerNames;
-  private ruleCounts?: { relu: number; clip: number };
+  private ruleCounts?: RuleCounts;
 
-  constructor(private readonly proto: ModelProto, private readonly graph: GraphIndex, private readonly options: OnnxExplainerOptions, private readonly cache?: ModelCache) {
-    const declared = graph.inputShape();
-    this.modelShape = declared.slice();
-    if (!(this.modelShape[0] > 0)) this.modelShape[0] = -1;
-    this.layout = inputLayout(declared);
-    this.candidates = layerCandidates(graph, this.modelShape);
-    const def = this.candidates.find((c) => c.isDefault);
-    if (!def) throw new GradcamError('The ONNX model has no 4-D activation between its input and its output to explain', 'EBADLAYER');
-    this.defaultLayer = def.name;
+  constructor(private readonly model: LazyModel, private readonly summary: ModelSummary, private readonly options: OnnxExplainerOptions, private readonly cache?: ModelCache) {
+    this.modelShape = summary.modelShape.slice();
+    this.layout = inputLayout(this.modelShape);
+    this.candidates = summary.candidates;
+    this.defaultLayer = (summary.candidates.find((c) => c.isDefault) as LayerCandidate).name;
     const ug = options.unguidedNodes;
-    this.unguidedNodes = ug === undefined ? [] : ug === 'functional' ? functionalRelus(graph) : ug.slice();
-    this.scores = logitsOf(graph, options.output);
-    const logitsShape = inferShapes(graph, this.modelShape).shapes.get(this.scores);
-    this.numClasses = logitsShape && logitsShape.length === 2 && logitsShape[1] > 0 ? logitsShape[1] : -1;
-    // unsupported ops between the default layer and the logits surface now, not halfway through a batch
-    checkDifferentiable(graph, [this.defaultLayer], false, this.scores);
+    this.unguidedNodes = ug === undefined ? [] : ug === 'functional' ? summary.functionalRelus.slice() : ug.slice();
+    this.scores = summary.scores;
+    this.numClasses = summary.numClasses;
+    if (ug === undefined || (Array.isArray(ug) && ug.length === 0)) this.ruleCounts = summary.ruleCounts.all;
+    else if (ug === 'functional') this.ruleCounts = summary.ruleCounts.functional;
   }
 
   /** the model's declared input shape in its layout; null where symbolic */
@@ -142,7 +225,7 @@ export class OnnxAdapter implements ModelAdapter {
 
   /** node names and PyTorch module paths of the candidate layers (lib/onnx/layer-names.ts), built on first need */
   private layerNames(): LayerNames {
-    this.names ??= layerNames(this.graph, this.candidates.map((c) => c.name));
+    this.names ??= layerNames(this.model.graph, this.candidates.map((c) => c.name));
     return this.names;
   }
 
@@ -154,52 +237,27 @@ export class OnnxAdapter implements ModelAdapter {
   /** a tensor name, a node name or a PyTorch module path (lib/onnx/layer-names.ts) -> the tensor */
   resolveLayer(given: string): string {
     const tensors = this.candidates.map((c) => c.name);
-    const name = resolveLayerName(given, tensors, this.layerNames());
+    // a tensor name needs no node names (which need the decoded model)
+    const name = tensors.includes(given) ? given : resolveLayerName(given, tensors, this.layerNames());
     if (name === undefined) {
       const hint = layerHint(given, tensors, this.layerNames());
       throw Object.assign(new RangeError(
         `Expected one of the model's 4-D activations, a node name or a module path (see layers(); default ${this.defaultLayer}) for layer but received '${given}'${hint}`,
       ), { code: 'EBADLAYER' });
     }
-    if (name !== this.defaultLayer) checkDifferentiable(this.graph, [name], false, this.scores);
+    if (name !== this.defaultLayer) checkDifferentiable(this.model.graph, [name], false, this.scores);
     return name;
   }
 
   unsupported(request: GradientRequest): Error | undefined {
     if (!request.inputGradient) return undefined;
-    if (this.inputGradError === undefined) {
-      try {
-        checkDifferentiable(this.graph, [], true, this.scores);
-        this.inputGradError = null;
-      } catch (e) {
-        if (!(e instanceof GradcamError)) throw e;
-        this.inputGradError = e;
-      }
-    }
-    return this.inputGradError ?? undefined;
+    const e = this.summary.inputGradError;
+    return e ? new GradcamError(e.message, e.code as ErrorCode) : undefined;
   }
 
   ruleActivations(guidedRelu6: boolean): number {
-    this.ruleCounts ??= this.countRuleActivations();
+    this.ruleCounts ??= countRuleActivations(this.model.graph, this.modelShape, this.scores, this.unguidedNodes);
     return this.ruleCounts.relu + (guidedRelu6 ? this.ruleCounts.clip : 0);
-  }
-
-  /** ReLU and Clip nodes on feature maps between the input and the scores, once per model */
-  private countRuleActivations(): { relu: number; clip: number } {
-    // the ops lib/onnx/backward/rules/activation.ts gives the rule to: Relu always, Clip with guidedRelu6;
-    // on feature maps (4-D): a ReLU in a dense head does not make a guided picture
-    const plain = new Set(this.unguidedNodes);
-    const onPath = this.graph.ancestors([this.scores]);
-    const fromInput = this.graph.descendants([this.graph.input]);
-    const shapes = inferShapes(this.graph, this.modelShape).shapes;
-    const counts = { relu: 0, clip: 0 };
-    for (const n of this.graph.nodes) {
-      const o = n.output?.[0];
-      if (!o || !onPath.has(o) || !fromInput.has(o) || plain.has(n.name ?? '') || shapes.get(o)?.length !== 4) continue;
-      if (n.opType === 'Relu') counts.relu++;
-      else if (n.opType === 'Clip') counts.clip++;
-    }
-    return counts;
   }
 
   /** The session for a request and input size; built once. */
@@ -208,7 +266,9 @@ export class OnnxAdapter implements ModelAdapter {
     const key = `${request.layers.join('\u0000')}|${rule ?? ''}|${rule ? request.guidedRelu6 : ''}|${size.join('x')}`;
     let p = this.sessions.get(key);
     if (!p) {
-      p = OnnxGradientSession.create(this.proto, {
+      const modelShape = this.modelShape.slice();
+      if (this.layout === 'nchw') { modelShape[2] = size[0]; modelShape[3] = size[1]; } else { modelShape[1] = size[0]; modelShape[2] = size[1]; }
+      p = OnnxGradientSession.open(() => this.model.proto, { inputShape: modelShape, layout: this.layout, layers: request.layers }, {
         layers: request.layers,
         inputGradient: rule ?? false,
         guidedRelu6: !!request.guidedRelu6,
@@ -226,6 +286,12 @@ export class OnnxAdapter implements ModelAdapter {
     const s = await p;
     this.engineName = s.engine;
     return s;
+  }
+
+  async prepare(request: GradientRequest, inputSize?: [number, number]): Promise<void> {
+    const declared: Array<number | null> = this.layout === 'nchw' ? this.inputShape.slice(2, 4) : this.inputShape.slice(1, 3);
+    const size = inputSize ?? (declared.every((d) => d !== null) ? (declared as [number, number]) : undefined);
+    if (size) await this.session(request, size);
   }
 
   async begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass> {
@@ -273,6 +339,7 @@ export class OnnxExplainer implements Explainer {
   get unguidedNodes(): string[] { return this.adapter.unguidedNodes; }
   layers(): LayerInfo[] { return this.adapter.layers(); }
   explain(input: InputBatch, options?: ExplainOptions): Promise<ExplainResult> { return explain(this.adapter, input, options); }
+  prepare(options?: ExplainOptions, inputSize?: [number, number]): Promise<void> { return prepare(this.adapter, options, inputSize); }
   dispose(): void { this.adapter.dispose(); }
 }
 
@@ -290,10 +357,34 @@ export async function createOnnxExplainer(model: string | Uint8Array, options?: 
   const opts = checkOptions(options);
   if (options) checkKnownKeys('ONNX explainer options', options, [...EXPLAINER_OPTIONS, 'engine']);
   const cacheOpts = checkCacheOption('cache', opts.cache);
-  const bytes = typeof model === 'string' ? readModelFile(model) : model;
-  const proto = named(model, () => toModel(bytes));
-  const cache = cacheOpts === false ? undefined : new ModelCache(bytes, cacheOpts);
-  return new OnnxExplainer(new OnnxAdapter(proto, new GraphIndex(proto), opts, cache));
+  if (typeof model !== 'string' && !(model instanceof Uint8Array)) throw invalidType('model', 'ONNX file path or Uint8Array', model);
+  let bytes: Uint8Array | undefined;
+  let cache: ModelCache | undefined;
+  if (cacheOpts === false) {
+    bytes = typeof model === 'string' ? readModelFile(model) : model;
+  } else if (typeof model === 'string') {
+    // a model file seen before is not read: its sha256 is remembered with its identity (cache.ts)
+    ({ cache, bytes } = await ModelCache.forFile(model, cacheOpts));
+  } else {
+    bytes = model;
+    cache = new ModelCache(model, cacheOpts);
+  }
+  const read = bytes;
+  const lazy = new LazyModel(() => named(model, () => toModel(read ?? readModelFile(model as string))));
+  const summaryOptions = { output: opts.output ?? null };
+  let summary = await cache?.readSummary<ModelSummary>(summaryOptions);
+  if (summary && !isSummary(summary)) summary = undefined;
+  if (!summary) {
+    summary = summarize(lazy.graph, opts.output);
+    if (cache) await cache.writeSummary(summaryOptions, summary);
+  }
+  return new OnnxExplainer(new OnnxAdapter(lazy, summary, opts, cache));
+}
+
+function isSummary(v: ModelSummary): boolean {
+  return Array.isArray(v.modelShape) && v.modelShape.length > 0 && Array.isArray(v.candidates) && v.candidates.some((c) => c && c.isDefault)
+    && typeof v.scores === 'string' && typeof v.numClasses === 'number' && Array.isArray(v.functionalRelus)
+    && typeof v.ruleCounts?.all?.relu === 'number' && typeof v.ruleCounts?.functional?.relu === 'number';
 }
 
 /** Candidate target layers of an ONNX model (tensor name, op, static shape), the default marked. */

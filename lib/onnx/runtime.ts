@@ -11,6 +11,7 @@ import { Worker } from 'worker_threads';
 import './ort-present'; // before onnxruntime-node: a missing package is ENOENGINE
 import * as ort from 'onnxruntime-node';
 import { GradcamError, checkOneOf } from '../errors';
+import { FileCheck, firstMismatch } from '../io/crc32';
 
 export type ExecutionProviderRequest = 'auto' | 'cuda' | 'cpu';
 export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'cpu'];
@@ -29,6 +30,11 @@ export interface OrtLoadOptions {
   /** where ORT writes the model it optimized (CPU sessions only: see cache.ts) */
   optimizedModelFilePath?: string;
   /**
+   * With optimizedModelFilePath: the file name (next to it) ORT writes the optimized model's
+   * initializers to, as external data; a session loading that model by path maps them from disk.
+   */
+  externalWeights?: string;
+  /**
    * The bytes are the caller's to give away: a worker thread takes their ArrayBuffer (transferred,
    * the caller's view is emptied) instead of a structured-clone copy, which costs seconds for a
    * 50 MB model on a busy machine.
@@ -37,6 +43,17 @@ export interface OrtLoadOptions {
 }
 
 let cudaFailure: string | undefined;
+
+/**
+ * What ORT loads: the model's bytes, or a model file (a cache entry: ORT reads it and maps its
+ * external weights itself, so no copy of the weights passes through JavaScript) with the files to
+ * check against their recorded CRC-32 before the session is used.
+ */
+export type ModelSource = Uint8Array | ModelFile;
+export interface ModelFile {
+  path: string;
+  verify?: FileCheck[];
+}
 
 /** Whether the CUDA execution provider can be tried (its provider library is next to the binding). */
 export function cudaProvider(): { available: boolean; reason: string } {
@@ -61,13 +78,32 @@ export function cudaProvider(): { available: boolean; reason: string } {
   };
 }
 
-/** Create an ORT session with throughput settings, trying CUDA first when asked. */
-export async function createOrtSession(bytes: Uint8Array, ep: ExecutionProviderRequest = 'auto', threads?: number, load: OrtLoadOptions = {}): Promise<OrtSession> {
+/** Create an ORT session with throughput settings, trying CUDA first when asked; a model file is checked (FileCheck) before use. */
+export async function createOrtSession(model: ModelSource, ep: ExecutionProviderRequest = 'auto', threads?: number, load: OrtLoadOptions = {}): Promise<OrtSession> {
+  const s = await createSession(model, ep, threads, load);
+  const verify = model instanceof Uint8Array ? undefined : model.verify;
+  if (verify?.length) {
+    // after ORT read the files: a file replaced in between is caught too
+    const bad = await firstMismatch(verify);
+    if (bad !== undefined) {
+      await s.session.release();
+      throw new GradcamError(`The cached model differs from what was recorded (${bad})`, 'EORT');
+    }
+  }
+  return s;
+}
+
+async function createSession(model: ModelSource, ep: ExecutionProviderRequest, threads: number | undefined, load: OrtLoadOptions): Promise<OrtSession> {
   checkOneOf('executionProvider', ep, EXECUTION_PROVIDERS);
+  const source: string | Uint8Array = model instanceof Uint8Array ? model : model.path;
+  const create = (o: ort.InferenceSession.SessionOptions) => (typeof source === 'string' ? ort.InferenceSession.create(source, o) : ort.InferenceSession.create(source, o));
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: load.graphOptimizationLevel ?? 'all',
     // ORT warns that an optimized model it writes is for this machine's CPU only: cache.ts keys it so
     ...(load.optimizedModelFilePath ? { optimizedModelFilePath: load.optimizedModelFilePath, logSeverityLevel: 3 as const } : {}),
+    ...(load.optimizedModelFilePath && load.externalWeights ? {
+      extra: { session: { optimized_model_external_initializers_file_name: load.externalWeights, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
+    } : {}),
     intraOpNumThreads: threads ?? os.availableParallelism?.() ?? os.cpus().length,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -83,7 +119,7 @@ export async function createOrtSession(bytes: Uint8Array, ep: ExecutionProviderR
       reason = cudaFailure;
     } else {
       try {
-        const session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cuda', 'cpu'] });
+        const session = await create({ ...base, executionProviders: ['cuda', 'cpu'] });
         return { session, executionProvider: 'cuda', reason: 'CUDA execution provider loaded' };
       } catch (e) {
         cudaFailure = `the CUDA execution provider did not load: ${(e as Error).message.split('\n')[0]}`;
@@ -93,7 +129,7 @@ export async function createOrtSession(bytes: Uint8Array, ep: ExecutionProviderR
     if (ep === 'cuda') throw new GradcamError(`executionProvider 'cuda' requested but ${reason}`, 'ENOCUDA');
   }
   try {
-    const session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] });
+    const session = await create({ ...base, executionProviders: ['cpu'] });
     return { session, executionProvider: 'cpu', reason };
   } catch (e) {
     throw new GradcamError(`ONNX Runtime could not load the generated model: ${(e as Error).message}`, 'EORT');
@@ -120,8 +156,8 @@ export interface Runner {
 export class InProcessRunner implements Runner {
   private constructor(private readonly s: OrtSession) {}
 
-  static async create(bytes: Uint8Array, ep: ExecutionProviderRequest, threads?: number, load?: OrtLoadOptions): Promise<InProcessRunner> {
-    return new InProcessRunner(await createOrtSession(bytes, ep, threads, load));
+  static async create(model: ModelSource, ep: ExecutionProviderRequest, threads?: number, load?: OrtLoadOptions): Promise<InProcessRunner> {
+    return new InProcessRunner(await createOrtSession(model, ep, threads, load));
   }
 
   get executionProvider(): 'cpu' | 'cuda' { return this.s.executionProvider; }
@@ -171,10 +207,10 @@ class WorkerSession {
     worker.unref();
   }
 
-  /** model: the bytes, or their promise (the thread starts now, while the caller still reads or builds them) */
-  static create(model: Uint8Array | Promise<ModelBytes>, ep: ExecutionProviderRequest, threads: number, load?: OrtLoadOptions): Promise<WorkerSession> {
+  /** model: the bytes or file, or their promise (the thread starts now, while the caller still reads or builds them) */
+  static create(model: ModelSource | Promise<ModelBytes>, ep: ExecutionProviderRequest, threads: number, load?: OrtLoadOptions): Promise<WorkerSession> {
     return new Promise((resolve, reject) => {
-      const now = model instanceof Uint8Array ? model : undefined;
+      const now = model instanceof Promise ? undefined : model;
       const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes: now, ep, threads, load }, transferList: now && transferable(now, load) });
       if (!now) {
         (model as Promise<ModelBytes>).then(
@@ -213,12 +249,13 @@ class WorkerSession {
   }
 }
 
-/** Model bytes handed to a worker thread started before they were ready. */
-export interface ModelBytes { bytes: Uint8Array; load?: OrtLoadOptions }
+/** A model handed to a worker thread started before it was ready. */
+export interface ModelBytes { bytes: ModelSource; load?: OrtLoadOptions }
 
 /** The buffer to move into a worker; small arrays may sit in node's shared Buffer pool, which must not move: copied. */
-function transferable(bytes: Uint8Array, load?: OrtLoadOptions): ArrayBuffer[] | undefined {
-  return load?.transferBytes && bytes.buffer instanceof ArrayBuffer && bytes.buffer.byteLength > 65536 ? [bytes.buffer] : undefined;
+function transferable(model: ModelSource, load?: OrtLoadOptions): ArrayBuffer[] | undefined {
+  if (!(model instanceof Uint8Array)) return undefined;
+  return load?.transferBytes && model.buffer instanceof ArrayBuffer && model.buffer.byteLength > 65536 ? [model.buffer] : undefined;
 }
 
 /** Sessions in worker threads; a run goes to the least busy one. */
@@ -226,7 +263,7 @@ export class WorkerRunner implements Runner {
   private constructor(private readonly workers: WorkerSession[]) {}
 
   /** `count` workers sharing the cores: intra-op threads = threads / count each (at least 1) */
-  static async create(model: Uint8Array | Promise<ModelBytes>, ep: ExecutionProviderRequest, count: number, threads?: number, load?: OrtLoadOptions): Promise<WorkerRunner> {
+  static async create(model: ModelSource | Promise<ModelBytes>, ep: ExecutionProviderRequest, count: number, threads?: number, load?: OrtLoadOptions): Promise<WorkerRunner> {
     const total = threads ?? os.availableParallelism?.() ?? os.cpus().length;
     const per = Math.max(1, Math.floor(total / count));
     const ws: WorkerSession[] = [];
@@ -234,7 +271,7 @@ export class WorkerRunner implements Runner {
     const own = (l: OrtLoadOptions | undefined, i: number): OrtLoadOptions => ({ ...l, optimizedModelFilePath: i === 0 ? l?.optimizedModelFilePath : undefined, transferBytes: i === count - 1 && l?.transferBytes });
     try {
       for (let i = 0; i < count; i++) {
-        const m = model instanceof Uint8Array ? model : model.then((x) => ({ bytes: x.bytes, load: own(x.load, i) }));
+        const m = model instanceof Promise ? model.then((x) => ({ bytes: x.bytes, load: own(x.load, i) })) : model;
         ws.push(await WorkerSession.create(m, ep, per, own(load, i)));
       }
     } catch (e) {

@@ -10,7 +10,7 @@ import type { FeatureShape } from '../kernels/types';
 import type { InputBatch, Layout } from '../types';
 import { checkInputBatch } from '../cam/input';
 import { BackwardOptions, RELU_RULES, ReluRule } from './backward';
-import { GradientModelInfo, ModelCache, openGradientModel } from './cache';
+import { GradientModelInfo, ModelCache, ModelLoader, openGradientModel } from './cache';
 import { GraphIndex, Shape, inferShapes } from './graph';
 import { ModelProto, loadModel } from './proto';
 import { ExecutionProviderRequest, Runner, TensorData } from './runtime';
@@ -126,6 +126,16 @@ export class OnnxGradientSession {
       throw new GradcamError(`The model's input ${g.input} has a symbolic spatial size; pass inputSize [H, W]`, 'ESHAPE');
     }
     const layers = targetLayers(g, shape, opts);
+    return OnnxGradientSession.open(proto, { inputShape: shape, layout, layers }, opts);
+  }
+
+  /**
+   * A session for target layers already checked against the model (an explainer's), at an input
+   * shape with its spatial size set: the model is decoded (`model` called) only when its gradient
+   * model is built, i.e. not when the cache has it.
+   */
+  static async open(model: ModelLoader, target: { inputShape: Shape; layout: Layout; layers: string[] }, opts: GradientSessionOptions = {}): Promise<OnnxGradientSession> {
+    const { inputShape: shape, layout, layers } = target;
     const inputGradient = opts.inputGradient === undefined || opts.inputGradient === false ? false : checkOneOf('inputGradient', opts.inputGradient, RELU_RULES);
     if (!layers.length && !inputGradient) throw invalidRange('options', 'a layer or an inputGradient ReLU rule', opts);
     const bopts: BackwardOptions = {
@@ -135,7 +145,7 @@ export class OnnxGradientSession {
     };
     const workers = opts.workers === undefined || opts.workers === 0 ? 0 : checkPositiveInteger('workers', opts.workers);
     const ep = opts.executionProvider ?? 'auto';
-    const { info, runner } = await openGradientModel(proto, bopts, { executionProvider: ep, workers, intraOpThreads: opts.intraOpThreads }, opts.cache);
+    const { info, runner } = await openGradientModel(model, bopts, { executionProvider: ep, workers, intraOpThreads: opts.intraOpThreads }, opts.cache);
     return new OnnxGradientSession(runner, info, layers, shape, layout);
   }
 

@@ -4,9 +4,9 @@
  */
 import { parentPort, workerData } from 'worker_threads';
 import * as ort from 'onnxruntime-node';
-import { ExecutionProviderRequest, OrtLoadOptions, TensorData, createOrtSession } from './runtime';
+import { ExecutionProviderRequest, ModelSource, OrtLoadOptions, TensorData, createOrtSession } from './runtime';
 
-interface Init { bytes: Uint8Array; ep: ExecutionProviderRequest; threads: number; load?: OrtLoadOptions }
+interface Init { bytes: ModelSource; ep: ExecutionProviderRequest; threads: number; load?: OrtLoadOptions }
 
 async function main(): Promise<void> {
   const port = parentPort;

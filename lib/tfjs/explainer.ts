@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { concatFloat32 } from '../arrays';
 import type { AdapterPass, GradientRequest, LayerActivations, ModelAdapter, RoundGradients } from '../cam/adapter';
-import { explain } from '../cam/explain';
+import { explain, prepare } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
 import { GradcamError, describe, didYouMean, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, ScoreFunction } from '../types';
@@ -551,6 +551,10 @@ export class TfjsExplainer implements Explainer {
    */
   explain(input: InputBatch | tf.Tensor, options?: ExplainOptions): Promise<ExplainResult> {
     return explain(this.adapter, input, options);
+  }
+  /** checks the options (the model is ready at creation: nothing to build) */
+  prepare(options?: ExplainOptions, inputSize?: [number, number]): Promise<void> {
+    return prepare(this.adapter, options, inputSize);
   }
   dispose(): void {
     this.adapter.dispose();
