@@ -92,6 +92,13 @@ export interface ModelAdapter {
    * own copy, not read again: an adapter may take its buffer (a worker thread's adapter transfers it).
    */
   begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass>;
+  /**
+   * Optional: where the pipeline copies the batch (`length` floats), and the release of that array
+   * once the call is over (no session run reads it then). An ONNX adapter with worker threads gives
+   * SharedArrayBuffer memory reused from call to call: posting it to the worker shares it, so no
+   * session run copies the batch. undefined: the pipeline copies into a new Float32Array.
+   */
+  inputArray?(length: number): { data: Float32Array; release(): void } | undefined;
   /** logits of modified inputs or activations (see ScoringRequest); optional until a method needs it */
   score?(request: ScoringRequest): Promise<Float32Array>;
   dispose(): void;
