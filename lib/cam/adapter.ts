@@ -94,6 +94,13 @@ export interface ModelAdapter {
   begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass>;
   /** build ahead what begin() will need for this request at input size [H, W] (optional) */
   prepare?(request: GradientRequest, inputSize?: [number, number]): Promise<void>;
+  /**
+   * Optional: where the pipeline copies the batch (`length` floats), and the release of that array
+   * once the call is over (no session run reads it then). An ONNX adapter with worker threads gives
+   * SharedArrayBuffer memory reused from call to call: posting it to the worker shares it, so no
+   * session run copies the batch. undefined: the pipeline copies into a new Float32Array.
+   */
+  inputArray?(length: number): { data: Float32Array; release(): void } | undefined;
   /** logits of modified inputs or activations (see ScoringRequest); optional until a method needs it */
   score?(request: ScoringRequest): Promise<Float32Array>;
   dispose(): void;

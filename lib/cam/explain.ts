@@ -140,11 +140,10 @@ export function inputDims(shape: readonly number[], layout: 'nchw' | 'nhwc'): { 
     : { n: shape[0], c: shape[3], H: shape[1], W: shape[2] };
 }
 
-/** The six augSmooth copies of a batch, copy-major: [copy0 images..., copy1 images..., ...]. */
-export function augmentBatch(b: InputBatch): InputBatch {
+/** The six augSmooth copies of a batch, copy-major: [copy0 images..., copy1 images..., ...]; into `out` when given. */
+export function augmentBatch(b: InputBatch, out: Float32Array = new Float32Array(b.data.length * AUG_COPIES.length)): InputBatch {
   const { n, c, H, W } = inputDims(b.shape, b.layout);
   const per = c * H * W;
-  const out = new Float32Array(b.data.length * AUG_COPIES.length);
   AUG_COPIES.forEach(({ flip, factor }, a) => {
     for (let i = 0; i < n; i++) {
       const src = i * per;
@@ -290,6 +289,12 @@ export async function prepare(adapter: ModelAdapter, options?: unknown, inputSiz
 }
 
 /**
+ * Marks an Explainer whose explain() copies the batch when called (before it returns its Promise),
+ * as explain() below does: explainStream then reuses its batch arrays from call to call.
+ */
+export const COPIES_INPUT: unique symbol = Symbol.for('gradcam-node.explainCopiesInput');
+
+/**
  * Explains a batch with a model adapter. The batch is copied when the call starts: changing the
  * caller's array afterwards (before the Promise settles) does not change the result.
  */
@@ -297,11 +302,22 @@ export async function explain(adapter: ModelAdapter, input: unknown, options?: u
   const startedAt = performance.now();
   const p = parseOptions(adapter, options);
   const checked = adapter.checkInput(input);
-  const original: InputBatch = { data: checked.data.slice(), shape: [...checked.shape] as InputBatch['shape'], layout: checked.layout };
+  const shape = [...checked.shape] as InputBatch['shape'];
   const kernels = getKernels(p.options.device ?? 'auto');
-  const { n, c, H, W } = inputDims(original.shape, original.layout);
-  const batch = p.augSmooth ? augmentBatch(original) : original;
+  const { n, c, H, W } = inputDims(shape, checked.layout);
   const copies = p.augSmooth ? AUG_COPIES.length : 1;
+  // this call's own copy of the batch (augSmooth: the augmented copies), made now: the caller may
+  // change its array before the Promise settles; in the adapter's array where it has one
+  const own = adapter.inputArray?.(checked.data.length * copies);
+  let batch: InputBatch;
+  try {
+    const data = p.augSmooth ? augmentBatch(checked, own?.data).data : own ? (own.data.set(checked.data), own.data) : checked.data.slice();
+    batch = { data, shape: p.augSmooth ? [n * copies, shape[1], shape[2], shape[3]] : shape, layout: checked.layout };
+  } catch (e) {
+    own?.release();
+    throw e;
+  }
+  const original: { shape: InputBatch['shape']; layout: InputBatch['layout'] } = { shape, layout: checked.layout };
   // begin() may take the batch's buffer (it is this call's own copy): only its size is read after
   const batchLength = batch.data.length;
   const imageOf = (i: number) => i % n;
@@ -455,6 +471,7 @@ export async function explain(adapter: ModelAdapter, input: unknown, options?: u
     };
   } finally {
     pass?.release();
+    own?.release();
   }
 }
 

@@ -15,8 +15,9 @@
  */
 import { GradcamError, checkKnownKeys, checkPositiveInteger, invalidType } from '../errors';
 import type { Explanation, ExplainOptions, ExplainResult, Explainer, InputBatch } from '../types';
-import { checkPreprocessSpec, decodeImage, toInputBatch, type DecodedImage, type PreprocessSpec } from '../image/preprocess';
+import { checkPreprocessSpec, decodePixels, pixelsToImages, pixelsToInputBatch, type DecodedImage, type DecodedPixels, type PreprocessSpec } from '../image/preprocess';
 import { batchRows as batchRowsOf, isNonFinite, nonFiniteFor, type NonFinite } from './nonfinite';
+import { COPIES_INPUT } from './explain';
 
 /** What the stream takes: a picture file path, encoded picture bytes (a Buffer), or a ready model-input batch. */
 export type StreamInput = string | Uint8Array | InputBatch;
@@ -62,6 +63,8 @@ const STREAM_OPTIONS = ['label', 'width', 'height', 'mean', 'std', 'layout', 'ch
 interface Decoded {
   items: StreamItem[];
   batch?: InputBatch;
+  /** the batch was made here from pictures (its array may be reused once explained) */
+  made?: boolean;
   decodeMs: number;
 }
 
@@ -103,6 +106,14 @@ export async function* explainStream(
   // what the model needs for these options (ONNX: the gradient session at this input size) is built
   // while the first pictures decode; a failure here surfaces from the explain() that needs it
   if (spec && typeof explainer.prepare === 'function') explainer.prepare(explainOptions, [spec.height, spec.width]).catch(() => undefined);
+  // an explainer that copies the batch at call time (the library's own): the arrays of the batches
+  // made from pictures are reused, so that fresh memory is not touched for every batch
+  const reuse = (explainer as { [COPIES_INPUT]?: boolean })[COPIES_INPUT] === true;
+  const spare: Float32Array[] = [];
+  const takeSpare = (length: number): Float32Array | undefined => {
+    const i = spare.findIndex((a) => a.length === length);
+    return i >= 0 ? spare.splice(i, 1)[0] : undefined;
+  };
 
   let index = 0;
   let ended = false;
@@ -157,20 +168,25 @@ export async function* explainStream(
     if (pictures.length > 0 && !spec) {
       throw new GradcamError('explainStream: pictures need the model input size: pass width and height in the options', 'EARGRANGE');
     }
-    const settled = await Promise.allSettled(pictures.map((p) => decodeImage(p.input, (spec as Required<PreprocessSpec>).width, (spec as Required<PreprocessSpec>).height)));
-    const decoded: DecodedImage[] = [];
+    const settled = await Promise.allSettled(pictures.map((p) => decodePixels(p.input, (spec as Required<PreprocessSpec>).width, (spec as Required<PreprocessSpec>).height)));
+    const decoded: DecodedPixels[] = [];
+    const rows: StreamItem[] = [];
     settled.forEach((s, i) => {
       const item = pictures[i].item;
       if (s.status === 'fulfilled') {
-        item.image = s.value;
         item.row = decoded.length;
         decoded.push(s.value);
+        rows.push(item);
       } else {
         item.error = pictureError(pictures[i].input, s.reason);
       }
     });
-    const batch = decoded.length > 0 ? toInputBatch(decoded, spec as PreprocessSpec) : undefined;
-    return { items: order, batch, decodeMs: nowMs() - t0 };
+    // from the 8-bit pixels: the model input, and the pictures (their rgb views of one array, in row order)
+    const s = spec as Required<PreprocessSpec>;
+    const out = reuse ? takeSpare(decoded.length * s.channels * s.width * s.height) : undefined;
+    const batch = decoded.length > 0 ? pixelsToInputBatch(decoded, s, out) : undefined;
+    if (batch) pixelsToImages(decoded).forEach((image, r) => (rows[r].image = image));
+    return { items: order, batch, made: !!batch, decodeMs: nowMs() - t0 };
   }
 
   /**
@@ -202,6 +218,18 @@ export async function* explainStream(
   }
 
   async function explainDecoded(d: Decoded): Promise<StreamBatch> {
+    try {
+      return await explainBatch(d);
+    } finally {
+      // explain() copied it: free for a later batch (one decoded ahead needs a second array)
+      if (reuse && d.made && d.batch) {
+        spare.push(d.batch.data);
+        if (spare.length > 2) spare.shift();
+      }
+    }
+  }
+
+  async function explainBatch(d: Decoded): Promise<StreamBatch> {
     const timings = { decodeMs: d.decodeMs, explainMs: 0 };
     if (!d.batch) return { items: d.items, timings };
     const t0 = nowMs();

@@ -9,7 +9,7 @@ import { performance } from 'perf_hooks';
 import { createExplainer } from '../index';
 import { GradcamError } from '../errors';
 import type { Explanation, ExplainResult, Explainer, InputBatch, Layout, TargetSpec } from '../types';
-import { batchImageToRgb } from '../image/preprocess';
+import { batchImageToRgb, pixelsToUnit } from '../image/preprocess';
 import { explainStream, type StreamInput } from '../cam/stream';
 import { readNpy } from '../image/npy';
 import { encodePng, encodePngs, renderGrey, renderGuided, renderOverlays, rgbFloatToBytes } from '../image/png';
@@ -230,6 +230,37 @@ interface Drawn {
 }
 
 /**
+ * The display pictures (float RGB in [0,1], pixels / 255 as DecodedImage.rgb) of a batch of decoded
+ * pictures, made from their 8-bit pixels into `buffer` (a larger one when it is too small), one after
+ * the other: the pictures' own rgb arrays are never made. undefined when a picture has no pixels.
+ */
+function displaysOf(pixels: Array<Uint8Array | undefined>, buffer: Float32Array): { views: Float32Array[]; buffer: Float32Array } | undefined {
+  if (pixels.length === 0 || !pixels.every((p) => p !== undefined)) return undefined;
+  const total = (pixels as Uint8Array[]).reduce((t, p) => t + p.length, 0);
+  const all = buffer.length >= total ? buffer : new Float32Array(total);
+  let at = 0;
+  const views = (pixels as Uint8Array[]).map((p) => {
+    pixelsToUnit(p, all, at);
+    at += p.length;
+    return all.subarray(at - p.length, at);
+  });
+  return { views, buffer: all };
+}
+
+/**
+ * The arrays (each `per` values) one after the other in one array: a view where they already lie so
+ * in one buffer (an ExplainResult's maps, the stream's pictures, one per image), else a copy.
+ */
+export function batchOf(arrays: Float32Array[], per: number): Float32Array {
+  const first = arrays[0];
+  const contiguous = arrays.every((a, j) => a.length === per && a.buffer === first.buffer && a.byteOffset === first.byteOffset + j * per * 4);
+  if (contiguous) return new Float32Array(first.buffer, first.byteOffset, arrays.length * per);
+  const out = new Float32Array(arrays.length * per);
+  arrays.forEach((a, j) => out.set(a, j * per));
+  return out;
+}
+
+/**
  * Every picture of a batch that will be written or shown, made with the batched kernels (one
  * showCamOnImage, one applyColormap, one deprocessImage call for all explanations) and encoded in
  * parallel (encodePngs). Nothing is rendered that is neither written nor in the report.
@@ -249,12 +280,8 @@ async function renderBatch(
   const withMap = a.images || a.report ? result.explanations.filter((e) => e.map) : [];
   if (withMap.length > 0) {
     const m = withMap.length;
-    const images = new Float32Array(m * hw * 3);
-    const maps = new Float32Array(m * hw);
-    withMap.forEach((e, j) => {
-      images.set(displays[e.image], j * hw * 3);
-      maps.set(e.map as Float32Array, j * hw);
-    });
+    const images = batchOf(withMap.map((e) => displays[e.image]), hw * 3);
+    const maps = batchOf(withMap.map((e) => e.map as Float32Array), hw);
     jobs.push(renderOverlays(images, maps, m, W, H, { colormap: a.colormap, alpha: a.alpha, device: a.device }).then((pngs) => {
       pngs.forEach((p, j) => (drawn(withMap[j]).overlay = p.data as Buffer));
     }));
@@ -272,8 +299,7 @@ async function renderBatch(
       await renderGuided(list[0][kind] as Float32Array, c, H, W, result.layout);
       return;
     }
-    const data = new Float32Array(m * c * hw);
-    list.forEach((e, j) => data.set(e[kind] as Float32Array, j * c * hw));
+    const data = batchOf(list.map((e) => e[kind] as Float32Array), c * hw);
     let rgb = await kernels.async.deprocessImage(data, m, c, H, W, result.layout);
     if (c === 1) rgb = await kernels.async.greyToRgb(rgb, m, H, W);
     (await encodePngs(rgb, m, W, H, 3)).forEach((p, j) => (drawn(list[j])[kind] = p));
@@ -413,6 +439,8 @@ async function explainWith(
   let last: ExplainResult | undefined;
   let inputShape: number[] = [];
   let stopped = false;
+  /** the display pictures of the batch being written, reused from batch to batch (displaysOf) */
+  let displayBuffer: Float32Array = new Float32Array(0);
   const progress = new Progress(units.length, 'images', process.stderr, a.quiet ? false : undefined);
   // the pictures of batch i are rendered and written while the model explains batch i+1 and
   // batch i+2 is decoded (lib/cam/stream.ts); the .npy rows are appended as images finish
@@ -454,7 +482,9 @@ async function explainWith(
           last = result;
           layerNames = result.layers;
           inputShape = [units.length, ...result.inputShape.slice(1)];
-          const displays = ok.map((item) => item.image ? item.image.rgb
+          const fromPixels = displaysOf(ok.map((item) => item.image?.pixels), displayBuffer);
+          if (fromPixels) displayBuffer = fromPixels.buffer;
+          const displays = fromPixels?.views ?? ok.map((item) => item.image ? item.image.rgb
             : batchImageToRgb(item.input as InputBatch, item.row, knownNorm ? { mean, std, pixelScale } : undefined));
           const t0 = performance.now();
           await writeBatch(a, result, ok.map((item) => units[item.index]), ok.map((item) => item.index), displays, labels, outputs);

@@ -38,6 +38,11 @@ export interface DecodedImage {
   /** size of the original picture */
   originalWidth: number;
   originalHeight: number;
+  /**
+   * the 8-bit RGB pixels `rgb` was made from (rgb = pixels / 255), where this library decoded the
+   * picture (decodeImage, preprocessImages, explainStream); not updated when rgb is changed
+   */
+  pixels?: Uint8Array;
 }
 
 export function checkPreprocessSpec(spec: PreprocessSpec): Required<PreprocessSpec> {
@@ -68,6 +73,23 @@ export function checkPreprocessSpec(spec: PreprocessSpec): Required<PreprocessSp
  * (aspect ratio not kept, as cv2.resize). EXIF orientation is applied; alpha is dropped (flattened on black).
  */
 export async function decodeImage(source: string | Uint8Array, width: number, height: number): Promise<DecodedImage> {
+  const raw = await decodePixels(source, width, height);
+  const rgb = new Float32Array(width * height * 3);
+  pixelsToUnit(raw.pixels, rgb, 0);
+  return { rgb, width, height, originalWidth: raw.originalWidth, originalHeight: raw.originalHeight, pixels: raw.pixels };
+}
+
+/** A decoded picture as sharp gives it: 8-bit RGB, interleaved [height*width*3]. */
+export interface DecodedPixels {
+  pixels: Uint8Array;
+  width: number;
+  height: number;
+  originalWidth: number;
+  originalHeight: number;
+}
+
+/** decodeImage without the float conversion: the resized picture's 8-bit RGB pixels. */
+export async function decodePixels(source: string | Uint8Array, width: number, height: number): Promise<DecodedPixels> {
   checkImageSize(width, height);
   if (typeof source !== 'string' && !(source instanceof Uint8Array)) {
     throw invalidType('source', 'file path or encoded image bytes', source);
@@ -81,16 +103,46 @@ export async function decodeImage(source: string | Uint8Array, width: number, he
     .raw()
     .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw invalidRange('source', 'an RGB or grey picture', source);
-  const rgb = new Float32Array(width * height * 3);
-  for (let i = 0; i < rgb.length; i++) rgb[i] = data[i] / 255;
   const rotated = (meta.orientation ?? 1) >= 5;
   return {
-    rgb,
+    pixels: data,
     width,
     height,
     originalWidth: (rotated ? meta.height : meta.width) ?? width,
     originalHeight: (rotated ? meta.width : meta.height) ?? height,
   };
+}
+
+/** byte / 255 as float32, for every byte value: the value decodeImage stores */
+const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+
+/** 8-bit values to float32 value/255 into out[at...] (the same floats as v / 255 stored in a Float32Array). */
+export function pixelsToUnit(pixels: Uint8Array, out: Float32Array, at: number): void {
+  const lut = UNIT;
+  const n = pixels.length;
+  for (let i = 0; i < n; i++) out[at + i] = lut[pixels[i]];
+}
+
+/** Checks the images and the batch size of toInputBatch / pixelsToInputBatch; the batch's array. */
+function batchArray(images: ReadonlyArray<{ width: number; height: number }>, s: Required<PreprocessSpec>, out?: Float32Array): Float32Array {
+  if (!Array.isArray(images) || images.length === 0) throw invalidType('images', 'non-empty array of decoded images', images);
+  const { width: W, height: H, channels: c } = s;
+  const hw = W * H;
+  // one Float32Array holds the batch: at most 2^31-1 values (as checkInputBatch accepts)
+  if (images.length * c * hw > 2 ** 31 - 1) {
+    throw invalidRange('images', `at most ${Math.floor((2 ** 31 - 1) / (c * hw))} pictures of ${W}x${H}x${c} in one batch`, images);
+  }
+  images.forEach((img, n) => {
+    if (img.width !== W || img.height !== H) {
+      throw invalidRange(`images[${n}]`, `a ${W}x${H} picture`, `${img.width}x${img.height}`);
+    }
+  });
+  const length = images.length * c * hw;
+  return out && out.length === length ? out : new Float32Array(length);
+}
+
+function batchShape(n: number, s: Required<PreprocessSpec>): [number, number, number, number] {
+  return s.layout === 'nchw' ? [n, s.channels, s.height, s.width] : [n, s.height, s.width, s.channels];
 }
 
 /**
@@ -99,33 +151,129 @@ export async function decodeImage(source: string | Uint8Array, width: number, he
  */
 export function toInputBatch(images: readonly DecodedImage[], spec: PreprocessSpec): InputBatch {
   const s = checkPreprocessSpec(spec);
-  if (!Array.isArray(images) || images.length === 0) throw invalidType('images', 'non-empty array of decoded images', images);
-  const { width: W, height: H, channels: c, layout } = s;
-  const hw = W * H;
-  // one Float32Array holds the batch: at most 2^31-1 values (as checkInputBatch accepts)
-  if (images.length * c * hw > 2 ** 31 - 1) {
-    throw invalidRange('images', `at most ${Math.floor((2 ** 31 - 1) / (c * hw))} pictures of ${W}x${H}x${c} in one batch`, images);
-  }
-  const data = new Float32Array(images.length * c * hw);
+  const data = batchArray(images, s);
+  const hw = s.width * s.height;
+  const c = s.channels;
+  const nchw = s.layout === 'nchw';
   const k = 255 / s.pixelScale;
-  images.forEach((img, n) => {
-    if (img.width !== W || img.height !== H) {
-      throw invalidRange(`images[${n}]`, `a ${W}x${H} picture`, `${img.width}x${img.height}`);
-    }
-    const base = n * c * hw;
-    for (let p = 0; p < hw; p++) {
-      const r = img.rgb[p * 3] * k;
-      const g = img.rgb[p * 3 + 1] * k;
-      const b = img.rgb[p * 3 + 2] * k;
-      const values = c === 1 ? [0.2989 * r + 0.587 * g + 0.114 * b] : [r, g, b];
-      for (let ch = 0; ch < c; ch++) {
-        const v = (values[ch] - s.mean[ch]) / s.std[ch];
-        data[layout === 'nchw' ? base + ch * hw + p : base + p * c + ch] = v;
+  // the same double arithmetic as (rgb * k - mean) / std per value, stored as float32
+  if (c === 3) {
+    const [m0, m1, m2] = s.mean;
+    const [s0, s1, s2] = s.std;
+    // nchw: channel planes at base, base + hw, base + 2hw; nhwc: interleaved like rgb
+    const step = nchw ? 1 : 3;
+    const o1 = nchw ? hw : 1;
+    const o2 = nchw ? 2 * hw : 2;
+    for (let n = 0; n < images.length; n++) {
+      const rgb = images[n].rgb;
+      let o = n * 3 * hw;
+      for (let p = 0, q = 0; p < hw; p++, q += 3, o += step) {
+        data[o] = (rgb[q] * k - m0) / s0;
+        data[o + o1] = (rgb[q + 1] * k - m1) / s1;
+        data[o + o2] = (rgb[q + 2] * k - m2) / s2;
       }
     }
+  } else {
+    // grey: one channel, so nchw and nhwc lay it out the same way
+    const m = s.mean[0];
+    const sd = s.std[0];
+    for (let n = 0; n < images.length; n++) {
+      const rgb = images[n].rgb;
+      let o = n * hw;
+      for (let q = 0; q < 3 * hw; q += 3) {
+        const r = rgb[q] * k;
+        const g = rgb[q + 1] * k;
+        const b = rgb[q + 2] * k;
+        data[o++] = (0.2989 * r + 0.587 * g + 0.114 * b - m) / sd;
+      }
+    }
+  }
+  return { data, shape: batchShape(images.length, s), layout: s.layout };
+}
+
+/**
+ * toInputBatch for 8-bit pictures (decodePixels): the same floats as toInputBatch of the
+ * decodeImage pictures, from a table per channel (the value of each channel depends on its byte only).
+ * Into `out` (every value written) when it has the batch's length.
+ */
+export function pixelsToInputBatch(images: readonly DecodedPixels[], spec: PreprocessSpec, out?: Float32Array): InputBatch {
+  const s = checkPreprocessSpec(spec);
+  const data = batchArray(images, s, out);
+  const hw = s.width * s.height;
+  const k = 255 / s.pixelScale;
+  const unit = UNIT;
+  if (s.channels === 3) {
+    const t0 = new Float32Array(256);
+    const t1 = new Float32Array(256);
+    const t2 = new Float32Array(256);
+    for (let v = 0; v < 256; v++) {
+      t0[v] = (unit[v] * k - s.mean[0]) / s.std[0];
+      t1[v] = (unit[v] * k - s.mean[1]) / s.std[1];
+      t2[v] = (unit[v] * k - s.mean[2]) / s.std[2];
+    }
+    const nchw = s.layout === 'nchw';
+    const step = nchw ? 1 : 3;
+    const o1 = nchw ? hw : 1;
+    const o2 = nchw ? 2 * hw : 2;
+    for (let n = 0; n < images.length; n++) {
+      const px = images[n].pixels;
+      let o = n * 3 * hw;
+      for (let q = 0; q < 3 * hw; q += 3, o += step) {
+        data[o] = t0[px[q]];
+        data[o + o1] = t1[px[q + 1]];
+        data[o + o2] = t2[px[q + 2]];
+      }
+    }
+  } else {
+    const m = s.mean[0];
+    const sd = s.std[0];
+    for (let n = 0; n < images.length; n++) {
+      const px = images[n].pixels;
+      let o = n * hw;
+      for (let q = 0; q < 3 * hw; q += 3) {
+        const r = unit[px[q]] * k;
+        const g = unit[px[q + 1]] * k;
+        const b = unit[px[q + 2]] * k;
+        data[o++] = (0.2989 * r + 0.587 * g + 0.114 * b - m) / sd;
+      }
+    }
+  }
+  return { data, shape: batchShape(images.length, s), layout: s.layout };
+}
+
+/**
+ * The display pictures (DecodedImage) of 8-bit pictures. Their float RGB is made on first read of
+ * any picture's `rgb`, for all of them in ONE array (picture i's rgb is a view of
+ * [i*H*W*3, (i+1)*H*W*3)), so that a batch of them needs no copy to be one batch array; a consumer
+ * that reads `pixels` instead allocates nothing.
+ */
+export function pixelsToImages(images: readonly DecodedPixels[]): DecodedImage[] {
+  let views: Float32Array[] | undefined;
+  const made = (): Float32Array[] => {
+    if (views) return views;
+    let total = 0;
+    for (const img of images) total += img.pixels.length;
+    const all = new Float32Array(total);
+    let at = 0;
+    views = images.map((img) => {
+      pixelsToUnit(img.pixels, all, at);
+      at += img.pixels.length;
+      return all.subarray(at - img.pixels.length, at);
+    });
+    return views;
+  };
+  return images.map((img, i): DecodedImage => {
+    let own: Float32Array | undefined;
+    return {
+      get rgb(): Float32Array { return own ?? made()[i]; },
+      set rgb(v: Float32Array) { own = v; },
+      width: img.width,
+      height: img.height,
+      originalWidth: img.originalWidth,
+      originalHeight: img.originalHeight,
+      pixels: img.pixels,
+    };
   });
-  const shape: [number, number, number, number] = layout === 'nchw' ? [images.length, c, H, W] : [images.length, H, W, c];
-  return { data, shape, layout };
 }
 
 /** decodeImage for every source, then toInputBatch. */
@@ -134,8 +282,9 @@ export async function preprocessImages(
   spec: PreprocessSpec,
 ): Promise<{ batch: InputBatch; images: DecodedImage[] }> {
   const s = checkPreprocessSpec(spec);
-  const images = await Promise.all(sources.map((src) => decodeImage(src, s.width, s.height)));
-  return { batch: toInputBatch(images, s), images };
+  const pixels = await Promise.all(sources.map((src) => decodePixels(src, s.width, s.height)));
+  // the pictures' rgb are views of one array (pixelsToImages)
+  return { batch: pixelsToInputBatch(pixels, s), images: pixelsToImages(pixels) };
 }
 
 /**

@@ -5,13 +5,14 @@
  * lib/cam/explain.ts does the rest.
  */
 import type { AdapterPass, GradientRequest, ModelAdapter, RoundGradients } from '../cam/adapter';
-import { explain, prepare } from '../cam/explain';
+import { COPIES_INPUT, explain, prepare } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
 import { ErrorCode, GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout } from '../types';
 import { checkDifferentiable, logitsOf } from './backward';
 import { CacheOptions, ModelCache, checkCacheOption, readModelFile } from './cache';
 import { GraphIndex, Shape, inferShapes } from './graph';
+import { SharedInputPool } from './runtime';
 import { ModelProto, loadModel } from './proto';
 import { LayerNames, layerHint, layerNames, resolveLayerName } from './layer-names';
 import {
@@ -190,6 +191,7 @@ export class OnnxAdapter implements ModelAdapter {
   private disposed = false;
   private names?: LayerNames;
   private ruleCounts?: RuleCounts;
+  private readonly inputPool = new SharedInputPool();
 
   constructor(private readonly model: LazyModel, private readonly summary: ModelSummary, private readonly options: OnnxExplainerOptions, private readonly cache?: ModelCache) {
     this.modelShape = summary.modelShape.slice();
@@ -227,6 +229,16 @@ export class OnnxAdapter implements ModelAdapter {
   private layerNames(): LayerNames {
     this.names ??= layerNames(this.model.graph, this.candidates.map((c) => c.name));
     return this.names;
+  }
+
+  /**
+   * With worker threads (workers >= 1): the pipeline's copy of the batch goes to reused
+   * SharedArrayBuffer memory, which every session run of the call posts to its worker without a copy.
+   * In this thread (workers 0) ORT takes no shared memory: undefined, a plain copy.
+   */
+  inputArray(length: number): { data: Float32Array; release(): void } | undefined {
+    if ((this.options.workers ?? 1) === 0 || typeof SharedArrayBuffer === 'undefined') return undefined;
+    return this.inputPool.acquire(length);
   }
 
   checkInput(input: unknown): InputBatch {
@@ -324,6 +336,7 @@ export class OnnxAdapter implements ModelAdapter {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.inputPool.clear();
     for (const p of this.sessions.values()) p.then((s) => s.dispose()).catch(() => undefined);
     this.sessions.clear();
   }
@@ -331,6 +344,8 @@ export class OnnxAdapter implements ModelAdapter {
 
 /** The Explainer over an ONNX model: the shared pipeline on an OnnxAdapter. */
 export class OnnxExplainer implements Explainer {
+  /** explain() copies the batch at call time (lib/cam/explain.ts) */
+  readonly [COPIES_INPUT] = true;
   constructor(readonly adapter: OnnxAdapter) {}
   get engine(): string { return this.adapter.engine; }
   get layout(): Layout { return this.adapter.layout; }

@@ -152,6 +152,57 @@ export interface Runner {
   release(): Promise<void>;
 }
 
+/**
+ * Reusable SharedArrayBuffer memory for input batches posted to worker threads: a Float32Array over
+ * a SharedArrayBuffer crosses postMessage shared, not copied, and memory used before costs no fresh
+ * page faults (dear where memory is first touched slowly, as in VMs). A few free buffers are kept.
+ */
+export class SharedInputPool {
+  private free: SharedArrayBuffer[] = [];
+
+  /** keeps at most `keep` free buffers, each of at most `maxBytes` */
+  constructor(private readonly keep = 2, private readonly maxBytes = 256 * 2 ** 20) {}
+
+  /** `length` floats of shared memory (its content is whatever it held), with its release */
+  acquire(length: number): { data: Float32Array; release(): void } {
+    const bytes = length * 4;
+    const i = this.free.findIndex((b) => b.byteLength === bytes);
+    const buffer = i >= 0 ? this.free.splice(i, 1)[0] : new SharedArrayBuffer(bytes);
+    let released = false;
+    return {
+      data: new Float32Array(buffer, 0, length),
+      release: () => {
+        if (released) return;
+        released = true;
+        if (bytes > this.maxBytes || this.keep === 0) return;
+        this.free.push(buffer);
+        if (this.free.length > this.keep) this.free.shift();
+      },
+    };
+  }
+
+  /** forgets the free buffers */
+  clear(): void {
+    this.free = [];
+  }
+}
+
+/**
+ * ONNX Runtime refuses a tensor over a SharedArrayBuffer ("Invalid argument"): the feed's values in
+ * ordinary memory, taken from `pool` (buffers of the exact size, reused) when given.
+ */
+export function ownedFeed(v: TensorData, pool?: ArrayBuffer[]): { data: ort.Tensor.DataType; buffer?: ArrayBuffer } {
+  const d = v.data as Float32Array;
+  if (!(ArrayBuffer.isView(d) && typeof SharedArrayBuffer !== 'undefined' && d.buffer instanceof SharedArrayBuffer)) return { data: v.data };
+  const Ctor = d.constructor as Float32ArrayConstructor;
+  const bytes = d.byteLength;
+  const i = pool ? pool.findIndex((b) => b.byteLength === bytes) : -1;
+  const buffer = i >= 0 ? (pool as ArrayBuffer[]).splice(i, 1)[0] : new ArrayBuffer(bytes);
+  const data = new Ctor(buffer, 0, d.length);
+  data.set(d);
+  return { data, buffer };
+}
+
 /** In this thread: tensors wrap the caller's arrays, outputs are ORT's arrays (no copies here). */
 export class InProcessRunner implements Runner {
   private constructor(private readonly s: OrtSession) {}
@@ -165,7 +216,7 @@ export class InProcessRunner implements Runner {
 
   async run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
     const t: Record<string, ort.Tensor> = {};
-    for (const [k, v] of Object.entries(feeds)) t[k] = new ort.Tensor(v.type as 'float32', v.data as Float32Array, v.dims);
+    for (const [k, v] of Object.entries(feeds)) t[k] = new ort.Tensor(v.type as 'float32', ownedFeed(v).data as Float32Array, v.dims);
     const out = await this.s.session.run(t);
     const res: Record<string, TensorData> = {};
     for (const [k, v] of Object.entries(out)) {
@@ -239,7 +290,8 @@ class WorkerSession {
     if (this.busy++ === 0) this.worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      // the caller keeps its input arrays: they are copied (structured clone), not transferred
+      // the caller keeps its input arrays: they are copied (structured clone), not transferred;
+      // arrays over a SharedArrayBuffer (SharedInputPool) are shared, the worker copies them once
       this.worker.postMessage({ id, feeds });
     });
   }

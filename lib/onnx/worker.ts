@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'worker_threads';
 import * as ort from 'onnxruntime-node';
-import { ExecutionProviderRequest, ModelSource, OrtLoadOptions, TensorData, createOrtSession } from './runtime';
+import { ExecutionProviderRequest, ModelSource, OrtLoadOptions, TensorData, createOrtSession, ownedFeed } from './runtime';
 
 interface Init { bytes: ModelSource; ep: ExecutionProviderRequest; threads: number; load?: OrtLoadOptions }
 
@@ -23,10 +23,17 @@ async function main(): Promise<void> {
     port.postMessage({ error: (e as Error).message });
     return;
   }
+  // the ordinary memory that shared input arrays are copied into (ORT refuses a SharedArrayBuffer), reused
+  const free: ArrayBuffer[] = [];
   port.on('message', async (m: { id: number; feeds: Record<string, TensorData> }) => {
+    const taken: ArrayBuffer[] = [];
     try {
       const t: Record<string, ort.Tensor> = {};
-      for (const [k, v] of Object.entries(m.feeds)) t[k] = new ort.Tensor(v.type as 'float32', v.data as Float32Array, v.dims);
+      for (const [k, v] of Object.entries(m.feeds)) {
+        const { data, buffer } = ownedFeed(v, free);
+        if (buffer) taken.push(buffer);
+        t[k] = new ort.Tensor(v.type as 'float32', data as Float32Array, v.dims);
+      }
       const out = await session.run(t);
       const outputs: Record<string, TensorData> = {};
       const transfer: ArrayBuffer[] = [];
@@ -36,12 +43,18 @@ async function main(): Promise<void> {
         outputs[k] = { type: tv.type, data, dims: tv.dims };
         if (data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer)) transfer.push(data.buffer);
       }
+      // an input buffer that is also an output's goes back with it, not to the free list
+      for (const b of taken) if (!transfer.includes(b)) free.push(b);
+      taken.length = 0;
+      while (free.length > 2) free.shift();
       try {
         port.postMessage({ id: m.id, outputs }, transfer);
       } catch {
         port.postMessage({ id: m.id, outputs }); // a buffer that cannot be detached is copied
       }
     } catch (e) {
+      for (const b of taken) free.push(b);
+      while (free.length > 2) free.shift();
       port.postMessage({ id: m.id, error: (e as Error).message });
     }
   });

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { concatFloat32 } from '../arrays';
 import type { AdapterPass, GradientRequest, LayerActivations, ModelAdapter, RoundGradients } from '../cam/adapter';
-import { explain, prepare } from '../cam/explain';
+import { COPIES_INPUT, explain, prepare } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
 import { GradcamError, describe, didYouMean, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout, ScoreFunction } from '../types';
@@ -510,6 +510,8 @@ export interface TfjsModelAdapter extends ModelAdapter {
 
 /** The Explainer over a tfjs model: the shared pipeline on a tfjs adapter (in a worker thread or this one). */
 export class TfjsExplainer implements Explainer {
+  /** explain() copies the batch at call time (lib/cam/explain.ts) */
+  readonly [COPIES_INPUT] = true;
   constructor(readonly adapter: TfjsModelAdapter) {}
   get engine(): TfjsEngine {
     return this.adapter.engine;
