@@ -358,6 +358,24 @@ describe('ONNX model cache', function () {
     }
   });
 
+  it('the worker thread starts when the explainer is made, and the first session takes it', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { prestartedWorkers } = require('../lib/onnx/runtime') as { prestartedWorkers: () => number };
+    const ex = await createOnnxExplainer(MODEL, { cache: { dir: freshDir() }, executionProvider: 'cpu' });
+    try {
+      assert.equal(prestartedWorkers(), 1);
+      const r = await ex.explain(batch(), { method: 'gradcam', targets: { topK: 2 } });
+      assert.equal(prestartedWorkers(), 0, 'the session did not take the started thread');
+      assert.ok(bytesOf(r).equals(uncached.gradcam));
+    } finally {
+      ex.dispose();
+    }
+    // in-thread sessions start none
+    const inThread = await createOnnxExplainer(MODEL, { cache: false, workers: 0 });
+    inThread.dispose();
+    assert.equal(prestartedWorkers(), 0);
+  });
+
   it('parses the cache flags and options', () => {
     const base = ['-m', 'm.onnx', '-i', 'x.png'];
     assert.deepEqual([parseExplainArgs(base).cache, parseExplainArgs(base).cacheDir], [true, undefined]);

@@ -3,7 +3,7 @@
  * sharp encodes on libuv's thread pool, so the n PNGs of a batch (encodePngs) are made in parallel
  * off the main thread, as many at once as UV_THREADPOOL_SIZE allows (default 4).
  */
-import sharp from 'sharp';
+import { sharp } from './sharp';
 import { checkPositiveInteger, invalidRange, invalidType } from '../errors';
 import { getKernels } from '../kernels';
 import { pictureReference } from '../kernels/pictures';

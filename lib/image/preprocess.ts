@@ -4,7 +4,7 @@
  * picture (RGB float in [0,1], [H,W,3]) for the overlays, the way pytorch-grad-cam's examples keep
  * `rgb_img` next to `input_tensor`.
  */
-import sharp from 'sharp';
+import { sharp } from './sharp';
 import { checkOneOf, invalidRange, invalidType } from '../errors';
 import type { InputBatch, Layout } from '../types';
 import { checkImageSize } from './limits';

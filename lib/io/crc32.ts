@@ -54,13 +54,35 @@ export async function fileCrc32(file: string): Promise<{ bytes: number; crc: num
   }
 }
 
-/** The first file that is missing or differs from its check (undefined: all as recorded). */
-export async function firstMismatch(checks: readonly FileCheck[]): Promise<string | undefined> {
+/** fileCrc32 with synchronous reads: for a thread of its own (libuv's pool may be busy with other work). */
+export function fileCrc32Sync(file: string): { bytes: number; crc: number } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let crc = 0;
+    let bytes = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, CHUNK, bytes);
+      if (n === 0) break;
+      crc = crc32(buf.subarray(0, n), crc);
+      bytes += n;
+    }
+    return { bytes, crc };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The first file that is missing or differs from its check (undefined: all as recorded). Reads
+ * synchronously: it runs in the thread that loads the model (an ORT worker's).
+ */
+export function firstMismatch(checks: readonly FileCheck[]): string | undefined {
   for (const c of checks) {
     try {
-      const st = await fs.promises.stat(c.path);
+      const st = fs.statSync(c.path);
       if (st.size !== c.bytes) return `${c.path}: ${st.size} bytes, ${c.bytes} recorded`;
-      const got = await fileCrc32(c.path);
+      const got = fileCrc32Sync(c.path);
       if (got.bytes !== c.bytes || got.crc !== c.crc) return `${c.path}: crc32 ${got.crc}, ${c.crc} recorded`;
     } catch (e) {
       return `${c.path}: ${(e as Error).message}`;

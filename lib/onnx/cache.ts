@@ -12,8 +12,9 @@
  *                    optimization disabled: ORT reads the graph and maps the weights from the file, no
  *                    byte of the model passes through JavaScript (a 90 MB model read into fresh memory
  *                    costs 0.3 s on some VMs), and ORT's optimizer is skipped. The two files are
- *                    checked against their CRC-32 in the thread that loads them, before the session
- *                    is used. CPU sessions only: ORT marks such a model as specific to the machine
+ *                    checked against their CRC-32 in the thread that loads them (the ORT worker's),
+ *                    before the session is used. Small reads (headers, stats) are synchronous: on
+ *                    libuv's pool they would queue behind the first pictures' decoding. CPU sessions only: ORT marks such a model as specific to the machine
  *                    (NCHWc blocking), so the CPU model and architecture are part of its key; CUDA
  *                    sessions load the .gradient entry.
  *
@@ -260,14 +261,14 @@ export class ModelCache {
     const probe = new ModelCache('0'.repeat(64), options);
     let abs = path.resolve(file);
     try {
-      abs = await fs.promises.realpath(abs);
+      abs = fs.realpathSync(abs);
     } catch {
       // read below, which names the file
     }
     const key = keyed({ format: CACHE_FORMAT, kind: 'digest', path: abs }, 'digest');
     let st: fs.Stats | undefined;
     try {
-      st = await fs.promises.stat(abs);
+      st = fs.statSync(abs);
     } catch {
       // read below, which names the file
     }
@@ -283,7 +284,7 @@ export class ModelCache {
     const bytes = readModelFile(file);
     const cache = new ModelCache(digestOf(bytes), options);
     if (st) {
-      const after = await fs.promises.stat(abs).catch(() => undefined);
+      const after = fs.statSync(abs, { throwIfNoEntry: false });
       const id = identityOf(abs, st);
       // remembered only when the file did not change while it was read
       if (after && (['dev', 'ino', 'size', 'mtimeMs', 'ctimeMs'] as const).every((k) => identityOf(abs, after)[k] === id[k])) {
@@ -353,6 +354,7 @@ export class ModelCache {
       const hit = await this.readOptimized(oKey);
       if (hit) {
         try {
+          // the thread that loads the files checks their CRC-32 (runtime.ts createOrtSession)
           const runner = await runnerFor({ path: hit.model, verify: hit.verify }, { graphOptimizationLevel: 'disabled' });
           stats.optimizedHits++;
           return { info: hit.info, runner };
@@ -421,7 +423,7 @@ export class ModelCache {
   private async readSmall(key: { json: string; name: string }, valid: (info: unknown) => boolean): Promise<{ info: GradientModelInfo } | undefined> {
     let buf: Buffer;
     try {
-      buf = await fs.promises.readFile(this.file(key.name));
+      buf = fs.readFileSync(this.file(key.name));
     } catch {
       return undefined;
     }
@@ -443,7 +445,7 @@ export class ModelCache {
     const dir = this.file(key.name);
     let buf: Buffer;
     try {
-      buf = await fs.promises.readFile(path.join(dir, OPT_HEADER));
+      buf = fs.readFileSync(path.join(dir, OPT_HEADER));
     } catch (e) {
       // a folder without its entry.json is damaged; no folder is a miss
       if (fs.existsSync(dir)) {
@@ -463,7 +465,7 @@ export class ModelCache {
     }
     const verify = (files as FileRecord[]).map((f) => ({ path: path.join(dir, f.name), bytes: f.bytes, crc: f.crc }));
     for (const f of verify) {
-      const st = await fs.promises.stat(f.path).catch(() => undefined);
+      const st = fs.statSync(f.path, { throwIfNoEntry: false });
       if (!st || st.size !== f.bytes) {
         stats.corrupt++;
         await this.discard(key.name);

@@ -19,6 +19,7 @@ import {
   EXECUTION_PROVIDERS, ExecutionProviderRequest, GradientRun, LayerCandidate, OnnxGradientSession,
   inputLayout, layerCandidates,
 } from './session';
+import { prestartWorkers } from './runtime';
 
 export interface OnnxExplainerOptions {
   /** 'auto' (default): CUDA where its execution provider loads, CPU otherwise */
@@ -373,6 +374,9 @@ export async function createOnnxExplainer(model: string | Uint8Array, options?: 
   if (options) checkKnownKeys('ONNX explainer options', options, [...EXPLAINER_OPTIONS, 'engine']);
   const cacheOpts = checkCacheOption('cache', opts.cache);
   if (typeof model !== 'string' && !(model instanceof Uint8Array)) throw invalidType('model', 'ONNX file path or Uint8Array', model);
+  // the session's worker threads start now, while the model is looked up (runtime.ts)
+  const workers = opts.workers ?? 1;
+  if (workers > 0) prestartWorkers(workers);
   let bytes: Uint8Array | undefined;
   let cache: ModelCache | undefined;
   if (cacheOpts === false) {

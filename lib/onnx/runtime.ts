@@ -55,6 +55,40 @@ export interface ModelFile {
   verify?: FileCheck[];
 }
 
+/**
+ * Worker threads started before their model is known (prestartWorkers): a thread's start and the
+ * loading of onnxruntime-node in it (about 0.1 s) overlap the caller's own start-up. Taken by the
+ * next WorkerSession; one not taken within PRESTART_MS ends.
+ */
+const prestarted: Worker[] = [];
+const PRESTART_MS = 30e3;
+
+export function prestartWorkers(count: number): void {
+  while (prestarted.length < count) {
+    const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: {} });
+    const drop = () => {
+      const i = prestarted.indexOf(worker);
+      if (i >= 0) prestarted.splice(i, 1);
+    };
+    worker.once('error', drop);
+    worker.once('exit', drop);
+    worker.unref();
+    const timer = setTimeout(() => {
+      if (prestarted.includes(worker)) {
+        drop();
+        void worker.terminate();
+      }
+    }, PRESTART_MS);
+    timer.unref();
+    prestarted.push(worker);
+  }
+}
+
+/** prestarted worker threads not taken (tests) */
+export function prestartedWorkers(): number {
+  return prestarted.length;
+}
+
 /** Whether the CUDA execution provider can be tried (its provider library is next to the binding). */
 export function cudaProvider(): { available: boolean; reason: string } {
   const b = ort.listSupportedBackends().find((x) => x.name === 'cuda');
@@ -83,8 +117,8 @@ export async function createOrtSession(model: ModelSource, ep: ExecutionProvider
   const s = await createSession(model, ep, threads, load);
   const verify = model instanceof Uint8Array ? undefined : model.verify;
   if (verify?.length) {
-    // after ORT read the files: a file replaced in between is caught too
-    const bad = await firstMismatch(verify);
+    // in the thread that loads the model (the caller's stays free), after ORT read the files
+    const bad = firstMismatch(verify);
     if (bad !== undefined) {
       await s.session.release();
       throw new GradcamError(`The cached model differs from what was recorded (${bad})`, 'EORT');
@@ -262,10 +296,13 @@ class WorkerSession {
   static create(model: ModelSource | Promise<ModelBytes>, ep: ExecutionProviderRequest, threads: number, load?: OrtLoadOptions): Promise<WorkerSession> {
     return new Promise((resolve, reject) => {
       const now = model instanceof Promise ? undefined : model;
-      const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes: now, ep, threads, load }, transferList: now && transferable(now, load) });
+      // a prestarted thread gets everything in its first message
+      const ready = prestarted.shift();
+      const worker = ready ?? new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes: now, ep, threads, load }, transferList: now && transferable(now, load) });
+      if (ready && now) worker.postMessage({ bytes: now, load, ep, threads }, transferable(now, load));
       if (!now) {
         (model as Promise<ModelBytes>).then(
-          (m) => worker.postMessage({ bytes: m.bytes, load: m.load }, transferable(m.bytes, m.load)),
+          (m) => worker.postMessage({ bytes: m.bytes, load: m.load, ep, threads }, transferable(m.bytes, m.load)),
           (e: Error) => { void worker.terminate(); reject(e); },
         );
       }
