@@ -12,7 +12,7 @@ import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, L
 import { checkDifferentiable, logitsOf } from './backward';
 import { CacheOptions, ModelCache, checkCacheOption, readModelFile } from './cache';
 import { GraphIndex, Shape, inferShapes } from './graph';
-import { SharedInputPool } from './runtime';
+import { SharedInputPool } from '../io/shared-pool';
 import { ModelProto, loadModel } from './proto';
 import { LayerNames, layerHint, layerNames, resolveLayerName } from './layer-names';
 import {
