@@ -371,8 +371,10 @@ describe('reliability: explainers free the models they load', function () {
     const warm = 14;
     assert.deepEqual(tensors.slice(warm), new Array(50 - warm).fill(tensors[warm]), `tensors per cycle: ${tensors.join(',')}`);
     assert.equal(tensors[49], 0, 'the loaded model is freed with the explainer');
-    const grown = Math.max(...rss.slice(warm)) / rss[warm] - 1;
-    assert.ok(grown < 0.05, `RSS grew by ${(grown * 100).toFixed(1)}% after warm-up (MB: ${rss.map((b) => (b / 2 ** 20).toFixed(0)).join(',')})`);
+    // a leaked model is 4 MB a cycle (144 MB over these 36); the allocator's own drift here is 2-5 MB
+    // over 80 cycles with or without the library's changes (about 5% of a 75 MB process): bound 8 MB
+    const grownMb = (Math.max(...rss.slice(warm)) - rss[warm]) / 2 ** 20;
+    assert.ok(grownMb < 8, `RSS grew by ${grownMb.toFixed(1)} MB after warm-up (MB: ${rss.map((b) => (b / 2 ** 20).toFixed(0)).join(',')})`);
   });
 
   it('a model passed in stays the caller\'s: dispose() leaves it usable', async () => {

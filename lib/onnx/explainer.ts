@@ -7,7 +7,7 @@
 import type { AdapterPass, GradientRequest, ModelAdapter, RoundGradients } from '../cam/adapter';
 import { COPIES_INPUT, explain, prepare } from '../cam/explain';
 import { checkInputBatch } from '../cam/input';
-import { ErrorCode, GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType, rangeErrorOf } from '../errors';
+import { GradcamError, checkKnownKeys, checkOneOf, checkPositiveInteger, didYouMean, invalidRange, invalidType, rangeErrorOf } from '../errors';
 import type { ExplainOptions, ExplainResult, Explainer, InputBatch, LayerInfo, Layout } from '../types';
 import { checkDifferentiable, logitsOf } from './backward';
 import { CacheOptions, ModelCache, checkCacheOption, readModelFile } from './cache';
@@ -265,7 +265,8 @@ export class OnnxAdapter implements ModelAdapter {
   unsupported(request: GradientRequest): Error | undefined {
     if (!request.inputGradient) return undefined;
     const e = this.summary.inputGradError;
-    return e ? new GradcamError(e.message, e.code as ErrorCode) : undefined;
+    // checkDifferentiable's codes
+    return e ? new GradcamError(e.message, e.code === 'EBADLAYER' ? 'EBADLAYER' : 'EUNSUPPORTED') : undefined;
   }
 
   ruleActivations(guidedRelu6: boolean): number {
