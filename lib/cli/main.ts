@@ -39,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
         out(HELP.explain);
         return 0;
       }
+      // an ONNX model's worker thread starts before the rest of the library loads (lib/onnx/prestart.ts)
+      if (a.model.toLowerCase().endsWith('.onnx')) (await import('../onnx/prestart')).prestartWorkers(1);
       const { runExplain, summarize } = await import('./explain');
       const log = (l: string) => process.stderr.write(cliMessage(l) + '\n');
       // files of the input folders that are not pictures: named, then left out

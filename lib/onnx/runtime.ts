@@ -9,15 +9,24 @@ import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import './ort-present'; // before onnxruntime-node: a missing package is ENOENGINE
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
+
+let ortModule: typeof Ort | undefined;
+/** onnxruntime-node, loaded on first use: a main thread whose sessions run in workers never loads it */
+function ort(): typeof Ort {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  ortModule ??= require('onnxruntime-node') as typeof Ort;
+  return ortModule;
+}
 import { GradcamError, checkOneOf } from '../errors';
 import { FileCheck, firstMismatch } from '../io/crc32';
+import { takePrestarted } from './prestart';
 
 export type ExecutionProviderRequest = 'auto' | 'cuda' | 'cpu';
 export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'cpu'];
 
 export interface OrtSession {
-  session: ort.InferenceSession;
+  session: Ort.InferenceSession;
   /** the execution provider that runs it */
   executionProvider: 'cpu' | 'cuda';
   /** why this provider (e.g. why CUDA was not used) */
@@ -55,43 +64,11 @@ export interface ModelFile {
   verify?: FileCheck[];
 }
 
-/**
- * Worker threads started before their model is known (prestartWorkers): a thread's start and the
- * loading of onnxruntime-node in it (about 0.1 s) overlap the caller's own start-up. Taken by the
- * next WorkerSession; one not taken within PRESTART_MS ends.
- */
-const prestarted: Worker[] = [];
-const PRESTART_MS = 30e3;
-
-export function prestartWorkers(count: number): void {
-  while (prestarted.length < count) {
-    const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: {} });
-    const drop = () => {
-      const i = prestarted.indexOf(worker);
-      if (i >= 0) prestarted.splice(i, 1);
-    };
-    worker.once('error', drop);
-    worker.once('exit', drop);
-    worker.unref();
-    const timer = setTimeout(() => {
-      if (prestarted.includes(worker)) {
-        drop();
-        void worker.terminate();
-      }
-    }, PRESTART_MS);
-    timer.unref();
-    prestarted.push(worker);
-  }
-}
-
-/** prestarted worker threads not taken (tests) */
-export function prestartedWorkers(): number {
-  return prestarted.length;
-}
+export { prestartWorkers, prestartedWorkers } from './prestart';
 
 /** Whether the CUDA execution provider can be tried (its provider library is next to the binding). */
 export function cudaProvider(): { available: boolean; reason: string } {
-  const b = ort.listSupportedBackends().find((x) => x.name === 'cuda');
+  const b = ort().listSupportedBackends().find((x) => x.name === 'cuda');
   if (!b) return { available: false, reason: 'this onnxruntime-node build has no CUDA execution provider' };
   if (b.bundled) return { available: true, reason: 'bundled' };
   let ortDir = 'node_modules/onnxruntime-node';
@@ -130,8 +107,8 @@ export async function createOrtSession(model: ModelSource, ep: ExecutionProvider
 async function createSession(model: ModelSource, ep: ExecutionProviderRequest, threads: number | undefined, load: OrtLoadOptions): Promise<OrtSession> {
   checkOneOf('executionProvider', ep, EXECUTION_PROVIDERS);
   const source: string | Uint8Array = model instanceof Uint8Array ? model : model.path;
-  const create = (o: ort.InferenceSession.SessionOptions) => (typeof source === 'string' ? ort.InferenceSession.create(source, o) : ort.InferenceSession.create(source, o));
-  const base: ort.InferenceSession.SessionOptions = {
+  const create = (o: Ort.InferenceSession.SessionOptions) => (typeof source === 'string' ? ort().InferenceSession.create(source, o) : ort().InferenceSession.create(source, o));
+  const base: Ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: load.graphOptimizationLevel ?? 'all',
     // ORT warns that an optimized model it writes is for this machine's CPU only: cache.ts keys it so
     ...(load.optimizedModelFilePath ? { optimizedModelFilePath: load.optimizedModelFilePath, logSeverityLevel: 3 as const } : {}),
@@ -173,8 +150,8 @@ async function createSession(model: ModelSource, ep: ExecutionProviderRequest, t
 
 /** A tensor crossing a thread boundary: plain data. */
 export interface TensorData {
-  type: ort.Tensor.Type;
-  data: ort.Tensor.DataType;
+  type: Ort.Tensor.Type;
+  data: Ort.Tensor.DataType;
   dims: readonly number[];
 }
 
@@ -192,7 +169,7 @@ export { SharedInputPool } from '../io/shared-pool';
  * ONNX Runtime refuses a tensor over a SharedArrayBuffer ("Invalid argument"): the feed's values in
  * ordinary memory, taken from `pool` (buffers of the exact size, reused) when given.
  */
-export function ownedFeed(v: TensorData, pool?: ArrayBuffer[]): { data: ort.Tensor.DataType; buffer?: ArrayBuffer } {
+export function ownedFeed(v: TensorData, pool?: ArrayBuffer[]): { data: Ort.Tensor.DataType; buffer?: ArrayBuffer } {
   const d = v.data as Float32Array;
   if (!(ArrayBuffer.isView(d) && typeof SharedArrayBuffer !== 'undefined' && d.buffer instanceof SharedArrayBuffer)) return { data: v.data };
   const Ctor = d.constructor as Float32ArrayConstructor;
@@ -216,12 +193,13 @@ export class InProcessRunner implements Runner {
   get reason(): string { return this.s.reason; }
 
   async run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
-    const t: Record<string, ort.Tensor> = {};
-    for (const [k, v] of Object.entries(feeds)) t[k] = new ort.Tensor(v.type as 'float32', ownedFeed(v).data as Float32Array, v.dims);
+    const t: Record<string, Ort.Tensor> = {};
+    const { Tensor } = ort();
+    for (const [k, v] of Object.entries(feeds)) t[k] = new Tensor(v.type as 'float32', ownedFeed(v).data as Float32Array, v.dims);
     const out = await this.s.session.run(t);
     const res: Record<string, TensorData> = {};
     for (const [k, v] of Object.entries(out)) {
-      const tv = v as ort.Tensor;
+      const tv = v as Ort.Tensor;
       res[k] = { type: tv.type, data: tv.data, dims: tv.dims };
     }
     return res;
@@ -264,7 +242,7 @@ class WorkerSession {
     return new Promise((resolve, reject) => {
       const now = model instanceof Promise ? undefined : model;
       // a prestarted thread gets everything in its first message
-      const ready = prestarted.shift();
+      const ready = takePrestarted();
       const worker = ready ?? new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes: now, ep, threads, load }, transferList: now && transferable(now, load) });
       if (ready && now) worker.postMessage({ bytes: now, load, ep, threads }, transferable(now, load));
       if (!now) {
