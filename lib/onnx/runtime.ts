@@ -243,6 +243,8 @@ class WorkerSession {
       const now = model instanceof Promise ? undefined : model;
       // a prestarted thread gets everything in its first message
       const ready = takePrestarted();
+      // a prestarted thread is unref'd while idle: the pending creation must keep the process alive
+      ready?.ref();
       const worker = ready ?? new Worker(path.join(__dirname, 'worker.js'), { workerData: { bytes: now, ep, threads, load }, transferList: now && transferable(now, load) });
       if (ready && now) worker.postMessage({ bytes: now, load, ep, threads }, transferable(now, load));
       if (!now) {
