@@ -9,7 +9,7 @@ import { performance } from 'perf_hooks';
 import { createExplainer } from '../index';
 import { GradcamError } from '../errors';
 import type { Explanation, ExplainResult, Explainer, InputBatch, Layout, TargetSpec } from '../types';
-import { batchImageToRgb, pixelsToUnit } from '../image/preprocess';
+import { batchImageToRgb, pixelsToUnitViews } from '../image/preprocess';
 import { explainStream, type StreamInput } from '../cam/stream';
 import { readNpy } from '../image/npy';
 import { encodePng, encodePngs, renderGrey, renderGuided, renderOverlays, rgbFloatToBytes } from '../image/png';
@@ -236,15 +236,7 @@ interface Drawn {
  */
 function displaysOf(pixels: Array<Uint8Array | undefined>, buffer: Float32Array): { views: Float32Array[]; buffer: Float32Array } | undefined {
   if (pixels.length === 0 || !pixels.every((p) => p !== undefined)) return undefined;
-  const total = (pixels as Uint8Array[]).reduce((t, p) => t + p.length, 0);
-  const all = buffer.length >= total ? buffer : new Float32Array(total);
-  let at = 0;
-  const views = (pixels as Uint8Array[]).map((p) => {
-    pixelsToUnit(p, all, at);
-    at += p.length;
-    return all.subarray(at - p.length, at);
-  });
-  return { views, buffer: all };
+  return pixelsToUnitViews(pixels as Uint8Array[], buffer);
 }
 
 /**

@@ -123,6 +123,22 @@ export function pixelsToUnit(pixels: Uint8Array, out: Float32Array, at: number):
   for (let i = 0; i < n; i++) out[at + i] = lut[pixels[i]];
 }
 
+/**
+ * Several pictures' 8-bit pixels as float32 value/255, one after the other in ONE array (`into` when
+ * it is large enough, else a new one): the views, one per picture, and the array.
+ */
+export function pixelsToUnitViews(pixels: readonly Uint8Array[], into?: Float32Array): { views: Float32Array[]; buffer: Float32Array } {
+  const total = pixels.reduce((t, p) => t + p.length, 0);
+  const buffer = into && into.length >= total ? into : new Float32Array(total);
+  let at = 0;
+  const views = pixels.map((p) => {
+    pixelsToUnit(p, buffer, at);
+    at += p.length;
+    return buffer.subarray(at - p.length, at);
+  });
+  return { views, buffer };
+}
+
 /** Checks the images and the batch size of toInputBatch / pixelsToInputBatch; the batch's array. */
 function batchArray(images: ReadonlyArray<{ width: number; height: number }>, s: Required<PreprocessSpec>, out?: Float32Array): Float32Array {
   if (!Array.isArray(images) || images.length === 0) throw invalidType('images', 'non-empty array of decoded images', images);
@@ -251,15 +267,7 @@ export function pixelsToImages(images: readonly DecodedPixels[]): DecodedImage[]
   let views: Float32Array[] | undefined;
   const made = (): Float32Array[] => {
     if (views) return views;
-    let total = 0;
-    for (const img of images) total += img.pixels.length;
-    const all = new Float32Array(total);
-    let at = 0;
-    views = images.map((img) => {
-      pixelsToUnit(img.pixels, all, at);
-      at += img.pixels.length;
-      return all.subarray(at - img.pixels.length, at);
-    });
+    views = pixelsToUnitViews(images.map((img) => img.pixels)).views;
     return views;
   };
   return images.map((img, i): DecodedImage => {

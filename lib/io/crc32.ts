@@ -35,27 +35,10 @@ const CHUNK = 4 << 20;
 /**
  * Size and CRC-32 of a file, read in 4 MiB steps into one buffer: a file of any size costs 4 MiB of
  * memory (a whole-file buffer of a 90 MB model is fresh memory, slow to fault in on some VMs).
+ * Synchronous reads: in the thread that loads a model (libuv's pool may be busy decoding pictures),
+ * and once per built model in the cache's adopt (as building it, synchronous work).
  */
-export async function fileCrc32(file: string): Promise<{ bytes: number; crc: number }> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(CHUNK);
-    let crc = 0;
-    let bytes = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, CHUNK, bytes);
-      if (bytesRead === 0) break;
-      crc = crc32(buf.subarray(0, bytesRead), crc);
-      bytes += bytesRead;
-    }
-    return { bytes, crc };
-  } finally {
-    await fh.close();
-  }
-}
-
-/** fileCrc32 with synchronous reads: for a thread of its own (libuv's pool may be busy with other work). */
-export function fileCrc32Sync(file: string): { bytes: number; crc: number } {
+export function fileCrc32(file: string): { bytes: number; crc: number } {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
@@ -82,7 +65,7 @@ export function firstMismatch(checks: readonly FileCheck[]): string | undefined 
     try {
       const st = fs.statSync(c.path);
       if (st.size !== c.bytes) return `${c.path}: ${st.size} bytes, ${c.bytes} recorded`;
-      const got = fileCrc32Sync(c.path);
+      const got = fileCrc32(c.path);
       if (got.bytes !== c.bytes || got.crc !== c.crc) return `${c.path}: crc32 ${got.crc}, ${c.crc} recorded`;
     } catch (e) {
       return `${c.path}: ${(e as Error).message}`;

@@ -219,7 +219,7 @@ export async function openGradientModel(
   return cache.open(model, bopts, spec);
 }
 
-interface Entry { info: GradientModelInfo; payload: Uint8Array }
+interface Entry<T = GradientModelInfo> { info: T; payload: Uint8Array }
 interface FileRecord { name: string; bytes: number; crc: number }
 
 let warned = false;
@@ -230,6 +230,13 @@ interface FileIdentity { path: string; dev: number; ino: number; size: number; m
 function identityOf(file: string, st: fs.Stats): FileIdentity {
   return { path: file, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
 }
+
+function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
+  return (['path', 'dev', 'ino', 'size', 'mtimeMs', 'ctimeMs'] as const).every((k) => a[k] === b[k]);
+}
+
+/** what a .digest entry holds */
+interface DigestMemo extends FileIdentity { digest: string; hashedAt: number }
 
 /** The cache as seen by one model: its folder and the digest of the model file's bytes. */
 export class ModelCache {
@@ -272,24 +279,21 @@ export class ModelCache {
     } catch {
       // read below, which names the file
     }
-    if (st) {
-      const memo = await probe.readSmall(key, isDigestMemo);
-      const id = identityOf(abs, st);
-      const m = memo?.info as unknown as (FileIdentity & { digest: string; hashedAt: number }) | undefined;
-      if (m && (['path', 'dev', 'ino', 'size', 'mtimeMs', 'ctimeMs'] as const).every((k) => m[k] === id[k]) && m.hashedAt - Math.max(id.mtimeMs, id.ctimeMs) > RACY_MS) {
+    const id = st && identityOf(abs, st);
+    if (id) {
+      const m = probe.readSmall(key, isDigestMemo);
+      if (m && sameIdentity(m, id) && m.hashedAt - Math.max(id.mtimeMs, id.ctimeMs) > RACY_MS) {
         stats.digestHits++;
         return { cache: new ModelCache(m.digest, options) };
       }
     }
     const bytes = readModelFile(file);
     const cache = new ModelCache(digestOf(bytes), options);
-    if (st) {
-      const after = fs.statSync(abs, { throwIfNoEntry: false });
-      const id = identityOf(abs, st);
-      // remembered only when the file did not change while it was read
-      if (after && (['dev', 'ino', 'size', 'mtimeMs', 'ctimeMs'] as const).every((k) => identityOf(abs, after)[k] === id[k])) {
-        await cache.writeSmall(key, { ...id, digest: cache.modelDigest, hashedAt: Date.now() } as unknown as GradientModelInfo);
-      }
+    const after = id && fs.statSync(abs, { throwIfNoEntry: false });
+    // remembered only when the file did not change while it was read
+    if (id && after && sameIdentity(identityOf(abs, after), id)) {
+      const memo: DigestMemo = { ...id, digest: cache.modelDigest, hashedAt: Date.now() };
+      await cache.writeSmall(key, memo);
     }
     return { cache, bytes };
   }
@@ -324,14 +328,14 @@ export class ModelCache {
   }
 
   /** A graph summary stored by writeSummary, or undefined (missing or corrupt). */
-  async readSummary<T extends object>(options: object): Promise<T | undefined> {
-    const hit = await this.readSmall(this.summaryKey(options), (v) => typeof v === 'object' && v !== null);
+  readSummary<T extends object>(options: object, valid: (v: unknown) => v is T): T | undefined {
+    const hit = this.readSmall(this.summaryKey(options), valid);
     if (hit) stats.summaryHits++;
-    return hit?.info as unknown as T | undefined;
+    return hit;
   }
 
   async writeSummary(options: object, summary: object): Promise<void> {
-    await this.writeSmall(this.summaryKey(options), summary as unknown as GradientModelInfo);
+    await this.writeSmall(this.summaryKey(options), summary);
   }
 
   async open(model: ModelLoader, bopts: BackwardOptions, spec: RunnerSpec): Promise<{ info: GradientModelInfo; runner: Runner }> {
@@ -419,8 +423,8 @@ export class ModelCache {
     return entry;
   }
 
-  /** A small checked entry (a header without payload) whose info passes `valid`, or undefined. */
-  private async readSmall(key: { json: string; name: string }, valid: (info: unknown) => boolean): Promise<{ info: GradientModelInfo } | undefined> {
+  /** The info of a small checked entry (a header without payload) when it passes `valid`, or undefined. */
+  private readSmall<T>(key: { json: string; name: string }, valid: (info: unknown) => info is T): T | undefined {
     let buf: Buffer;
     try {
       buf = fs.readFileSync(this.file(key.name));
@@ -433,51 +437,43 @@ export class ModelCache {
       return undefined;
     }
     touch(this.file(key.name));
-    return entry;
+    return entry.info;
   }
 
-  private async writeSmall(key: { json: string; name: string }, info: GradientModelInfo): Promise<void> {
+  private async writeSmall(key: { json: string; name: string }, info: object): Promise<void> {
     await this.write(key, { info, payload: new Uint8Array(0) });
   }
 
   /** An .optimized folder's model file and the checks of its files, when its entry.json is whole and its files have the recorded sizes. */
   private async readOptimized(key: { json: string; name: string }): Promise<{ info: GradientModelInfo; model: string; verify: FileCheck[] } | undefined> {
     const dir = this.file(key.name);
+    if (!fs.existsSync(dir)) return undefined;
+    const damaged = async (): Promise<undefined> => {
+      stats.corrupt++;
+      await this.discard(key.name);
+      return undefined;
+    };
     let buf: Buffer;
     try {
       buf = fs.readFileSync(path.join(dir, OPT_HEADER));
-    } catch (e) {
-      // a folder without its entry.json is damaged; no folder is a miss
-      if (fs.existsSync(dir)) {
-        stats.corrupt++;
-        await this.discard(key.name);
-      }
-      return undefined;
+    } catch {
+      return damaged(); // a folder without its entry.json
     }
     const entry = decodeEntry(buf, key.json, isGradientModelInfo);
     const files = entry?.header.files;
     const ok = entry && entry.payload.length === 0 && Array.isArray(files) && files.some((f) => f?.name === OPT_MODEL)
       && files.every((f) => f && [OPT_MODEL, OPT_WEIGHTS].includes(f.name) && Number.isInteger(f.bytes) && Number.isInteger(f.crc));
-    if (!entry || !ok) {
-      stats.corrupt++;
-      await this.discard(key.name);
-      return undefined;
-    }
+    if (!entry || !ok) return damaged();
     const verify = (files as FileRecord[]).map((f) => ({ path: path.join(dir, f.name), bytes: f.bytes, crc: f.crc }));
-    for (const f of verify) {
-      const st = fs.statSync(f.path, { throwIfNoEntry: false });
-      if (!st || st.size !== f.bytes) {
-        stats.corrupt++;
-        await this.discard(key.name);
-        return undefined;
-      }
-    }
+    // the sizes here, before ORT maps the weights: a mapping past a truncated file's end would fault
+    // in ORT (the loading thread checks the CRC-32 after)
+    if (verify.some((f) => fs.statSync(f.path, { throwIfNoEntry: false })?.size !== f.bytes)) return damaged();
     touch(dir);
     return { info: entry.info, model: path.join(dir, OPT_MODEL), verify };
   }
 
   /** Store an entry: a temp file in the folder, renamed into place. Failures only warn. */
-  async write(key: { json: string; name: string }, entry: Entry): Promise<boolean> {
+  async write(key: { json: string; name: string }, entry: Entry<object>): Promise<boolean> {
     const tmp = this.tempPath(key.name);
     try {
       await fs.promises.mkdir(this.dir, { recursive: true });
@@ -506,7 +502,7 @@ export class ModelCache {
       for (const name of [OPT_MODEL, OPT_WEIGHTS]) {
         const f = path.join(folder, name);
         if (!fs.existsSync(f)) continue;
-        const { bytes, crc } = await fileCrc32(f);
+        const { bytes, crc } = fileCrc32(f);
         files.push({ name, bytes, crc });
       }
     } catch {
@@ -603,13 +599,13 @@ async function writeParts(file: string, parts: Uint8Array[]): Promise<void> {
   }
 }
 
-function isGradientModelInfo(v: unknown): boolean {
+function isGradientModelInfo(v: unknown): v is GradientModelInfo {
   const info = v as GradientModelInfo | undefined;
   return !!info && typeof info.input === 'string' && typeof info.logits === 'string' && Array.isArray(info.layers) && Array.isArray(info.gradOutputs);
 }
 
-function isDigestMemo(v: unknown): boolean {
-  const m = v as { digest?: unknown; hashedAt?: unknown } | undefined;
+function isDigestMemo(v: unknown): v is DigestMemo {
+  const m = v as Partial<DigestMemo> | undefined;
   return !!m && typeof m.digest === 'string' && /^[0-9a-f]{64}$/.test(m.digest) && typeof m.hashedAt === 'number';
 }
 
@@ -641,7 +637,7 @@ function keyed(key: object, suffix: string): { json: string; name: string } {
   return { json, name: `${crypto.createHash('sha256').update(json).digest('hex').slice(0, 40)}.${suffix}` };
 }
 
-function encodeEntry(keyJson: string, entry: Entry, extra: { files?: FileRecord[] } = {}): Uint8Array[] {
+function encodeEntry(keyJson: string, entry: Entry<object>, extra: { files?: FileRecord[] } = {}): Uint8Array[] {
   const header = Buffer.from(JSON.stringify({ format: CACHE_FORMAT, key: JSON.parse(keyJson), payloadBytes: entry.payload.length, info: entry.info, ...extra }), 'utf8');
   const prefix = Buffer.alloc(PREFIX);
   MAGIC.copy(prefix, 0);
@@ -651,7 +647,9 @@ function encodeEntry(keyJson: string, entry: Entry, extra: { files?: FileRecord[
 }
 
 /** The entry in `buf` when it is whole, is the one for `keyJson` and its info passes `valid`; undefined otherwise. */
-export function decodeEntry(buf: Buffer, keyJson: string, valid: (info: unknown) => boolean = isGradientModelInfo): (Entry & { header: { files?: FileRecord[] } }) | undefined {
+export function decodeEntry<T = GradientModelInfo>(
+  buf: Buffer, keyJson: string, valid: (info: unknown) => info is T = isGradientModelInfo as (info: unknown) => info is T,
+): (Entry<T> & { header: { files?: FileRecord[] } }) | undefined {
   if (buf.length < PREFIX || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   const headerBytes = buf.readUInt32LE(MAGIC.length);
   const crc = buf.readUInt32LE(MAGIC.length + 4);
@@ -659,7 +657,7 @@ export function decodeEntry(buf: Buffer, keyJson: string, valid: (info: unknown)
   const header = buf.subarray(PREFIX, PREFIX + headerBytes);
   const payload = buf.subarray(PREFIX + headerBytes);
   if (crc32(payload, crc32(header)) !== crc) return undefined;
-  let h: { format?: number; key?: unknown; payloadBytes?: number; info?: GradientModelInfo; files?: FileRecord[] };
+  let h: { format?: number; key?: unknown; payloadBytes?: number; info?: unknown; files?: FileRecord[] };
   try {
     h = JSON.parse(header.toString('utf8'));
   } catch {
@@ -667,7 +665,7 @@ export function decodeEntry(buf: Buffer, keyJson: string, valid: (info: unknown)
   }
   if (h.format !== CACHE_FORMAT || h.payloadBytes !== payload.length || canonicalJson(h.key) !== keyJson) return undefined;
   if (!valid(h.info)) return undefined;
-  return { info: h.info as GradientModelInfo, payload, header: { files: h.files } };
+  return { info: h.info, payload, header: { files: h.files } };
 }
 
 function warnOnce(dir: string, e: Error): void {

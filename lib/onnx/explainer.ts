@@ -17,7 +17,7 @@ import { ModelProto, loadModel } from './proto';
 import { LayerNames, layerHint, layerNames, resolveLayerName } from './layer-names';
 import {
   EXECUTION_PROVIDERS, ExecutionProviderRequest, GradientRun, LayerCandidate, OnnxGradientSession,
-  inputLayout, layerCandidates,
+  inputLayout, layerCandidates, spatialOf, withSpatial,
 } from './session';
 import { prestartWorkers } from './runtime';
 
@@ -162,11 +162,6 @@ export class LazyModel {
   private p?: ModelProto;
   private g?: GraphIndex;
   constructor(private readonly load: () => ModelProto) {}
-  static of(proto: ModelProto): LazyModel {
-    const m = new LazyModel(() => proto);
-    m.p = proto;
-    return m;
-  }
   get proto(): ModelProto {
     this.p ??= this.load();
     return this.p;
@@ -280,9 +275,8 @@ export class OnnxAdapter implements ModelAdapter {
     const key = `${request.layers.join('\u0000')}|${rule ?? ''}|${rule ? request.guidedRelu6 : ''}|${size.join('x')}`;
     let p = this.sessions.get(key);
     if (!p) {
-      const modelShape = this.modelShape.slice();
-      if (this.layout === 'nchw') { modelShape[2] = size[0]; modelShape[3] = size[1]; } else { modelShape[1] = size[0]; modelShape[2] = size[1]; }
-      p = OnnxGradientSession.open(() => this.model.proto, { inputShape: modelShape, layout: this.layout, layers: request.layers }, {
+      const inputShape = withSpatial(this.modelShape, this.layout, size);
+      p = OnnxGradientSession.open(() => this.model.proto, { inputShape, layout: this.layout, layers: request.layers }, {
         layers: request.layers,
         inputGradient: rule ?? false,
         guidedRelu6: !!request.guidedRelu6,
@@ -303,13 +297,13 @@ export class OnnxAdapter implements ModelAdapter {
   }
 
   async prepare(request: GradientRequest, inputSize?: [number, number]): Promise<void> {
-    const declared: Array<number | null> = this.layout === 'nchw' ? this.inputShape.slice(2, 4) : this.inputShape.slice(1, 3);
+    const declared = spatialOf(this.inputShape, this.layout);
     const size = inputSize ?? (declared.every((d) => d !== null) ? (declared as [number, number]) : undefined);
     if (size) await this.session(request, size);
   }
 
   async begin(batch: InputBatch, request: GradientRequest): Promise<AdapterPass> {
-    const size: [number, number] = this.layout === 'nchw' ? [batch.shape[2], batch.shape[3]] : [batch.shape[1], batch.shape[2]];
+    const size = spatialOf(batch.shape, this.layout);
     const session = await this.session(request, size);
     const n = batch.shape[0];
     // begin() gets the batch explain() checked with checkInput (against this model's shape)
@@ -392,8 +386,7 @@ export async function createOnnxExplainer(model: string | Uint8Array, options?: 
   const read = bytes;
   const lazy = new LazyModel(() => named(model, () => toModel(read ?? readModelFile(model as string))));
   const summaryOptions = { output: opts.output ?? null };
-  let summary = await cache?.readSummary<ModelSummary>(summaryOptions);
-  if (summary && !isSummary(summary)) summary = undefined;
+  let summary = cache?.readSummary(summaryOptions, isSummary);
   if (!summary) {
     summary = summarize(lazy.graph, opts.output);
     if (cache) await cache.writeSummary(summaryOptions, summary);
@@ -401,8 +394,9 @@ export async function createOnnxExplainer(model: string | Uint8Array, options?: 
   return new OnnxExplainer(new OnnxAdapter(lazy, summary, opts, cache));
 }
 
-function isSummary(v: ModelSummary): boolean {
-  return Array.isArray(v.modelShape) && v.modelShape.length > 0 && Array.isArray(v.candidates) && v.candidates.some((c) => c && c.isDefault)
+function isSummary(x: unknown): x is ModelSummary {
+  const v = x as ModelSummary;
+  return typeof v === 'object' && v !== null && Array.isArray(v.modelShape) && v.modelShape.length > 0 && Array.isArray(v.candidates) && v.candidates.some((c) => c && c.isDefault)
     && typeof v.scores === 'string' && typeof v.numClasses === 'number' && Array.isArray(v.functionalRelus)
     && typeof v.ruleCounts?.all?.relu === 'number' && typeof v.ruleCounts?.functional?.relu === 'number';
 }

@@ -36,7 +36,6 @@ export function prestartedWorkers(): number {
   return prestarted.length;
 }
 
-
 /** a prestarted thread, or undefined */
 export function takePrestarted(): Worker | undefined {
   return prestarted.shift();

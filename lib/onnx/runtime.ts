@@ -10,6 +10,9 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import './ort-present'; // before onnxruntime-node: a missing package is ENOENGINE
 import type * as Ort from 'onnxruntime-node';
+import { GradcamError, checkOneOf } from '../errors';
+import { FileCheck, firstMismatch } from '../io/crc32';
+import { takePrestarted } from './prestart';
 
 let ortModule: typeof Ort | undefined;
 /** onnxruntime-node, loaded on first use: a main thread whose sessions run in workers never loads it */
@@ -18,9 +21,6 @@ function ort(): typeof Ort {
   ortModule ??= require('onnxruntime-node') as typeof Ort;
   return ortModule;
 }
-import { GradcamError, checkOneOf } from '../errors';
-import { FileCheck, firstMismatch } from '../io/crc32';
-import { takePrestarted } from './prestart';
 
 export type ExecutionProviderRequest = 'auto' | 'cuda' | 'cpu';
 export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'cpu'];

@@ -71,6 +71,18 @@ export interface GradientSessionOptions {
   cache?: ModelCache;
 }
 
+/** The spatial size [H, W] of a 4-D input shape in its layout. */
+export function spatialOf<T>(shape: readonly T[], layout: Layout): [T, T] {
+  return layout === 'nchw' ? [shape[2], shape[3]] : [shape[1], shape[2]];
+}
+
+/** The shape with its spatial size set to [H, W]. */
+export function withSpatial(shape: Shape, layout: Layout, [h, w]: readonly [number, number]): Shape {
+  const s = shape.slice();
+  if (layout === 'nchw') { s[2] = h; s[3] = w; } else { s[1] = h; s[2] = w; }
+  return s;
+}
+
 /** Layout of a model's 4-D input: channels-last when dim 3 is 1..4 and dim 1 is not. */
 export function inputLayout(shape: Shape): Layout {
   if (shape.length === 4 && shape[3] > 0 && shape[3] <= 4 && !(shape[1] > 0 && shape[1] <= 4)) return 'nhwc';
@@ -113,16 +125,12 @@ export class OnnxGradientSession {
     const proto = asModel(model);
     const g = new GraphIndex(proto);
     const declared = g.inputShape();
-    const shape = declared.slice();
+    let shape = declared.slice();
     // a symbolic batch stays symbolic; a fixed one (often 1 in exports) is kept, and run() splits batches
     if (!(shape[0] > 0)) shape[0] = -1;
     const layout = inputLayout(declared);
-    if (opts.inputSize) {
-      const [h, w] = opts.inputSize;
-      if (layout === 'nchw') { shape[2] = h; shape[3] = w; } else { shape[1] = h; shape[2] = w; }
-    }
-    const spatial = layout === 'nchw' ? shape.slice(2) : shape.slice(1, 3);
-    if (spatial.some((v) => v < 0)) {
+    if (opts.inputSize) shape = withSpatial(shape, layout, opts.inputSize);
+    if (spatialOf(shape, layout).some((v) => v < 0)) {
       throw new GradcamError(`The model's input ${g.input} has a symbolic spatial size; pass inputSize [H, W]`, 'ESHAPE');
     }
     const layers = targetLayers(g, shape, opts);

@@ -25,6 +25,10 @@ async function main(): Promise<void> {
   }
   // the ordinary memory that shared input arrays are copied into (ORT refuses a SharedArrayBuffer), reused
   const free: ArrayBuffer[] = [];
+  const keep = (buffers: ArrayBuffer[]) => {
+    free.push(...buffers);
+    while (free.length > 2) free.shift();
+  };
   port.on('message', async (m: { id: number; feeds: Record<string, TensorData> }) => {
     const taken: ArrayBuffer[] = [];
     try {
@@ -44,17 +48,15 @@ async function main(): Promise<void> {
         if (data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer)) transfer.push(data.buffer);
       }
       // an input buffer that is also an output's goes back with it, not to the free list
-      for (const b of taken) if (!transfer.includes(b)) free.push(b);
+      keep(taken.filter((b) => !transfer.includes(b)));
       taken.length = 0;
-      while (free.length > 2) free.shift();
       try {
         port.postMessage({ id: m.id, outputs }, transfer);
       } catch {
         port.postMessage({ id: m.id, outputs }); // a buffer that cannot be detached is copied
       }
     } catch (e) {
-      for (const b of taken) free.push(b);
-      while (free.length > 2) free.shift();
+      keep(taken);
       port.postMessage({ id: m.id, error: (e as Error).message });
     }
   });
