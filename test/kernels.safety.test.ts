@@ -402,6 +402,21 @@ describe('kernel memory safety: buffers freed or resized during a call', functio
   });
 
   describe('a valid output too large for the memory', function () {
+    /** Runs `script` in a child limited to `kb` of address space; each device and mode it prints failed with ALLOCATION_FAILED. */
+    const assertAllocationFailures = (script: string, kb: number): void => {
+      const r = spawnSync('sh', ['-c', `ulimit -v ${kb} && exec "$0" -e "$1"`, process.execPath, script], {
+        encoding: 'utf8',
+        env: { ...process.env, GRADCAM_QUIET: '1' },
+        timeout: 20000,
+      });
+      assert.equal(r.status, 0, `child: ${r.stderr.slice(0, 2000)}`);
+      const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, string>;
+      assert.deepEqual(Object.keys(res).length, devices.length * 2);
+      for (const [what, v] of Object.entries(res)) {
+        assert.match(v, /^RangeError ALLOCATION_FAILED gradcam-node: could not allocate /, what);
+      }
+    };
+
     it('throws RangeError ALLOCATION_FAILED on every device, sync and Promise (child process under ulimit -v)', function () {
       if (process.platform !== 'linux') this.skip();
       const index = path.join(__dirname, '..', 'lib', 'kernels', 'index.js');
@@ -417,17 +432,7 @@ describe('kernel memory safety: buffers freed or resized during a call', functio
           process.exit(0);
         })();`;
       // 4 GB of address space: Node runs, an 8 GiB array cannot be had
-      const r = spawnSync('sh', ['-c', 'ulimit -v 4000000 && exec "$0" -e "$1"', process.execPath, script], {
-        encoding: 'utf8',
-        env: { ...process.env, GRADCAM_QUIET: '1' },
-        timeout: 20000,
-      });
-      assert.equal(r.status, 0, `child: ${r.stderr.slice(0, 2000)}`);
-      const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, string>;
-      assert.deepEqual(Object.keys(res).length, devices.length * 2);
-      for (const [what, v] of Object.entries(res)) {
-        assert.match(v, /^RangeError ALLOCATION_FAILED gradcam-node: could not allocate /, what);
-      }
+      assertAllocationFailures(script, 4000000);
     });
 
     it('a picture kernel (greyToRgb: 2 GB of bytes from 0.7 GB) throws ALLOCATION_FAILED too, sync and Promise', function () {
@@ -448,17 +453,7 @@ describe('kernel memory safety: buffers freed or resized during a call', functio
           process.exit(0);
         })();`;
       // 2.6 GB of address space: Node and the 0.7 GB input fit, the 2.1 GB output does not
-      const r = spawnSync('sh', ['-c', 'ulimit -v 2600000 && exec "$0" -e "$1"', process.execPath, script], {
-        encoding: 'utf8',
-        env: { ...process.env, GRADCAM_QUIET: '1' },
-        timeout: 20000,
-      });
-      assert.equal(r.status, 0, `child: ${r.stderr.slice(0, 2000)}`);
-      const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, string>;
-      assert.deepEqual(Object.keys(res).length, devices.length * 2);
-      for (const [what, v] of Object.entries(res)) {
-        assert.match(v, /^RangeError ALLOCATION_FAILED gradcam-node: could not allocate /, what);
-      }
+      assertAllocationFailures(script, 2600000);
     });
   });
 });

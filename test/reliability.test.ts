@@ -5,7 +5,7 @@
  * SharedArrayBuffer inputs, size limits, corrupt model files named, negative flag values, error codes.
  */
 import * as assert from 'node:assert/strict';
-import { spawn } from 'child_process';
+import { spawn, type SpawnOptions } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -37,16 +37,21 @@ interface Run {
 
 /** Runs `gradcam ...` (or a shell line when `shell`), resolving on exit; `onSpawn` may kill it. */
 function runAsync(args: string[], opts: { shell?: string; onSpawn?: (pid: number, kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<Run> {
+  return opts.shell
+    ? runChild('bash', ['-o', 'pipefail', '-c', opts.shell], { cwd: tmp }, opts.onSpawn)
+    : runChild(process.execPath, [MAIN, ...args], { cwd: tmp }, opts.onSpawn);
+}
+
+/** Runs a child process to its exit, with its output. */
+function runChild(cmd: string, args: string[], options: SpawnOptions = {}, onSpawn?: (pid: number, kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
   return new Promise((resolve) => {
-    const child = opts.shell
-      ? spawn('bash', ['-o', 'pipefail', '-c', opts.shell], { cwd: tmp })
-      : spawn(process.execPath, [MAIN, ...args], { cwd: tmp });
+    const child = spawn(cmd, args, { ...options, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    opts.onSpawn?.(child.pid as number, (s) => child.kill(s));
+    onSpawn?.(child.pid as number, (s) => child.kill(s));
   });
 }
 
@@ -357,15 +362,8 @@ describe('reliability: explainers free the models they load', function () {
     // freed, so later ones stay in the malloc heap): neither is a leak, both move RSS by 10-20%.
     const modelJson = await saveModel(path.join(tmp, 'leak'), 16, 640);
     const child = path.join(__dirname, 'helpers', 'leak-cycles.js');
-    const r = await new Promise<Run>((resolve) => {
-      // in this thread (workers: 0): a worker thread's model goes with its thread (test/tfjs.worker.test.ts)
-      const c = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=1', child, modelJson, '50', '0'], { env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '65536' } });
-      let stdout = '';
-      let stderr = '';
-      c.stdout.on('data', (d) => (stdout += d));
-      c.stderr.on('data', (d) => (stderr += d));
-      c.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    });
+    // in this thread (workers: 0): a worker thread's model goes with its thread (test/tfjs.worker.test.ts)
+    const r = await runChild(process.execPath, ['--expose-gc', '--max-semi-space-size=1', child, modelJson, '50', '0'], { env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '65536' } });
     assert.equal(r.code, 0, r.stderr);
     const { tensors, rss } = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { tensors: number[]; rss: number[] };
     const warm = 14;
@@ -663,14 +661,7 @@ describe('reliability: error codes', () => {
 
   it('the reliability battery of bad API arguments (bench/reliability.ts): every case an error with a code naming the argument', async function () {
     this.timeout(120000);
-    const r = await new Promise<Run>((resolve) => {
-      const c = spawn(process.execPath, [path.join(repoRoot(), 'dist', 'bench', 'reliability.js'), '--child', 'api', '--quick']);
-      let stdout = '';
-      let stderr = '';
-      c.stdout.on('data', (d) => (stdout += d));
-      c.stderr.on('data', (d) => (stderr += d));
-      c.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    });
+    const r = await runChild(process.execPath, [path.join(repoRoot(), 'dist', 'bench', 'reliability.js'), '--child', 'api', '--quick']);
     assert.equal(r.code, 0, r.stderr);
     const { tried, passed, failures } = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { tried: number; passed: number; failures: unknown[] };
     assert.deepEqual(failures, []);
