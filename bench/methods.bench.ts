@@ -31,6 +31,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { METHOD_NAMES } from '../lib/cam/methods';
 import type { InputBatch } from '../lib/types';
+import { repoRoot } from '../test/helpers/reference-data';
 
 // ---------------------------------------------------------------------------------------------
 // the methods come from the registry; the option variants and goals are the bench's own
@@ -105,15 +106,6 @@ function parseArgs(argv: string[]): Options {
   for (const m of o.models) if (!MODELS[m]) { console.error(`unknown model ${m} (one of ${Object.keys(MODELS).join(', ')})`); process.exit(2); }
   for (const m of o.methods) if (!METHODS.includes(m) && !VARIANTS[m]) { console.error(`unknown method ${m} (one of ${[...METHODS, ...Object.keys(VARIANTS)].join(', ')})`); process.exit(2); }
   return o;
-}
-
-function repoRoot(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 6; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'lib'))) return dir;
-    dir = path.dirname(dir);
-  }
-  return process.cwd();
 }
 
 const ROOT = repoRoot();

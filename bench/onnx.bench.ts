@@ -28,6 +28,7 @@ import { createOnnxExplainer, listOnnxLayers } from '../lib/onnx';
 import { buildGradientModel } from '../lib/onnx/backward';
 import { loadModel, saveModel } from '../lib/onnx/proto';
 import type { Explainer, InputBatch, Method } from '../lib/types';
+import { repoRoot } from '../test/helpers/reference-data';
 
 type Column = 'forward' | Method;
 const COLUMNS: readonly Column[] = ['forward', 'gradcam', 'guided-backprop', 'guided-gradcam'];
@@ -71,15 +72,6 @@ function parseArgs(argv: string[]): Options {
 
 // ---------------------------------------------------------------------------------------------
 // models
-
-function repoRoot(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 6; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'lib'))) return dir;
-    dir = path.dirname(dir);
-  }
-  return process.cwd();
-}
 
 const ROOT = repoRoot();
 const SHARED = process.env.GRADCAM_SHARED ?? path.join(ROOT, '..', 'shared');
